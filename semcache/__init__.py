@@ -1,0 +1,51 @@
+"""semcache: a layered exact + semantic cache for LLM calls on Redis.
+
+Example::
+
+    import semcache
+    cache = semcache.Cache(namespace="app", threshold=0.9, ttl=3600)
+    result = cache.lookup({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]})
+    result.layer        # "exact" | "semantic" | None
+"""
+
+from semcache._cache import AsyncCache as AsyncCache
+from semcache._cache import Cache as Cache
+from semcache._canonical import SemanticPolicy as SemanticPolicy
+from semcache._embedders import Batching as Batching
+from semcache._embedders import CallableEmbedder as CallableEmbedder
+from semcache._embedders import Embedder as Embedder
+from semcache._embedders import OpenAIEmbedder as OpenAIEmbedder
+from semcache._embedders import SentenceTransformerEmbedder as SentenceTransformerEmbedder
+from semcache._errors import ConfigurationError as ConfigurationError
+from semcache._errors import DimensionMismatchError as DimensionMismatchError
+from semcache._errors import InvalidRequestError as InvalidRequestError
+from semcache._errors import SearchModuleMissingError as SearchModuleMissingError
+from semcache._errors import SemcacheError as SemcacheError
+from semcache._errors import ServerError as ServerError
+from semcache._redis import IndexParams as IndexParams
+from semcache._types import CacheConfig as CacheConfig
+from semcache._types import Entry as Entry
+from semcache._types import LookupResult as LookupResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncCache",
+    "Batching",
+    "Cache",
+    "CacheConfig",
+    "CallableEmbedder",
+    "ConfigurationError",
+    "DimensionMismatchError",
+    "Embedder",
+    "Entry",
+    "IndexParams",
+    "InvalidRequestError",
+    "LookupResult",
+    "OpenAIEmbedder",
+    "SearchModuleMissingError",
+    "SemanticPolicy",
+    "SemcacheError",
+    "SentenceTransformerEmbedder",
+    "ServerError",
+]

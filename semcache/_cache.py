@@ -1,0 +1,489 @@
+"""``Cache`` and ``AsyncCache``: thin sync and async shells that run the flows of ``_core``.
+
+Each shell only knows how to execute the four operations a flow yields, against its own Redis
+client and embedder. All decisions live in ``_core``; the two shells share everything else here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
+
+import redis
+import redis.asyncio
+from redis.exceptions import RedisError, ResponseError
+
+from semcache._core import TTL, Commands, Core, CreateIndex, Embed, Flow, Op, Plan, Scan
+from semcache._embedders import Batching, Embedder, SentenceTransformerEmbedder
+from semcache._errors import ConfigurationError, SearchModuleMissingError
+from semcache._redis import Keys
+from semcache._resilience import Breaker
+from semcache._types import CacheConfig, LookupResult
+
+log = logging.getLogger("semcache")
+
+T = TypeVar("T")
+C = TypeVar("C")
+
+#: Failures that make the cache step aside rather than fail the caller.
+STEP_ASIDE = (RedisError, OSError, TimeoutError, ValueError, TypeError, RuntimeError)
+
+
+def _config(
+    config: CacheConfig | None,
+    namespace: str | None,
+    threshold: float | None,
+    ttl: TTL,
+) -> CacheConfig:
+    config = config or CacheConfig()
+    overrides: dict[str, Any] = {}
+    if namespace is not None:
+        overrides["namespace"] = namespace
+    if threshold is not None:
+        overrides["threshold"] = threshold
+    if ttl != "default":
+        overrides["ttl"] = ttl
+    return config if not overrides else _replace(config, overrides)
+
+
+def _replace(config: CacheConfig, overrides: dict[str, Any]) -> CacheConfig:
+    import dataclasses
+
+    return dataclasses.replace(config, **overrides)
+
+
+def _default_embedder() -> Embedder:
+    return Batching(SentenceTransformerEmbedder())
+
+
+def _default_url() -> str:
+    from semcache.server import ensure_server
+
+    return ensure_server().url
+
+
+class _Shell(Generic[C]):
+    """What both shells share: configuration, the core, the breaker and argument handling."""
+
+    def __init__(
+        self,
+        *,
+        client: C,
+        config: CacheConfig,
+        embedder: Embedder | None,
+        clock: Callable[[], float],
+    ) -> None:
+        if config.semantic and embedder is None:
+            embedder = _default_embedder()
+        self.config = config
+        self.embedder = embedder
+        self.client = client
+        self.core = Core(config, embedder, clock=clock)
+        self.breaker = Breaker()
+        self._started = False
+
+    @property
+    def namespace(self) -> str:
+        return self.config.namespace
+
+    def plan(
+        self,
+        request: Mapping[str, Any],
+        *,
+        tenant: str | None = None,
+        namespace: str | None = None,
+        threshold: float | None = None,
+    ) -> Plan:
+        """Canonicalise a request without I/O; raises InvalidRequestError for a malformed one."""
+        return self.core.plan(request, tenant=tenant, namespace=namespace, threshold=threshold)
+
+    def _startup(self) -> Flow[None]:
+        (reply,) = yield Commands((("FT._LIST",),))
+        if isinstance(reply, ResponseError) and "unknown command" in str(reply).lower():
+            raise SearchModuleMissingError(
+                "this Redis server has no search module (RediSearch with vector fields); use "
+                "Redis 8, Redis Stack, a managed Redis with search, or semcache's embedded server"
+            )
+        if self.config.semantic:
+            yield from self.core.ensure_index(Keys(self.config.namespace))
+        self._started = True
+
+    def _guarded(self, flow: Flow[T]) -> Flow[T]:
+        if not self._started:
+            yield from self._startup()
+        return (yield from flow)
+
+
+def _drive(flow: Flow[T], execute: Callable[[Op], Any]) -> T:
+    """Run a flow to its end, executing each operation it yields."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            op = flow.throw(error) if error is not None else flow.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        try:
+            value, error = execute(op), None
+        except Exception as exc:
+            value, error = None, exc
+
+
+async def _adrive(flow: Flow[T], execute: Callable[[Op], Awaitable[Any]]) -> T:
+    """The async twin of :func:`_drive`."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            op = flow.throw(error) if error is not None else flow.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        try:
+            value, error = await execute(op), None
+        except Exception as exc:
+            value, error = None, exc
+
+
+def _miss(plan: Plan, reason: str) -> LookupResult:
+    return LookupResult(
+        layer=None, key=plan.digest, reason=reason, namespace=plan.keys.namespace, tenant=plan.tenant
+    )
+
+
+def _schema(schema: dict[str, Any]) -> Any:
+    from redisvl.schema import IndexSchema
+
+    return IndexSchema.from_dict(schema)
+
+
+class Cache(_Shell[redis.Redis]):
+    """A layered LLM cache on Redis: exact layer, then semantic layer.
+
+    Args:
+        redis_url: any Redis with the search module (``redis://``, ``rediss://`` for TLS, password in
+            the URL). None starts (or reuses) semcache's embedded local Redis.
+        redis_client: an existing ``redis.Redis`` to use instead of a URL.
+        embedder: the semantic layer's embedder (default: local all-MiniLM-L6-v2, offline).
+        namespace, threshold, ttl: shortcuts for the same fields of ``config``.
+        config: every other policy (:class:`CacheConfig`).
+        timeout: socket timeout in seconds of the cache's own Redis client.
+
+    Example::
+
+        cache = semcache.Cache(namespace="app", threshold=0.9, ttl=3600)
+        result = cache.lookup(request, tenant="acme")
+        if not result.hit:
+            cache.store(request, response, tenant="acme", tags=("doc:42",))
+    """
+
+    def __init__(
+        self,
+        *,
+        redis_url: str | None = None,
+        redis_client: redis.Redis | None = None,
+        embedder: Embedder | None = None,
+        namespace: str | None = None,
+        threshold: float | None = None,
+        ttl: TTL = "default",
+        config: CacheConfig | None = None,
+        timeout: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        cfg = _config(config, namespace, threshold, ttl)
+        if redis_client is None:
+            url = redis_url or _default_url()
+            redis_client = redis.Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+            self._owns_client = True
+        else:
+            self._owns_client = False
+        super().__init__(client=redis_client, config=cfg, embedder=embedder, clock=clock)
+        try:
+            _drive(self._startup(), self._execute)
+        except (RedisError, OSError) as exc:
+            log.warning("semcache: Redis unreachable at start (%s); cache steps aside", exc)
+
+    # --- public API -----------------------------------------------------------------------------
+
+    def lookup(
+        self,
+        request: Mapping[str, Any],
+        *,
+        tenant: str | None = None,
+        namespace: str | None = None,
+        threshold: float | None = None,
+        bypass: bool = False,
+    ) -> LookupResult:
+        """Look a request up: exact layer, then semantic. A miss is a result, never an exception.
+
+        Raises InvalidRequestError (before any I/O) for a malformed request.
+        """
+        plan = self.plan(request, tenant=tenant, namespace=namespace, threshold=threshold)
+        if bypass:
+            return _miss(plan, "bypass")
+        return self.lookup_plan(plan)
+
+    def lookup_plan(self, plan: Plan) -> LookupResult:
+        """Look up an already planned request."""
+        start = time.perf_counter()
+        result = self._run(self.core.lookup(plan), _miss(plan, "unavailable"))
+        return _timed(result, start)
+
+    def store(
+        self,
+        request: Mapping[str, Any],
+        response: Mapping[str, Any],
+        *,
+        tenant: str | None = None,
+        namespace: str | None = None,
+        ttl: TTL = "default",
+        tags: Iterable[str] = (),
+        latency_ms: float | None = None,
+        cost_usd: float | None = None,
+        streamed: bool = False,
+    ) -> bool:
+        """Store a response for a request in both layers; True when Redis took it."""
+        plan = self.plan(request, tenant=tenant, namespace=namespace)
+        return self.store_plan(
+            plan, response, ttl=ttl, tags=tags, latency_ms=latency_ms, cost_usd=cost_usd,
+            streamed=streamed,
+        )  # fmt: skip
+
+    def store_plan(self, plan: Plan, response: Mapping[str, Any], **options: Any) -> bool:
+        """Store for an already planned request (options as :meth:`store`)."""
+        return self._run(self.core.store(plan, response, **options), False)
+
+    def embed(self, texts: list[str]) -> Any:
+        """Vectors for texts through the embedding cache (float32, one row per text)."""
+        return _drive(self.core.embed(texts), self._execute)
+
+    def invalidate(
+        self,
+        *,
+        keys: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        tenant: str | None = None,
+        all_tenants: bool = False,
+        namespace: str | None = None,
+    ) -> int:
+        """Remove entries by key digest (``LookupResult.key``) or by tag, from both layers, for one
+        tenant (or all with ``all_tenants=True``). Returns the number of Redis keys removed."""
+        flow = self.core.invalidate(
+            keys=keys, tags=tags, tenant=tenant, all_tenants=all_tenants, namespace=namespace
+        )
+        return _drive(flow, self._execute)
+
+    def invalidate_tenant(self, tenant: str | None, *, namespace: str | None = None) -> int:
+        """Remove every entry of one tenant in a namespace."""
+        return _drive(self.core.drop(namespace=namespace, tenant=tenant or ""), self._execute)
+
+    def flush(self, *, namespace: str | None = None) -> int:
+        """Remove every entry of a namespace (default: this cache's) and drop its index."""
+        return _drive(self.core.drop(namespace=namespace), self._execute)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- I/O ------------------------------------------------------------------------------------
+
+    def _run(self, flow: Flow[T], fallback: T) -> T:
+        if not self.breaker.allow():
+            return fallback
+        try:
+            value = _drive(self._guarded(flow), self._execute)
+        except ConfigurationError as exc:
+            log.error("semcache: %s", exc)
+            return fallback
+        except STEP_ASIDE as exc:
+            self.breaker.failure(exc)
+            log.debug("semcache: cache operation failed: %r", exc)
+            return fallback
+        self.breaker.success()
+        return value
+
+    def _execute(self, op: Op) -> Any:
+        if isinstance(op, Commands):
+            pipe = self.client.pipeline(transaction=False)
+            for command in op.commands:
+                pipe.execute_command(*command)
+            return pipe.execute(raise_on_error=False)
+        if isinstance(op, Embed):
+            assert self.embedder is not None
+            return self.embedder.embed(list(op.texts))
+        if isinstance(op, CreateIndex):
+            from redisvl.index import SearchIndex
+
+            index = SearchIndex(_schema(op.schema), redis_client=self.client)
+            if not index.exists():
+                index.create(overwrite=False)
+            return None
+        return list(self.client.scan_iter(match=op.pattern, count=1000))
+
+
+class AsyncCache(_Shell[redis.asyncio.Redis]):
+    """The asyncio twin of :class:`Cache`: the same arguments and methods, awaited.
+
+    Checks (search module, index dimension) run on ``await cache.connect()``, ``async with``, or the
+    first call.
+    """
+
+    def __init__(
+        self,
+        *,
+        redis_url: str | None = None,
+        redis_client: redis.asyncio.Redis | None = None,
+        embedder: Embedder | None = None,
+        namespace: str | None = None,
+        threshold: float | None = None,
+        ttl: TTL = "default",
+        config: CacheConfig | None = None,
+        timeout: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        cfg = _config(config, namespace, threshold, ttl)
+        self._owns_client = redis_client is None
+        if redis_client is None:
+            url = redis_url or _default_url()
+            redis_client = redis.asyncio.Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+        super().__init__(client=redis_client, config=cfg, embedder=embedder, clock=clock)
+
+    async def connect(self) -> AsyncCache:
+        """Check the server and create the index now; raises ConfigurationError on a mismatch."""
+        try:
+            await _adrive(self._startup(), self._execute)
+        except (RedisError, OSError) as exc:
+            log.warning("semcache: Redis unreachable at start (%s); cache steps aside", exc)
+        return self
+
+    async def lookup(
+        self,
+        request: Mapping[str, Any],
+        *,
+        tenant: str | None = None,
+        namespace: str | None = None,
+        threshold: float | None = None,
+        bypass: bool = False,
+    ) -> LookupResult:
+        """See :meth:`Cache.lookup`."""
+        plan = self.plan(request, tenant=tenant, namespace=namespace, threshold=threshold)
+        if bypass:
+            return _miss(plan, "bypass")
+        return await self.lookup_plan(plan)
+
+    async def lookup_plan(self, plan: Plan) -> LookupResult:
+        start = time.perf_counter()
+        result = await self._run(self.core.lookup(plan), _miss(plan, "unavailable"))
+        return _timed(result, start)
+
+    async def store(
+        self,
+        request: Mapping[str, Any],
+        response: Mapping[str, Any],
+        *,
+        tenant: str | None = None,
+        namespace: str | None = None,
+        ttl: TTL = "default",
+        tags: Iterable[str] = (),
+        latency_ms: float | None = None,
+        cost_usd: float | None = None,
+        streamed: bool = False,
+    ) -> bool:
+        """See :meth:`Cache.store`."""
+        plan = self.plan(request, tenant=tenant, namespace=namespace)
+        return await self.store_plan(
+            plan, response, ttl=ttl, tags=tags, latency_ms=latency_ms, cost_usd=cost_usd,
+            streamed=streamed,
+        )  # fmt: skip
+
+    async def store_plan(self, plan: Plan, response: Mapping[str, Any], **options: Any) -> bool:
+        return await self._run(self.core.store(plan, response, **options), False)
+
+    async def embed(self, texts: list[str]) -> Any:
+        """See :meth:`Cache.embed`."""
+        return await _adrive(self.core.embed(texts), self._execute)
+
+    async def invalidate(
+        self,
+        *,
+        keys: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        tenant: str | None = None,
+        all_tenants: bool = False,
+        namespace: str | None = None,
+    ) -> int:
+        """See :meth:`Cache.invalidate`."""
+        flow = self.core.invalidate(
+            keys=keys, tags=tags, tenant=tenant, all_tenants=all_tenants, namespace=namespace
+        )
+        return await _adrive(flow, self._execute)
+
+    async def invalidate_tenant(self, tenant: str | None, *, namespace: str | None = None) -> int:
+        """See :meth:`Cache.invalidate_tenant`."""
+        return await _adrive(self.core.drop(namespace=namespace, tenant=tenant or ""), self._execute)
+
+    async def flush(self, *, namespace: str | None = None) -> int:
+        """See :meth:`Cache.flush`."""
+        return await _adrive(self.core.drop(namespace=namespace), self._execute)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> AsyncCache:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _run(self, flow: Flow[T], fallback: T) -> T:
+        if not self.breaker.allow():
+            return fallback
+        try:
+            value = await _adrive(self._guarded(flow), self._execute)
+        except ConfigurationError as exc:
+            log.error("semcache: %s", exc)
+            return fallback
+        except (*STEP_ASIDE, asyncio.TimeoutError) as exc:
+            self.breaker.failure(exc)
+            log.debug("semcache: cache operation failed: %r", exc)
+            return fallback
+        self.breaker.success()
+        return value
+
+    async def _execute(self, op: Op) -> Any:
+        if isinstance(op, Commands):
+            pipe = self.client.pipeline(transaction=False)
+            for command in op.commands:
+                pipe.execute_command(*command)
+            return await pipe.execute(raise_on_error=False)
+        if isinstance(op, Embed):
+            assert self.embedder is not None
+            return await self.embedder.aembed(list(op.texts))
+        if isinstance(op, CreateIndex):
+            from redisvl.index import AsyncSearchIndex
+
+            index = AsyncSearchIndex(_schema(op.schema), redis_client=self.client)
+            if not await index.exists():
+                await index.create(overwrite=False)
+            return None
+        return [key async for key in self.client.scan_iter(match=op.pattern, count=1000)]
+
+
+def _timed(result: LookupResult, start: float) -> LookupResult:
+    import dataclasses
+
+    return dataclasses.replace(result, lookup_ms=(time.perf_counter() - start) * 1000)
+

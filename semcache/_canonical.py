@@ -1,0 +1,229 @@
+"""Canonical requests: what makes two requests the same, and which text a semantic match compares.
+
+No I/O here. A request is an OpenAI-style body dict for chat completions, completions or responses.
+
+- The **exact key** hashes a canonical JSON of every answer-changing part of the request, plus the
+  namespace, tenant and cache version. Transport-only parameters (``stream``, ``user``, timeouts, ...)
+  are left out, so a streamed and a non-streamed call share an entry.
+- The **semantic text** is what gets embedded: by default the text parts of the last user turn.
+- The **scope** hashes everything else (model, system prompt, earlier turns, tools, parameters, tenant,
+  namespace, embedding model, version). A semantic match is only allowed inside one scope.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from semcache._errors import InvalidRequestError
+
+Kind = Literal["chat", "completion", "responses"]
+SemanticMode = Literal["last_user", "window", "conversation"]
+
+#: Parameters that change how the answer travels, never what it says.
+TRANSPORT_PARAMS = frozenset(
+    {
+        "stream",
+        "stream_options",
+        "user",
+        "timeout",
+        "extra_headers",
+        "extra_query",
+        "extra_body",
+        "metadata",
+        "store",
+        "service_tier",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "safety_identifier",
+        "background",
+    }
+)
+
+_TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
+_MARK = "\u0000semcache:semantic-text\u0000"
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticPolicy:
+    """Which part of a request the semantic layer embeds.
+
+    ``mode="last_user"`` (default) embeds the last user turn; ``"window"`` the last ``window`` turns;
+    ``"conversation"`` every turn. Everything not embedded goes into the scope.
+    """
+
+    mode: SemanticMode = "last_user"
+    window: int = 2
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("last_user", "window", "conversation"):
+            raise ValueError(f"unknown semantic mode {self.mode!r}")
+        if self.window < 1:
+            raise ValueError("window must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Canonical:
+    """A request reduced to what the cache needs: its kind, keyed body, semantic text and the rest."""
+
+    kind: Kind
+    model: str
+    body: dict[str, Any]
+    semantic_text: str
+    rest: dict[str, Any]
+    """The body with the semantic text cut out: the part the scope hashes."""
+
+    @property
+    def stochastic(self) -> bool:
+        """True when the request asks for sampled (temperature > 0) or several (n > 1) answers."""
+        temperature = self.body.get("temperature", 1)
+        n = self.body.get("n", 1)
+        return bool(
+            (isinstance(temperature, int | float) and temperature > 0)
+            or (isinstance(n, int) and n > 1)
+        )
+
+
+def request_kind(request: Mapping[str, Any]) -> Kind:
+    """Tell a chat, completion or responses body apart by its fields."""
+    if "messages" in request:
+        return "chat"
+    if "prompt" in request:
+        return "completion"
+    if "input" in request:
+        return "responses"
+    raise InvalidRequestError("request has none of 'messages', 'prompt' or 'input'")
+
+
+def canonicalize(request: Mapping[str, Any], policy: SemanticPolicy = SemanticPolicy()) -> Canonical:
+    """Validate a request body and split it into keyed body, semantic text and scope remainder."""
+    if not isinstance(request, Mapping):
+        raise InvalidRequestError(f"request must be a mapping, not {type(request).__name__}")
+    kind = request_kind(request)
+    model = request.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequestError("request needs a non-empty string 'model'")
+    body = {
+        k: _normal(v, f"request.{k}")
+        for k, v in request.items()
+        if k not in TRANSPORT_PARAMS and v is not None
+    }
+    text, rest = _split(kind, body, policy)
+    return Canonical(kind=kind, model=model, body=body, semantic_text=text, rest=rest)
+
+
+def dumps(value: Any) -> str:
+    """The one canonical JSON encoding: sorted keys, no spaces, Unicode kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def exact_hash(canon: Canonical, *, namespace: str, tenant: str, version: str) -> str:
+    """The exact key's hash: the whole keyed body plus namespace, tenant and cache version."""
+    return sha256(dumps([canon.kind, canon.body, namespace, tenant, version]))
+
+
+def scope_hash(
+    canon: Canonical, *, namespace: str, tenant: str, version: str, embedding_model: str
+) -> str:
+    """The scope tag: everything that changes the answer except the semantic text."""
+    return sha256(dumps([canon.kind, canon.rest, namespace, tenant, version, embedding_model]))[:32]
+
+
+# --- normalisation -------------------------------------------------------------------------------
+
+
+def _normal(value: Any, where: str) -> Any:
+    """JSON-ready copy of a value; whole floats become ints so 1 and 1.0 key alike."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRequestError(f"{where} is not a finite number")
+        return int(value) if value.is_integer() else value
+    if isinstance(value, Mapping):
+        return {str(k): _normal(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        return [_normal(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hasattr(value, "model_dump"):  # pydantic models from the openai SDK
+        return _normal(value.model_dump(mode="json", exclude_none=True), where)
+    raise InvalidRequestError(f"{where} has a value of type {type(value).__name__}")
+
+
+# --- semantic text ---------------------------------------------------------------------------------
+
+
+def _split(kind: Kind, body: dict[str, Any], policy: SemanticPolicy) -> tuple[str, dict[str, Any]]:
+    if kind == "completion":
+        return _split_prompt(body)
+    field = "messages" if kind == "chat" else "input"
+    turns = body[field]
+    if kind == "responses" and isinstance(turns, str):
+        return turns, {**body, "input": _MARK}
+    if not isinstance(turns, list) or not turns:
+        raise InvalidRequestError(f"request.{field} must be a non-empty list")
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            raise InvalidRequestError(f"request.{field}[{i}] must be an object")
+        if kind == "chat" and not isinstance(turn.get("role"), str):
+            raise InvalidRequestError(f"request.{field}[{i}] needs a string 'role'")
+    chosen = _chosen_turns(turns, policy)
+    texts: list[str] = []
+    new_turns = list(turns)
+    for i in chosen:
+        text, cut = _cut_text(turns[i], f"request.{field}[{i}]")
+        texts.append(text if policy.mode == "last_user" else f"{turns[i].get('role')}: {text}")
+        new_turns[i] = cut
+    semantic = "\n".join(texts) if any(texts) else ""
+    return semantic, {**body, field: new_turns}
+
+
+def _split_prompt(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    prompt = body["prompt"]
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if isinstance(prompt, str):
+        return prompt, {**body, "prompt": _MARK}
+    if isinstance(prompt, list):  # token ids or several prompts: exact layer only
+        return "", body
+    raise InvalidRequestError("request.prompt must be a string or a list")
+
+
+def _chosen_turns(turns: list[dict[str, Any]], policy: SemanticPolicy) -> list[int]:
+    if policy.mode == "conversation":
+        return list(range(len(turns)))
+    users = [i for i, t in enumerate(turns) if t.get("role", "user") == "user"]
+    if not users:
+        return []
+    if policy.mode == "last_user":
+        return users[-1:]
+    last = users[-1]
+    return list(range(max(0, last - policy.window + 1), last + 1))
+
+
+def _cut_text(turn: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+    """The text parts of one turn, and the turn with those parts replaced by a marker."""
+    content = turn.get("content")
+    if isinstance(content, str):
+        return content, {**turn, "content": _MARK}
+    if content is None:
+        return "", turn
+    if not isinstance(content, list):
+        raise InvalidRequestError(f"{where}.content must be a string or a list of parts")
+    texts, parts = [], []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict):
+            raise InvalidRequestError(f"{where}.content[{j}] must be an object")
+        if part.get("type") in _TEXT_PART_TYPES and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+            parts.append({**part, "text": _MARK})
+        else:
+            parts.append(part)
+    return "\n".join(texts), {**turn, "content": parts}

@@ -1,0 +1,164 @@
+"""Redis wire details: key names, the index schema, and parsing replies in RESP2 or RESP3 form.
+
+No I/O here; the shells in ``_cache.py`` send what this module builds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from semcache._errors import ConfigurationError
+
+PREFIX = "semcache"
+_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def check_namespace(namespace: str) -> str:
+    if not isinstance(namespace, str) or not _NAMESPACE_RE.match(namespace):
+        raise ConfigurationError(
+            f"namespace {namespace!r} must be 1-64 characters of letters, digits, '_', '.' or '-'"
+        )
+    return namespace
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names of one namespace.
+
+    Semantic documents carry the namespace as a hash tag so the namespace's index and its documents
+    live on one cluster node; exact entries and embeddings do not, so they spread across nodes.
+    """
+
+    namespace: str
+
+    def exact(self, tenant: str, digest: str) -> str:
+        return f"{PREFIX}:x:{self.namespace}:{tenant}:{digest}"
+
+    def doc(self, tenant: str, digest: str) -> str:
+        return f"{self.doc_prefix}{tenant}:{digest}"
+
+    def tag(self, tenant: str, tag_digest: str) -> str:
+        return f"{PREFIX}:t:{self.namespace}:{tenant}:{tag_digest}"
+
+    @property
+    def doc_prefix(self) -> str:
+        return f"{PREFIX}:s:{{{self.namespace}}}:"
+
+    @property
+    def index(self) -> str:
+        return f"{PREFIX}-idx-{self.namespace}"
+
+    def patterns(self, tenant: str | None = None) -> tuple[str, ...]:
+        """SCAN patterns for every key of the namespace, or of one tenant in it."""
+        t = "*" if tenant is None else f"{tenant}:*"
+        return (
+            f"{PREFIX}:x:{self.namespace}:{t}",
+            f"{self.doc_prefix}{t}",
+            f"{PREFIX}:t:{self.namespace}:{t}",
+        )
+
+
+def embedding_key(model_digest: str, text_digest: str) -> str:
+    return f"{PREFIX}:e:{model_digest}:{text_digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexParams:
+    """HNSW parameters of the semantic index (see benchmarks/bench_latency.py for the measurements)."""
+
+    algorithm: str = "hnsw"
+    m: int = 16
+    ef_construction: int = 200
+    ef_runtime: int = 64
+    datatype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ("hnsw", "flat"):
+            raise ConfigurationError("index algorithm must be 'hnsw' or 'flat'")
+        if self.datatype not in ("float32", "float16"):
+            raise ConfigurationError("index datatype must be 'float32' or 'float16'")
+        if min(self.m, self.ef_construction, self.ef_runtime) < 1:
+            raise ConfigurationError("HNSW parameters must be positive")
+
+
+def index_schema(keys: Keys, dimension: int, params: IndexParams) -> dict[str, Any]:
+    """The redisvl schema of a namespace's semantic index."""
+    attrs: dict[str, Any] = {
+        "algorithm": params.algorithm,
+        "dims": dimension,
+        "distance_metric": "cosine",
+        "datatype": params.datatype,
+    }
+    if params.algorithm == "hnsw":
+        attrs |= {"m": params.m, "ef_construction": params.ef_construction}
+        attrs["ef_runtime"] = params.ef_runtime
+    return {
+        "index": {"name": keys.index, "prefix": keys.doc_prefix, "storage_type": "hash"},
+        "fields": [
+            {"name": "vec", "type": "vector", "attrs": attrs},
+            {"name": "scope", "type": "tag"},
+            {"name": "tenant", "type": "tag"},
+            {"name": "emb", "type": "tag"},
+        ],
+    }
+
+
+def knn_command(
+    keys: Keys, *, vector: bytes, scope: str, tenant: str, emb: str, k: int, ef: int | None
+) -> tuple[Any, ...]:
+    """FT.SEARCH for the k nearest documents inside one scope. Tag values are hex digests, so no
+    user text ever reaches the query string."""
+    ef_clause = f" EF_RUNTIME {int(ef)}" if ef else ""
+    query = f"(@scope:{{{scope}}} @tenant:{{{tenant}}} @emb:{{{emb}}})"
+    query += f"=>[KNN {int(k)} @vec $vec{ef_clause} AS dist]"
+    return (
+        "FT.SEARCH", keys.index, query, "PARAMS", 2, "vec", vector, "SORTBY", "dist",
+        "RETURN", 3, "dist", "entry", "text", "LIMIT", 0, int(k), "DIALECT", 2,
+    )  # fmt: skip
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _pairs(flat: Iterable[Any]) -> dict[str, Any]:
+    items = list(flat)
+    return {_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
+
+
+def parse_search(reply: Any) -> list[tuple[str, dict[str, Any]]]:
+    """FT.SEARCH reply → [(doc key, {field: raw value})], for RESP2 lists and RESP3 maps."""
+    if isinstance(reply, Mapping):
+        out = []
+        for row in reply.get(b"results", reply.get("results", [])):
+            doc = row.get(b"id", row.get("id"))
+            attrs = row.get(b"extra_attributes", row.get("extra_attributes", {}))
+            out.append((_text(doc), {_text(k): v for k, v in attrs.items()}))
+        return out
+    rows = list(reply)[1:]
+    return [(_text(rows[i]), _pairs(rows[i + 1])) for i in range(0, len(rows) - 1, 2)]
+
+
+def parse_index_dimension(info: Any) -> int | None:
+    """The vector dimension from an FT.INFO reply, or None if it cannot be read."""
+    info = info if isinstance(info, Mapping) else _pairs(info)
+    attributes = info.get(b"attributes", info.get("attributes", []))
+    for attribute in attributes:
+        fields = attribute if isinstance(attribute, Mapping) else _pairs(attribute)
+        fields = {_text(k).lower(): v for k, v in fields.items()}
+        if "dim" in fields:
+            return int(_text(fields["dim"]))
+    return None
+
+
+def has_search_module(modules: Any) -> bool:
+    """True when a MODULE LIST reply names the search module."""
+    for module in modules or []:
+        fields = module if isinstance(module, Mapping) else _pairs(module)
+        name = fields.get(b"name", fields.get("name", b""))
+        if _text(name).lower() in ("search", "ft", "searchlight"):
+            return True
+    return False

