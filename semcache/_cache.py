@@ -261,6 +261,15 @@ class Cache(_Shell[redis.Redis]):
         """Vectors for texts through the embedding cache (float32, one row per text)."""
         return _drive(self.core.embed(texts), self._execute)
 
+    def cached_vectors(self, model: str, texts: list[str]) -> list[bytes | None]:
+        """Float32 bytes an upstream embedding ``model`` made for each text, or None where not
+        cached (or where Redis is unavailable)."""
+        return self._run(self.core.cached_vectors(model, texts), [None] * len(texts))
+
+    def store_vectors(self, model: str, texts: list[str], vectors: list[bytes]) -> None:
+        """Cache float32 bytes an upstream embedding ``model`` made for each text."""
+        self._run(self.core.store_vectors(model, texts, vectors), None)
+
     def invalidate(
         self,
         *,
@@ -414,6 +423,14 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
     async def embed(self, texts: list[str]) -> Any:
         """See :meth:`Cache.embed`."""
         return await _adrive(self.core.embed(texts), self._execute)
+
+    async def cached_vectors(self, model: str, texts: list[str]) -> list[bytes | None]:
+        """See :meth:`Cache.cached_vectors`."""
+        return await self._run(self.core.cached_vectors(model, texts), [None] * len(texts))
+
+    async def store_vectors(self, model: str, texts: list[str], vectors: list[bytes]) -> None:
+        """See :meth:`Cache.store_vectors`."""
+        await self._run(self.core.store_vectors(model, texts, vectors), None)
 
     async def invalidate(
         self,

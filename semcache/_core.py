@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -31,7 +31,7 @@ from semcache._redis import (
     parse_index_dimension,
     parse_search,
 )
-from semcache._types import CacheConfig, Entry, LookupResult, check_threshold, check_ttl
+from semcache._types import CacheConfig, Entry, Layer, LookupResult, check_threshold, check_ttl
 
 log = logging.getLogger("semcache")
 
@@ -198,15 +198,19 @@ class Core:
         replies = yield Commands(tuple(commands))
         found = yield from self._exact_hit(plan, replies[0])
         if found is not None:
-            return found
+            return replace(found, tried=("exact",))
         if not semantic:
-            return self.miss(plan, plan.skip_semantic or "miss")
+            return replace(self.miss(plan, plan.skip_semantic or "miss"), tried=("exact",))
+        both: tuple[Layer, ...] = ("exact", "semantic")
+        start = time.perf_counter()
         try:
             vector, writes = yield from self._vector(plan.text, replies[1] if vector is None else vector)
         except Exception as exc:  # the embedder failed: the exact layer still answered
             log.warning("semcache: embedding failed, semantic layer skipped: %s", exc)
-            return self.miss(plan, "embedding-failed")
-        return (yield from self._semantic(plan, vector, writes))
+            return replace(self.miss(plan, "embedding-failed"), tried=both, embedded=True)
+        embed_ms = (time.perf_counter() - start) * 1000 if writes else 0.0
+        result = yield from self._semantic(plan, vector, writes)
+        return replace(result, tried=both, embedded=bool(writes), embed_ms=embed_ms)
 
     def _exact_hit(self, plan: Plan, raw: Any) -> Flow[LookupResult | None]:
         if raw is None or isinstance(raw, Exception):
@@ -352,6 +356,25 @@ class Core:
             assert row is not None
             self._remember(text, row)
         return np.vstack(rows).astype(np.float32)
+
+    def cached_vectors(self, model: str, texts: Sequence[str]) -> Flow[list[bytes | None]]:
+        """Raw float32 vectors an upstream embedding model made for these texts, where cached."""
+        keys = tuple(("GET", embedding_key(upstream_tag(model), sha256(t))) for t in texts)
+        replies = yield Commands(keys)
+        return [r if isinstance(r, bytes) and r and len(r) % 4 == 0 else None for r in replies]
+
+    def store_vectors(
+        self, model: str, texts: Sequence[str], vectors: Sequence[bytes]
+    ) -> Flow[None]:
+        """Cache float32 vectors an upstream embedding model made, keyed by (model, text)."""
+        ttl = self._ms(self.config.embedding_ttl)
+        tag = upstream_tag(model)
+        yield Commands(
+            tuple(
+                self._set(embedding_key(tag, sha256(t)), v, ttl)
+                for t, v in zip(texts, vectors, strict=True)
+            )
+        )
 
     # --- index ----------------------------------------------------------------------------------
 
@@ -518,6 +541,11 @@ class Core:
             replies = yield Commands(tuple(("UNLINK", key) for key in chunk))
             removed += sum(r for r in replies if isinstance(r, int))
         return removed
+
+
+def upstream_tag(model: str) -> str:
+    """The embedding-cache tag of an upstream model id (e.g. ``"text-embedding-3-small@256"``)."""
+    return sha256(f"model:upstream:{model}")[:16]
 
 
 def tag_digest(tag: str) -> str:

@@ -172,6 +172,12 @@ class LookupResult:
     lookup_ms: float = 0.0
     namespace: str = ""
     tenant: str | None = None
+    tried: tuple[Layer, ...] = ()
+    """The layers this lookup consulted, in order."""
+    embed_ms: float = 0.0
+    """Time spent embedding the semantic text (0 when it came from the embedding cache)."""
+    embedded: bool = False
+    """True when the embedder was called (the embedding cache missed)."""
 
     @property
     def hit(self) -> bool:

@@ -1,0 +1,92 @@
+"""Shared fixtures: a real Redis with the search module started by semcache's own launcher, and the
+real local embedding model (loaded once per session)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import semcache
+from semcache.server import EmbeddedServer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedServer]:
+    """One private redis-server (with the search module) for the whole session."""
+    directory = Path(tempfile.mkdtemp(prefix="semcache-test-"))
+    server = EmbeddedServer(directory, persist=True).start()
+    yield server
+    server.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: EmbeddedServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def embedder() -> semcache.Embedder:
+    """The real default embedder (all-MiniLM-L6-v2, offline), shared by the session."""
+    return semcache.Batching(semcache.SentenceTransformerEmbedder())
+
+
+def hash_embedder(dimension: int = 16, model_id: str = "test-hash") -> semcache.CallableEmbedder:
+    """A deterministic callable embedder for tests where the meaning of vectors does not matter:
+    equal texts give equal vectors, different texts almost orthogonal ones."""
+
+    def embed(texts: list[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+            rows.append(np.random.default_rng(seed).standard_normal(dimension))
+        return np.asarray(rows, dtype=np.float32)
+
+    return semcache.CallableEmbedder(embed, model_id=model_id, dimension=dimension)
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A fresh namespace per test, so tests never see each other's entries."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def cache(redis_url: str, embedder: semcache.Embedder, namespace: str) -> Iterator[semcache.Cache]:
+    with semcache.Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as c:
+        yield c
+        c.flush()
+
+
+def chat(text: str, *, system: str | None = None, model: str = "gpt-4o-mini", **params: object) -> dict:
+    """A chat completions request body."""
+    messages = [{"role": "system", "content": system}] if system else []
+    return {"model": model, "messages": [*messages, {"role": "user", "content": text}], **params}
+
+
+def answer(text: str, model: str = "gpt-4o-mini") -> dict:
+    """A chat completion response body."""
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
+    }
