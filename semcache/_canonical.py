@@ -99,7 +99,9 @@ def request_kind(request: Mapping[str, Any]) -> Kind:
     raise InvalidRequestError("request has none of 'messages', 'prompt' or 'input'")
 
 
-def canonicalize(request: Mapping[str, Any], policy: SemanticPolicy = SemanticPolicy()) -> Canonical:
+def canonicalize(
+    request: Mapping[str, Any], policy: SemanticPolicy = SemanticPolicy()
+) -> Canonical:
     """Validate a request body and split it into keyed body, semantic text and scope remainder."""
     if not isinstance(request, Mapping):
         raise InvalidRequestError(f"request must be a mapping, not {type(request).__name__}")
@@ -226,4 +228,6 @@ def _cut_text(turn: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
             parts.append({**part, "text": _MARK})
         else:
             parts.append(part)
+    if all(part.get("text") == _MARK for part in parts):  # text only: same scope as a string
+        return "\n".join(texts), {**turn, "content": _MARK}
     return "\n".join(texts), {**turn, "content": parts}

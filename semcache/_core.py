@@ -145,7 +145,11 @@ class Core:
         tt = tenant_tag(tenant)
         digest = exact_hash(canon, namespace=ns, tenant=tt, version=cfg.version)
         scope = scope_hash(
-            canon, namespace=ns, tenant=tt, version=cfg.version, embedding_model=self.embedding_model
+            canon,
+            namespace=ns,
+            tenant=tt,
+            version=cfg.version,
+            embedding_model=self.embedding_model,
         )
         return Plan(
             canon=canon,
@@ -204,7 +208,9 @@ class Core:
         both: tuple[Layer, ...] = ("exact", "semantic")
         start = time.perf_counter()
         try:
-            vector, writes = yield from self._vector(plan.text, replies[1] if vector is None else vector)
+            vector, writes = yield from self._vector(
+                plan.text, replies[1] if vector is None else vector
+            )
         except Exception as exc:  # the embedder failed: the exact layer still answered
             log.warning("semcache: embedding failed, semantic layer skipped: %s", exc)
             return replace(self.miss(plan, "embedding-failed"), tried=both, embedded=True)
@@ -314,9 +320,7 @@ class Core:
         vector = np.frombuffer(raw, dtype=np.float32)
         return vector if np.isfinite(vector).all() else None
 
-    def _vector(
-        self, text: str, known: Any
-    ) -> Flow[tuple[Vectors, list[tuple[Any, ...]]]]:
+    def _vector(self, text: str, known: Any) -> Flow[tuple[Vectors, list[tuple[Any, ...]]]]:
         """The text's vector: from memory, the embedding cache, or the embedder (then cached)."""
         if isinstance(known, np.ndarray):
             return known, []
@@ -349,13 +353,14 @@ class Core:
             ttl = self._ms(self.config.embedding_ttl)
             writes = []
             for i, row in zip(missing, fresh, strict=True):
-                rows[i] = np.asarray(row, dtype=np.float32)
-                writes.append(self._set(self._embedding_key(texts[i]), rows[i].tobytes(), ttl))
+                vector = np.asarray(row, dtype=np.float32)
+                rows[i] = vector
+                writes.append(self._set(self._embedding_key(texts[i]), vector.tobytes(), ttl))
             yield Commands(tuple(writes))
-        for text, row in zip(texts, rows, strict=True):
-            assert row is not None
+        done = [row for row in rows if row is not None]
+        for text, row in zip(texts, done, strict=True):
             self._remember(text, row)
-        return np.vstack(rows).astype(np.float32)
+        return np.vstack(done).astype(np.float32)
 
     def cached_vectors(self, model: str, texts: Sequence[str]) -> Flow[list[bytes | None]]:
         """Raw float32 vectors an upstream embedding model made for these texts, where cached."""
@@ -363,9 +368,7 @@ class Core:
         replies = yield Commands(keys)
         return [r if isinstance(r, bytes) and r and len(r) % 4 == 0 else None for r in replies]
 
-    def store_vectors(
-        self, model: str, texts: Sequence[str], vectors: Sequence[bytes]
-    ) -> Flow[None]:
+    def store_vectors(self, model: str, texts: Sequence[str], vectors: Sequence[bytes]) -> Flow[None]:
         """Cache float32 vectors an upstream embedding model made, keyed by (model, text)."""
         ttl = self._ms(self.config.embedding_ttl)
         tag = upstream_tag(model)

@@ -80,9 +80,7 @@ class CallableEmbedder(_ThreadedAsync):
     >>> emb = CallableEmbedder(lambda texts: [[1.0, 0.0]] * len(texts), model_id="toy", dimension=2)
     """
 
-    def __init__(
-        self, fn: Callable[[list[str]], Any], *, model_id: str, dimension: int
-    ) -> None:
+    def __init__(self, fn: Callable[[list[str]], Any], *, model_id: str, dimension: int) -> None:
         if dimension < 1:
             raise ConfigurationError("dimension must be positive")
         self._fn = fn
@@ -169,8 +167,8 @@ def _load_sentence_transformer(path: str | None, device: str, threads: int) -> A
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     torch.set_num_threads(threads)
     if path is None:
         try:
@@ -280,7 +278,10 @@ class Batching:
                 lead = not self._leading and not pending.done.is_set()
                 if lead:
                     self._leading = True
-                    batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                    batch, self._queue = (
+                        self._queue[: self.max_batch],
+                        self._queue[self.max_batch :],
+                    )
             if lead:
                 self._run(batch)
             else:

