@@ -11,6 +11,10 @@ Example::
 from semcache._cache import AsyncCache as AsyncCache
 from semcache._cache import Cache as Cache
 from semcache._canonical import SemanticPolicy as SemanticPolicy
+from semcache._decide import Candidate as Candidate
+from semcache._decide import Decision as Decision
+from semcache._decide import ThresholdDecision as ThresholdDecision
+from semcache._decide import Verdict as Verdict
 from semcache._embedders import Batching as Batching
 from semcache._embedders import CallableEmbedder as CallableEmbedder
 from semcache._embedders import Embedder as Embedder
@@ -22,7 +26,11 @@ from semcache._errors import InvalidRequestError as InvalidRequestError
 from semcache._errors import SearchModuleMissingError as SearchModuleMissingError
 from semcache._errors import SemcacheError as SemcacheError
 from semcache._errors import ServerError as ServerError
+from semcache._prices import Price as Price
+from semcache._prices import PriceTable as PriceTable
 from semcache._redis import IndexParams as IndexParams
+from semcache._stats import LayerStats as LayerStats
+from semcache._stats import Stats as Stats
 from semcache._types import CacheConfig as CacheConfig
 from semcache._types import Entry as Entry
 from semcache._types import LookupResult as LookupResult
@@ -35,17 +43,25 @@ __all__ = [
     "Cache",
     "CacheConfig",
     "CallableEmbedder",
+    "Candidate",
     "ConfigurationError",
+    "Decision",
     "DimensionMismatchError",
     "Embedder",
     "Entry",
     "IndexParams",
     "InvalidRequestError",
+    "LayerStats",
     "LookupResult",
     "OpenAIEmbedder",
+    "Price",
+    "PriceTable",
     "SearchModuleMissingError",
     "SemanticPolicy",
     "SemcacheError",
     "SentenceTransformerEmbedder",
     "ServerError",
+    "Stats",
+    "ThresholdDecision",
+    "Verdict",
 ]

@@ -13,13 +13,14 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from semcache._canonical import Canonical, canonicalize, exact_hash, scope_hash, sha256
+from semcache._decide import Candidate, Decision, ThresholdDecision
 from semcache._embedders import Embedder, Vectors
 from semcache._errors import ConfigurationError, DimensionMismatchError
 from semcache._redis import (
@@ -61,13 +62,23 @@ class CreateIndex:
 
 
 @dataclass(frozen=True, slots=True)
+class Call:
+    """Call a function that does I/O of its own (a judge, a second model): ``fn(*args)`` in the sync
+    shell, ``await afn(*args)`` in the async one (``fn`` on a worker thread when ``afn`` is None)."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    afn: Callable[..., Awaitable[Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Scan:
     """Every key matching a pattern, on every node."""
 
     pattern: str
 
 
-Op = Commands | Embed | CreateIndex | Scan
+Op = Commands | Embed | CreateIndex | Scan | Call
 Flow = Generator[Op, Any, T]
 
 
@@ -125,6 +136,7 @@ class Core:
         model_id = embedder.model_id if embedder is not None else "none"
         self.embedding_model = model_id
         self._emb_tag = sha256(f"model:{model_id}")[:16]
+        self.decision: Decision = config.decision or ThresholdDecision()
 
     # --- planning (pure) ------------------------------------------------------------------------
 
@@ -257,6 +269,7 @@ class Core:
             emb=self._emb_tag,
             k=self.config.top_k,
             ef=None,
+            fields=self.decision.return_fields,
         )
         replies = yield Commands((*writes, search))
         reply = replies[-1]
@@ -264,28 +277,38 @@ class Core:
             self._ready.discard(plan.keys.namespace)  # recreated on the next call if it was dropped
             log.warning("semcache: semantic search failed: %s", reply)
             return self.miss(plan, "search-failed")
-        best: float | None = None
-        stale: list[str] = []
-        result: LookupResult | None = None
-        for doc, fields in parse_search(reply):
-            similarity = 1.0 - float(fields.get("dist", 2.0))  # RediSearch cosine distance
-            best = similarity if best is None else max(best, similarity)
-            if similarity < plan.threshold:
-                break
+        candidates, stale = self._candidates(parse_search(reply))
+        if stale:
+            log.warning("semcache: %d corrupt semantic entries removed", len(stale))
+            yield Commands((("UNLINK", *stale),))
+        if not candidates:
+            return self.miss(plan, "no-candidates")
+        verdict = yield from self.decision.decide(plan.text, candidates, plan.threshold)
+        best = candidates[0].similarity
+        chosen = verdict.accepted
+        if chosen is None:
+            return replace(self.miss(plan, verdict.reason, best), checks=verdict.checks)
+        result = self._hit(plan, "semantic", chosen.entry, chosen.similarity, chosen.digest)
+        result = replace(result, best_similarity=best, checks=verdict.checks)
+        if self.config.sliding_ttl and chosen.entry.ttl_ms:
+            yield Commands(self._renew(plan, result))
+        return result
+
+    @staticmethod
+    def _candidates(rows: list[tuple[str, dict[str, Any]]]) -> tuple[list[Candidate], list[str]]:
+        """Decode search rows, nearest first; documents whose entry is corrupt are set aside."""
+        candidates, stale = [], []
+        for doc, fields in rows:
             entry = Entry.from_json(fields.get("entry", b""))
             if entry is None:
                 stale.append(doc)
                 continue
-            result = self._hit(plan, "semantic", entry, similarity, doc.rsplit(":", 1)[-1])
-            break
-        if stale:
-            log.warning("semcache: %d corrupt semantic entries removed", len(stale))
-            yield Commands((("UNLINK", *stale),))
-        if result is not None:
-            if self.config.sliding_ttl and result.entry and result.entry.ttl_ms:
-                yield Commands(self._renew(plan, result))
-            return result
-        return self.miss(plan, "below-threshold" if best is not None else "no-candidates", best)
+            similarity = 1.0 - float(fields.get("dist", 2.0))  # RediSearch cosine distance
+            text = fields.get("text", b"")
+            text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+            candidates.append(Candidate(doc.rsplit(":", 1)[-1], similarity, entry, text, fields))
+        candidates.sort(key=lambda c: -c.similarity)
+        return candidates, stale
 
     def _renew(self, plan: Plan, result: LookupResult) -> tuple[tuple[Any, ...], ...]:
         assert result.entry is not None and result.matched_key is not None

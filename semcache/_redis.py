@@ -107,7 +107,15 @@ def index_schema(keys: Keys, dimension: int, params: IndexParams) -> dict[str, A
 
 
 def knn_command(
-    keys: Keys, *, vector: bytes, scope: str, tenant: str, emb: str, k: int, ef: int | None
+    keys: Keys,
+    *,
+    vector: bytes,
+    scope: str,
+    tenant: str,
+    emb: str,
+    k: int,
+    ef: int | None,
+    fields: tuple[str, ...] = (),
 ) -> tuple[Any, ...]:
     """FT.SEARCH for the k nearest documents inside one scope. Tag values are hex digests, so no
     user text ever reaches the query string."""
@@ -116,7 +124,7 @@ def knn_command(
     query += f"=>[KNN {int(k)} @vec $vec{ef_clause} AS dist]"
     return (
         "FT.SEARCH", keys.index, query, "PARAMS", 2, "vec", vector, "SORTBY", "dist",
-        "RETURN", 3, "dist", "entry", "text", "LIMIT", 0, int(k), "DIALECT", 2,
+        "RETURN", 3 + len(fields), "dist", "entry", "text", *fields, "LIMIT", 0, int(k), "DIALECT", 2,
     )  # fmt: skip
 
 

@@ -37,6 +37,8 @@ class CacheConfig:
         embedding_ttl: seconds an entry of the embedding cache lives.
         semantic_text: which part of the request is embedded.
         index: HNSW parameters of the semantic index.
+        decision: the decision stage that picks one of the ``top_k`` candidates or none
+            (default: the plain threshold).
     """
 
     namespace: str = "default"
@@ -53,6 +55,8 @@ class CacheConfig:
     embedding_ttl: float | None = 30 * 24 * 3600
     semantic_text: SemanticPolicy = field(default_factory=SemanticPolicy)
     index: IndexParams = field(default_factory=IndexParams)
+    decision: Any = None
+    """The semantic layer's decision stage (a ``semcache.Decision``); None: the plain threshold."""
 
     def __post_init__(self) -> None:
         check_namespace(self.namespace)
@@ -178,6 +182,8 @@ class LookupResult:
     """Time spent embedding the semantic text (0 when it came from the embedding cache)."""
     embedded: bool = False
     """True when the embedder was called (the embedding cache missed)."""
+    checks: tuple[tuple[str, str], ...] = ()
+    """Why the semantic layer accepted or rejected its candidates: ``(check, outcome)`` pairs."""
 
     @property
     def hit(self) -> bool:
