@@ -16,11 +16,14 @@ import redis
 import redis.asyncio
 from redis.exceptions import RedisError, ResponseError
 
+from semcache._accounting import Accounting
 from semcache._core import TTL, Commands, Core, CreateIndex, Embed, Flow, Op, Plan, Scan
 from semcache._embedders import Batching, Embedder, SentenceTransformerEmbedder
 from semcache._errors import ConfigurationError, SearchModuleMissingError
-from semcache._redis import Keys
+from semcache._prices import Price, PriceTable, as_price_table
+from semcache._redis import Keys, check_namespace
 from semcache._resilience import Breaker
+from semcache._stats import Stats
 from semcache._types import CacheConfig, LookupResult
 
 log = logging.getLogger("semcache")
@@ -75,6 +78,7 @@ class _Shell(Generic[C]):
         config: CacheConfig,
         embedder: Embedder | None,
         clock: Callable[[], float],
+        prices: PriceTable | Mapping[str, Price] | None = None,
     ) -> None:
         if config.semantic and embedder is None:
             embedder = _default_embedder()
@@ -84,6 +88,9 @@ class _Shell(Generic[C]):
         self.core = Core(config, embedder, clock=clock)
         self.breaker = Breaker()
         self._started = False
+        self.accounting = Accounting(
+            embedding_model=self.core.embedding_model, prices=as_price_table(prices), clock=clock
+        )
 
     @property
     def namespace(self) -> str:
@@ -170,6 +177,8 @@ class Cache(_Shell[redis.Redis]):
         namespace, threshold, ttl: shortcuts for the same fields of ``config``.
         config: every other policy (:class:`CacheConfig`).
         timeout: socket timeout in seconds of the cache's own Redis client.
+        prices: per-model price overrides (``{model: semcache.Price(...)}``) or a
+            :class:`semcache.PriceTable`, for the dollars :meth:`stats` reports.
 
     Example::
 
@@ -191,6 +200,7 @@ class Cache(_Shell[redis.Redis]):
         config: CacheConfig | None = None,
         timeout: float = 0.5,
         clock: Callable[[], float] = time.time,
+        prices: PriceTable | Mapping[str, Price] | None = None,
     ) -> None:
         cfg = _config(config, namespace, threshold, ttl)
         if redis_client is None:
@@ -201,7 +211,9 @@ class Cache(_Shell[redis.Redis]):
             self._owns_client = True
         else:
             self._owns_client = False
-        super().__init__(client=redis_client, config=cfg, embedder=embedder, clock=clock)
+        super().__init__(
+            client=redis_client, config=cfg, embedder=embedder, clock=clock, prices=prices
+        )
         try:
             _drive(self._startup(), self._execute)
         except (RedisError, OSError) as exc:
@@ -230,8 +242,10 @@ class Cache(_Shell[redis.Redis]):
     def lookup_plan(self, plan: Plan) -> LookupResult:
         """Look up an already planned request."""
         start = time.perf_counter()
-        result = self._run(self.core.lookup(plan), _miss(plan, "unavailable"))
-        return _timed(result, start)
+        result = _timed(self._run(self.core.lookup(plan), _miss(plan, "unavailable")), start)
+        if self.accounting.lookup(plan, result):
+            self._run(self.accounting.flush(), None)
+        return result
 
     def store(
         self,
@@ -255,7 +269,11 @@ class Cache(_Shell[redis.Redis]):
 
     def store_plan(self, plan: Plan, response: Mapping[str, Any], **options: Any) -> bool:
         """Store for an already planned request (options as :meth:`store`)."""
-        return self._run(self.core.store(plan, response, **options), False)
+        start = time.perf_counter()
+        stored = self._run(self.core.store(plan, response, **options), False)
+        if self.accounting.store(plan, (time.perf_counter() - start) * 1000, stored):
+            self._run(self.accounting.flush(), None)
+        return stored
 
     def embed(self, texts: list[str]) -> Any:
         """Vectors for texts through the embedding cache (float32, one row per text)."""
@@ -294,7 +312,31 @@ class Cache(_Shell[redis.Redis]):
         """Remove every entry of a namespace (default: this cache's) and drop its index."""
         return _drive(self.core.drop(namespace=namespace), self._execute)
 
+    def stats(
+        self, *, namespace: str | None = None, days: int | None = None, local: bool = False
+    ) -> Stats:
+        """What the cache saved and cost, per layer (see :class:`semcache.Stats`).
+
+        Args:
+            namespace: whose counters (default: this cache's namespace).
+            days: only the last ``days`` days (UTC), today included; None: every day kept.
+            local: this process's counters only, without Redis.
+
+        Pending counters are flushed first, so the result includes this process's latest lookups
+        and every other process's flushed ones. When Redis is unavailable, this process's counters
+        are returned (``source="process"``).
+        """
+        ns = check_namespace(namespace) if namespace is not None else self.namespace
+        if not local:
+            self._run(self.accounting.flush(), None)
+            found = self._run(self.accounting.read(ns, days), None)
+            if found is not None:
+                return found
+        return self.accounting.local(ns)
+
     def close(self) -> None:
+        """Flush pending counters and close the Redis client if the cache made it."""
+        self._run(self.accounting.flush(), None)
         if self._owns_client:
             self.client.close()
 
@@ -359,6 +401,7 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
         config: CacheConfig | None = None,
         timeout: float = 0.5,
         clock: Callable[[], float] = time.time,
+        prices: PriceTable | Mapping[str, Price] | None = None,
     ) -> None:
         cfg = _config(config, namespace, threshold, ttl)
         self._owns_client = redis_client is None
@@ -367,7 +410,9 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
             redis_client = redis.asyncio.Redis.from_url(
                 url, socket_timeout=timeout, socket_connect_timeout=timeout
             )
-        super().__init__(client=redis_client, config=cfg, embedder=embedder, clock=clock)
+        super().__init__(
+            client=redis_client, config=cfg, embedder=embedder, clock=clock, prices=prices
+        )
 
     async def connect(self) -> AsyncCache:
         """Check the server and create the index now; raises ConfigurationError on a mismatch."""
@@ -394,8 +439,10 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
 
     async def lookup_plan(self, plan: Plan) -> LookupResult:
         start = time.perf_counter()
-        result = await self._run(self.core.lookup(plan), _miss(plan, "unavailable"))
-        return _timed(result, start)
+        result = _timed(await self._run(self.core.lookup(plan), _miss(plan, "unavailable")), start)
+        if self.accounting.lookup(plan, result):
+            await self._run(self.accounting.flush(), None)
+        return result
 
     async def store(
         self,
@@ -418,7 +465,11 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
         )  # fmt: skip
 
     async def store_plan(self, plan: Plan, response: Mapping[str, Any], **options: Any) -> bool:
-        return await self._run(self.core.store(plan, response, **options), False)
+        start = time.perf_counter()
+        stored = await self._run(self.core.store(plan, response, **options), False)
+        if self.accounting.store(plan, (time.perf_counter() - start) * 1000, stored):
+            await self._run(self.accounting.flush(), None)
+        return stored
 
     async def embed(self, texts: list[str]) -> Any:
         """See :meth:`Cache.embed`."""
@@ -455,7 +506,21 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
         """See :meth:`Cache.flush`."""
         return await _adrive(self.core.drop(namespace=namespace), self._execute)
 
+    async def stats(
+        self, *, namespace: str | None = None, days: int | None = None, local: bool = False
+    ) -> Stats:
+        """See :meth:`Cache.stats`."""
+        ns = check_namespace(namespace) if namespace is not None else self.namespace
+        if not local:
+            await self._run(self.accounting.flush(), None)
+            found = await self._run(self.accounting.read(ns, days), None)
+            if found is not None:
+                return found
+        return self.accounting.local(ns)
+
     async def aclose(self) -> None:
+        """Flush pending counters and close the Redis client if the cache made it."""
+        await self._run(self.accounting.flush(), None)
         if self._owns_client:
             await self.client.aclose()
 
