@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from semcache._core import Commands, Flow, Plan, Scan
@@ -92,6 +92,12 @@ class Accounting:
         counters = lookup_counters(plan, result, self.prices, self.embedding_model)
         entry = (plan.tenant_tag, result.matched_key) if result.hit and result.matched_key else None
         return self._record(plan.keys.namespace, counters, entry)
+
+    def vectors(
+        self, namespace: str, model: str, texts: Sequence[str], found: Sequence[Any]
+    ) -> bool:
+        """Record an embedding-cache lookup of users' own embedding calls; True when a flush is due."""
+        return self._record(namespace, vector_counters(model, texts, found, self.prices), None)
 
     def store(self, plan: Plan, ms: float, stored: bool) -> bool:
         """Record a store that took ``ms``; True when a flush is due."""
@@ -260,6 +266,28 @@ def embedding_counters(
         c["embedding:usd_saved"] = cost or 0.0
     if cost is None:
         c[f"unpriced:{embedding_model}"] = 1
+    return c
+
+
+def vector_counters(
+    model: str, texts: Sequence[str], found: Sequence[Any], prices: PriceTable
+) -> Counters:
+    """Users' embedding calls: each cached vector saves its text's tokens at ``model``'s price."""
+    hits = [text for text, vector in zip(texts, found, strict=True) if vector is not None]
+    c: Counters = {"embedding:lookups": len(texts), "embedding:upstream_lookups": len(texts)}
+    c |= {"embedding:hits": len(hits), "embedding:upstream_hits": len(hits)}
+    c["embedding:misses"] = len(texts) - len(hits)
+    if not hits:
+        return c
+    name = model.split("@", 1)[0]
+    tokens = sum(count_tokens(text, name) or 0 for text in hits)
+    cost = prices.cost(name, tokens, 0)
+    c["embedding:prompt_tokens_saved"] = tokens
+    if cost is None:
+        c |= {"embedding:unpriced_hits": len(hits), "embedding:unpriced_tokens": tokens}
+        c[f"unpriced:{name}"] = 1
+    else:
+        c["embedding:usd_saved"] = cost
     return c
 
 

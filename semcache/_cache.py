@@ -282,7 +282,11 @@ class Cache(_Shell[redis.Redis]):
     def cached_vectors(self, model: str, texts: list[str]) -> list[bytes | None]:
         """Float32 bytes an upstream embedding ``model`` made for each text, or None where not
         cached (or where Redis is unavailable)."""
-        return self._run(self.core.cached_vectors(model, texts), [None] * len(texts))
+        missing: list[bytes | None] = [None] * len(texts)
+        found = self._run(self.core.cached_vectors(model, texts), missing)
+        if self.accounting.vectors(self.namespace, model, texts, found):
+            self._run(self.accounting.flush(), None)
+        return found
 
     def store_vectors(self, model: str, texts: list[str], vectors: list[bytes]) -> None:
         """Cache float32 bytes an upstream embedding ``model`` made for each text."""
@@ -477,7 +481,11 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
 
     async def cached_vectors(self, model: str, texts: list[str]) -> list[bytes | None]:
         """See :meth:`Cache.cached_vectors`."""
-        return await self._run(self.core.cached_vectors(model, texts), [None] * len(texts))
+        missing: list[bytes | None] = [None] * len(texts)
+        found = await self._run(self.core.cached_vectors(model, texts), missing)
+        if self.accounting.vectors(self.namespace, model, texts, found):
+            await self._run(self.accounting.flush(), None)
+        return found
 
     async def store_vectors(self, model: str, texts: list[str], vectors: list[bytes]) -> None:
         """See :meth:`Cache.store_vectors`."""

@@ -72,7 +72,9 @@ class LayerStats:
     For ``exact``, ``semantic`` and ``l1``, the histogram holds the end-to-end latency of lookups
     that ended at the layer (its hits and its final misses). For ``embedding`` (the embedding cache)
     it holds the embedder's call time on embedding-cache misses, and the latency it saved is an
-    estimate: hits times the mean measured embedder call.
+    estimate: the semantic embedder's hits times its mean measured call. The embedding row also
+    counts users' own embedding calls through the wrapper (``upstream_*``): their hits save the
+    upstream model's tokens and dollars.
     """
 
     name: str
@@ -97,6 +99,9 @@ class LayerStats:
     """Sum of the latencies in the histogram."""
     embed_calls: int = 0
     embed_tokens: int = 0
+    upstream_lookups: int = 0
+    """Embedding-cache lookups of users' own embedding calls (through the wrapper)."""
+    upstream_hits: int = 0
     embed_ms: float = 0.0
     buckets: tuple[int, ...] = field(default=(0,) * len(BUCKETS_MS))
 
@@ -108,8 +113,9 @@ class LayerStats:
             values[f.name] = raw if f.name in FLOAT_FIELDS else round(raw)
         n = len(BUCKETS_MS)
         values["buckets"] = tuple(round(counters.get(f"{name}:b{i}", 0)) for i in range(n))
-        if name == "embedding" and values["embed_calls"]:
-            values["latency_saved_ms"] = values["hits"] * values["embed_ms"] / values["embed_calls"]
+        if name == "embedding" and values["embed_calls"]:  # the semantic embedder's hits only
+            own_hits = values["hits"] - values["upstream_hits"]
+            values["latency_saved_ms"] = own_hits * values["embed_ms"] / values["embed_calls"]
         return cls(name=name, **values)
 
     @property
@@ -162,6 +168,7 @@ class LayerStats:
         }  # fmt: skip
         if self.name == "embedding":
             out |= {"calls": self.embed_calls, "embed_tokens": self.embed_tokens}
+            out |= {"upstream_lookups": self.upstream_lookups, "upstream_hits": self.upstream_hits}
             out["embed_ms"] = self.embed_ms
         return out
 

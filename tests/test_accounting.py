@@ -339,3 +339,20 @@ async def test_the_async_cache_accounts_the_same_way(redis_url: str, namespace: 
     assert (stats.layers["exact"].hits, stats.stores) == (1, 1)
     assert stats.layers["exact"].usd_saved == pytest.approx(12 * INPUT + 5 * OUTPUT)
     assert stats.layers["exact"].latency_saved_ms == pytest.approx(250.0 - hit.lookup_ms)
+
+
+def test_users_embedding_calls_count_in_the_embedding_row(redis_url: str, namespace: str) -> None:
+    model = "text-embedding-3-small"
+    texts = ["hello world", "the quick brown fox"]  # 2 + 4 tokens in cl100k_base
+    vectors = [np.ones(4, dtype=np.float32).tobytes()] * 2
+    with exact_only(redis_url, namespace) as cache:
+        assert cache.cached_vectors(f"{model}@{namespace}", texts) == [None, None]
+        cache.store_vectors(f"{model}@{namespace}", texts, vectors)
+        assert cache.cached_vectors(f"{model}@{namespace}", texts) == vectors
+        embedding = cache.stats().layers["embedding"]
+        cache.flush()
+    assert (embedding.lookups, embedding.hits, embedding.misses) == (4, 2, 2)
+    assert (embedding.upstream_lookups, embedding.upstream_hits) == (4, 2)
+    assert embedding.prompt_tokens_saved == 2 + 4
+    assert embedding.usd_saved == pytest.approx((2 + 4) * EMBEDDING)
+    assert embedding.latency_saved_ms == 0.0  # no embedder of the cache's own was timed
