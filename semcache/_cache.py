@@ -7,22 +7,48 @@ client and embedder. All decisions live in ``_core``; the two shells share every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from typing import Any, Generic, TypeVar
 
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
+from redis.retry import Retry
 
 from semcache._accounting import Accounting
-from semcache._core import TTL, Commands, Core, CreateIndex, Embed, Flow, Op, Plan, Scan
+from semcache._core import (
+    TTL,
+    Call,
+    Commands,
+    Core,
+    CreateIndex,
+    Embed,
+    Flow,
+    Op,
+    Plan,
+    Scan,
+    Sleep,
+)
 from semcache._embedders import Batching, Embedder, SentenceTransformerEmbedder
 from semcache._errors import ConfigurationError, SearchModuleMissingError
 from semcache._prices import Price, PriceTable, as_price_table
 from semcache._redis import Keys, check_namespace
 from semcache._resilience import Breaker
+from semcache._stampede import acquire, await_entry, release, token
 from semcache._stats import Stats
 from semcache._types import CacheConfig, LookupResult
 
@@ -30,6 +56,12 @@ log = logging.getLogger("semcache")
 
 T = TypeVar("T")
 C = TypeVar("C")
+OpT = TypeVar("OpT")
+
+#: The cache's own client never retries: a failed cache call is a miss, and the breaker decides
+#: when to try Redis again.
+_NO_RETRY = Retry(NoBackoff(), 0)
+_NO_RETRY_ASYNC = AsyncRetry(NoBackoff(), 0)
 
 #: Failures that make the cache step aside rather than fail the caller.
 STEP_ASIDE = (RedisError, OSError, TimeoutError, ValueError, TypeError, RuntimeError)
@@ -88,6 +120,8 @@ class _Shell(Generic[C]):
         self.core = Core(config, embedder, clock=clock)
         self.breaker = Breaker()
         self._started = False
+        self._flights: dict[str, Any] = {}
+        self._flight_lock = threading.Lock()
         self.accounting = Accounting(
             embedding_model=self.core.embedding_model, prices=as_price_table(prices), clock=clock
         )
@@ -124,7 +158,7 @@ class _Shell(Generic[C]):
         return (yield from flow)
 
 
-def _drive(flow: Flow[T], execute: Callable[[Op], Any]) -> T:
+def _drive(flow: Generator[OpT, Any, T], execute: Callable[[OpT], Any]) -> T:
     """Run a flow to its end, executing each operation it yields."""
     value: Any = None
     error: BaseException | None = None
@@ -139,7 +173,7 @@ def _drive(flow: Flow[T], execute: Callable[[Op], Any]) -> T:
             value, error = None, exc
 
 
-async def _adrive(flow: Flow[T], execute: Callable[[Op], Awaitable[Any]]) -> T:
+async def _adrive(flow: Generator[OpT, Any, T], execute: Callable[[OpT], Awaitable[Any]]) -> T:
     """The async twin of :func:`_drive`."""
     value: Any = None
     error: BaseException | None = None
@@ -156,7 +190,11 @@ async def _adrive(flow: Flow[T], execute: Callable[[Op], Awaitable[Any]]) -> T:
 
 def _miss(plan: Plan, reason: str) -> LookupResult:
     return LookupResult(
-        layer=None, key=plan.digest, reason=reason, namespace=plan.keys.namespace, tenant=plan.tenant
+        layer=None,
+        key=plan.digest,
+        reason=reason,
+        namespace=plan.keys.namespace,
+        tenant=plan.tenant,
     )
 
 
@@ -198,7 +236,7 @@ class Cache(_Shell[redis.Redis]):
         threshold: float | None = None,
         ttl: TTL = "default",
         config: CacheConfig | None = None,
-        timeout: float = 0.5,
+        timeout: float = 0.25,
         clock: Callable[[], float] = time.time,
         prices: PriceTable | Mapping[str, Price] | None = None,
     ) -> None:
@@ -206,7 +244,7 @@ class Cache(_Shell[redis.Redis]):
         if redis_client is None:
             url = redis_url or _default_url()
             redis_client = redis.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout
+                url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=_NO_RETRY
             )
             self._owns_client = True
         else:
@@ -338,6 +376,44 @@ class Cache(_Shell[redis.Redis]):
                 return found
         return self.accounting.local(ns)
 
+    @contextlib.contextmanager
+    def single_flight(self, plan: Plan) -> Iterator[LookupResult | None]:
+        """Coordinate identical misses so that one caller calls upstream.
+
+        Yields None to the caller that should call upstream (and then store the answer), or the
+        hit that another caller, in this process or another, stored while this one waited. A caller
+        that waited ``config.stampede_wait`` in vain gets None too and calls upstream itself.
+
+        Example::
+
+            result = cache.lookup_plan(plan)
+            if not result.hit:
+                with cache.single_flight(plan) as shared:
+                    if shared is None:
+                        cache.store_plan(plan, call_model())
+        """
+        with self._flight_lock:
+            event = self._flights.get(plan.exact_key)
+            leader = event is None
+            if event is None:
+                event = self._flights[plan.exact_key] = threading.Event()
+        if not leader:
+            event.wait(self.config.stampede_wait)
+            shared = self.lookup_plan(plan)
+            yield shared if shared.hit else None
+            return
+        lock = token()
+        held = self._run(acquire(plan, lock, _ms(self.config.lock_ttl)), False)
+        try:
+            wait = self.config.stampede_wait
+            yield None if held else self._run(await_entry(self.core, plan, wait), None)
+        finally:
+            if held:
+                self._run(release(plan, lock), None)
+            with self._flight_lock:
+                self._flights.pop(plan.exact_key, None)
+            event.set()
+
     def close(self) -> None:
         """Flush pending counters and close the Redis client if the cache made it."""
         self._run(self.accounting.flush(), None)
@@ -371,7 +447,7 @@ class Cache(_Shell[redis.Redis]):
         if isinstance(op, Commands):
             pipe = self.client.pipeline(transaction=False)
             for command in op.commands:
-                pipe.execute_command(*command)
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
             return pipe.execute(raise_on_error=False)
         if isinstance(op, Embed):
             assert self.embedder is not None
@@ -383,6 +459,11 @@ class Cache(_Shell[redis.Redis]):
             if not index.exists():
                 index.create(overwrite=False)
             return None
+        if isinstance(op, Call):
+            return op.fn(*op.args)
+        if isinstance(op, Sleep):
+            return time.sleep(op.seconds)
+        assert isinstance(op, Scan)
         return list(self.client.scan_iter(match=op.pattern, count=1000))
 
 
@@ -403,7 +484,7 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
         threshold: float | None = None,
         ttl: TTL = "default",
         config: CacheConfig | None = None,
-        timeout: float = 0.5,
+        timeout: float = 0.25,
         clock: Callable[[], float] = time.time,
         prices: PriceTable | Mapping[str, Price] | None = None,
     ) -> None:
@@ -412,7 +493,7 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
         if redis_client is None:
             url = redis_url or _default_url()
             redis_client = redis.asyncio.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout
+                url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=_NO_RETRY_ASYNC
             )
         super().__init__(
             client=redis_client, config=cfg, embedder=embedder, clock=clock, prices=prices
@@ -508,7 +589,9 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
 
     async def invalidate_tenant(self, tenant: str | None, *, namespace: str | None = None) -> int:
         """See :meth:`Cache.invalidate_tenant`."""
-        return await _adrive(self.core.drop(namespace=namespace, tenant=tenant or ""), self._execute)
+        return await _adrive(
+            self.core.drop(namespace=namespace, tenant=tenant or ""), self._execute
+        )
 
     async def flush(self, *, namespace: str | None = None) -> int:
         """See :meth:`Cache.flush`."""
@@ -525,6 +608,28 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
             if found is not None:
                 return found
         return self.accounting.local(ns)
+
+    @contextlib.asynccontextmanager
+    async def single_flight(self, plan: Plan) -> AsyncIterator[LookupResult | None]:
+        """See :meth:`Cache.single_flight`."""
+        event = self._flights.get(plan.exact_key)
+        if event is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), self.config.stampede_wait)
+            shared = await self.lookup_plan(plan)
+            yield shared if shared.hit else None
+            return
+        event = self._flights[plan.exact_key] = asyncio.Event()
+        lock = token()
+        held = await self._run(acquire(plan, lock, _ms(self.config.lock_ttl)), False)
+        try:
+            wait = self.config.stampede_wait
+            yield None if held else await self._run(await_entry(self.core, plan, wait), None)
+        finally:
+            if held:
+                await self._run(release(plan, lock), None)
+            self._flights.pop(plan.exact_key, None)
+            event.set()
 
     async def aclose(self) -> None:
         """Flush pending counters and close the Redis client if the cache made it."""
@@ -546,7 +651,7 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
         except ConfigurationError as exc:
             log.error("semcache: %s", exc)
             return fallback
-        except (*STEP_ASIDE, asyncio.TimeoutError) as exc:
+        except (TimeoutError, *STEP_ASIDE) as exc:
             self.breaker.failure(exc)
             log.debug("semcache: cache operation failed: %r", exc)
             return fallback
@@ -569,11 +674,21 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
             if not await index.exists():
                 await index.create(overwrite=False)
             return None
+        if isinstance(op, Call):
+            if op.afn is not None:
+                return await op.afn(*op.args)
+            return await asyncio.to_thread(op.fn, *op.args)
+        if isinstance(op, Sleep):
+            return await asyncio.sleep(op.seconds)
+        assert isinstance(op, Scan)
         return [key async for key in self.client.scan_iter(match=op.pattern, count=1000)]
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
 
 
 def _timed(result: LookupResult, start: float) -> LookupResult:
     import dataclasses
 
     return dataclasses.replace(result, lookup_ms=(time.perf_counter() - start) * 1000)
-

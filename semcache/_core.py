@@ -9,6 +9,7 @@ what a failure means. Nothing here touches a socket.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -78,7 +79,14 @@ class Scan:
     pattern: str
 
 
-Op = Commands | Embed | CreateIndex | Scan | Call
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Pause the flow (``time.sleep`` in the sync shell, ``asyncio.sleep`` in the async one)."""
+
+    seconds: float
+
+
+Op = Commands | Embed | CreateIndex | Scan | Call | Sleep
 Flow = Generator[Op, Any, T]
 
 
@@ -128,7 +136,7 @@ class Core:
         self.config = config
         self.embedder = embedder
         self.clock = clock
-        self._rng = rng or random.Random()
+        self.rng = rng or random.Random()
         self._ready: set[str] = set()
         self._vectors: OrderedDict[str, Vectors] = OrderedDict()
         self._vector_memory = vector_memory
@@ -236,7 +244,7 @@ class Core:
         entry = Entry.from_json(raw)
         if entry is None:
             log.warning("semcache: corrupt exact entry %s removed", plan.exact_key)
-            yield Commands((("UNLINK", plan.exact_key, plan.doc_key),))
+            yield Commands((("UNLINK", plan.exact_key), ("UNLINK", plan.doc_key)))
             return None
         if self.config.sliding_ttl and entry.ttl_ms:
             yield Commands((("PEXPIRE", plan.exact_key, entry.ttl_ms),))
@@ -246,6 +254,7 @@ class Core:
         self, plan: Plan, layer: Any, entry: Entry, similarity: float, matched: str
     ) -> LookupResult:
         return LookupResult(
+            refresh=self._should_refresh(entry),
             layer=layer,
             key=plan.digest,
             similarity=similarity,
@@ -256,6 +265,16 @@ class Core:
             namespace=plan.keys.namespace,
             tenant=plan.tenant,
         )
+
+    def _should_refresh(self, entry: Entry) -> bool:
+        """XFetch (Vattani et al. 2015): flag a hit for early refresh with a probability that rises
+        towards expiry and with the recompute cost, so one caller refreshes a hot entry first."""
+        beta = self.config.early_refresh
+        if beta is None or not entry.ttl_ms or self.config.sliding_ttl:
+            return False
+        expiry = entry.created_at + entry.ttl_ms / 1000
+        delta = (entry.latency_ms or 1000.0) / 1000  # seconds the upstream call took
+        return self.clock() - delta * beta * math.log(max(self.rng.random(), 1e-12)) >= expiry
 
     def _semantic(
         self, plan: Plan, vector: Vectors, writes: list[tuple[Any, ...]]
@@ -391,7 +410,9 @@ class Core:
         replies = yield Commands(keys)
         return [r if isinstance(r, bytes) and r and len(r) % 4 == 0 else None for r in replies]
 
-    def store_vectors(self, model: str, texts: Sequence[str], vectors: Sequence[bytes]) -> Flow[None]:
+    def store_vectors(
+        self, model: str, texts: Sequence[str], vectors: Sequence[bytes]
+    ) -> Flow[None]:
         """Cache float32 vectors an upstream embedding model made, keyed by (model, text)."""
         ttl = self._ms(self.config.embedding_ttl)
         tag = upstream_tag(model)
@@ -502,7 +523,7 @@ class Core:
         check_ttl(seconds)
         if seconds is None:
             return None
-        jitter = self.config.ttl_jitter * self._rng.random()
+        jitter = self.config.ttl_jitter * self.rng.random()
         return max(1, int(seconds * 1000 * (1.0 - jitter)))
 
     @staticmethod

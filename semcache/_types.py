@@ -37,6 +37,11 @@ class CacheConfig:
         embedding_ttl: seconds an entry of the embedding cache lives.
         semantic_text: which part of the request is embedded.
         index: HNSW parameters of the semantic index.
+        early_refresh: XFetch's beta (1.0 is the paper's default); None turns early refresh off.
+            A hit flagged ``refresh`` should be recomputed by its caller and stored again.
+        stampede_wait: seconds a caller waits for another process computing the same request
+            before it calls upstream itself.
+        lock_ttl: seconds a compute lock lives if its holder dies.
         decision: the decision stage that picks one of the ``top_k`` candidates or none
             (default: the plain threshold).
     """
@@ -56,6 +61,9 @@ class CacheConfig:
     semantic_text: SemanticPolicy = field(default_factory=SemanticPolicy)
     index: IndexParams = field(default_factory=IndexParams)
     decision: Any = None
+    early_refresh: float | None = None
+    stampede_wait: float = 10.0
+    lock_ttl: float = 30.0
     """The semantic layer's decision stage (a ``semcache.Decision``); None: the plain threshold."""
 
     def __post_init__(self) -> None:
@@ -69,6 +77,10 @@ class CacheConfig:
             raise ConfigurationError("top_k must be at least 1")
         if self.stochastic not in ("cache", "bypass"):
             raise ConfigurationError("stochastic must be 'cache' or 'bypass'")
+        if self.early_refresh is not None and self.early_refresh <= 0:
+            raise ConfigurationError("early_refresh (XFetch beta) must be positive or None")
+        if self.stampede_wait < 0 or self.lock_ttl <= 0:
+            raise ConfigurationError("stampede_wait must be >= 0 and lock_ttl > 0")
         if self.max_semantic_chars < 1:
             raise ConfigurationError("max_semantic_chars must be positive")
 
@@ -182,6 +194,8 @@ class LookupResult:
     """Time spent embedding the semantic text (0 when it came from the embedding cache)."""
     embedded: bool = False
     """True when the embedder was called (the embedding cache missed)."""
+    refresh: bool = False
+    """XFetch says this hit is near expiry: recompute it now and store the fresh answer."""
     checks: tuple[tuple[str, str], ...] = ()
     """Why the semantic layer accepted or rejected its candidates: ``(check, outcome)`` pairs."""
 
