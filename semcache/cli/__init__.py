@@ -15,5 +15,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from semcache.cli._app import main as main
 from semcache.cli import _server as _server  # noqa: F401  (registers commands)
 from semcache.cli import _stats as _stats  # noqa: F401  (registers commands)
+from semcache.cli import _replay as _replay  # noqa: F401  (registers commands)
+from semcache.cli import _tune as _tune  # noqa: F401  (registers commands)
 
 __all__ = ["click", "main"]

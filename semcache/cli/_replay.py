@@ -1,0 +1,148 @@
+"""``semcache replay LOG``: what a cache would have done on a request log, calling no model."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from semcache.cli._app import REDIS_URL, main
+
+
+@main.command()
+@click.argument("log", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--responses",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Batch API output file whose responses match LOG's custom_id lines.",
+)
+@click.option("--sample", is_flag=True, help="Replay the sample log shipped with semcache.")
+@click.option(
+    "--threshold",
+    "-t",
+    type=click.FloatRange(-1, 1),
+    default=None,
+    help="Semantic threshold (cosine similarity; default: CacheConfig's).",
+)
+@click.option(
+    "--sweep",
+    default=None,
+    metavar="A:B:STEP",
+    help="Also evaluate every threshold from A to B (one pass, no second replay).",
+)
+@REDIS_URL
+@click.option(
+    "--namespace",
+    "-n",
+    default=None,
+    help="Replay into this namespace and keep it (default: a throwaway one, removed after).",
+)
+@click.option(
+    "--embedder",
+    default=None,
+    metavar="MODULE:NAME",
+    help="An Embedder, or a function returning one (default: local all-MiniLM-L6-v2).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
+@click.option(
+    "--html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a self-contained HTML report with plots to this file.",
+)
+def replay(
+    log: Path | None,
+    responses: Path | None,
+    sample: bool,
+    threshold: float | None,
+    sweep: str | None,
+    redis_url: str | None,
+    namespace: str | None,
+    embedder: str | None,
+    as_json: bool,
+    html: Path | None,
+) -> None:
+    """Feed LOG (plain JSONL or an OpenAI Batch API input file) through a real cache in order,
+    storing the logged response on each miss, and report hits, false hits, savings and latency per
+    layer."""
+    from semcache._logs import read_log
+    from semcache._replay import threshold_grid
+
+    path = _log_path(log, sample)
+    try:
+        grid = threshold_grid(sweep) if sweep else []
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sweep") from exc
+    parsed = read_log(path, responses=responses)
+    for bad in parsed.bad_lines:
+        click.echo(f"skipped {bad}", err=True)
+    if not parsed.records:
+        raise click.ClickException(f"{path}: no usable request in the log")
+    report = _run(parsed, threshold, grid, redis_url, namespace, embedder)
+    if html is not None:
+        from semcache._replay_html import render_html
+
+        html.write_text(render_html(report, title=f"semcache replay of {path.name}"), "utf-8")
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        from semcache._replay_text import render_text
+
+        click.echo(render_text(report, source=path.name, kept=namespace is not None))
+
+
+def _log_path(log: Path | None, sample: bool) -> Path:
+    if sample and log is not None:
+        raise click.UsageError("give LOG or --sample, not both")
+    if sample:
+        from semcache.datasets import sample_log_path
+
+        return sample_log_path()
+    if log is None:
+        raise click.UsageError("give a LOG file, or --sample for the shipped sample log")
+    return log
+
+
+def _run(
+    parsed: Any,
+    threshold: float | None,
+    grid: list[float],
+    url: str | None,
+    namespace: str | None,
+    embedder: str | None,
+) -> Any:
+    import semcache
+    from semcache._replay import replay as run_replay
+    from semcache.cli._tune import load_embedder
+
+    name = namespace or f"replay-{uuid.uuid4().hex[:12]}"
+    config = semcache.CacheConfig(namespace=name, ttl=None)
+    model = load_embedder(embedder) if embedder else None
+    with semcache.Cache(redis_url=url, config=config, embedder=model) as cache:
+        try:
+            return run_replay(cache, parsed, threshold=threshold, sweep=grid, progress=_progress)
+        finally:
+            if namespace is None:
+                cache.flush()
+
+
+def _progress(items: Iterable[Any], desc: str, total: int) -> Iterable[Any]:
+    """A tqdm bar on a terminal; nothing when stderr is piped."""
+    if not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    bar: Iterable[Any] = tqdm(
+        items,
+        desc=desc,
+        total=total,
+        unit="req" if desc == "replaying" else "batch",
+        leave=False,
+        file=sys.stderr,
+    )
+    return bar

@@ -1,0 +1,142 @@
+"""The tuning maths, ``semcache tune`` through the real entry point, and offline log evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_replay import hand_log, table_embedder
+
+import semcache
+from semcache import tuning
+from semcache.cli import main
+
+# (similarity to the anchor, equivalent): hand-computed curve on the grid 0.80:0.99:0.01 below.
+LABELLED = [
+    (0.995, True),
+    (0.975, True),
+    (0.955, False),
+    (0.935, True),
+    (0.915, True),
+    (0.895, False),
+    (0.875, True),
+    (0.855, False),
+    (0.805, True),
+    (0.705, False),
+]
+
+
+def anchor_embedder() -> semcache.CallableEmbedder:
+    """ "anchor" is [1, 0]; "s=0.97 #3" is at cosine 0.97 from it."""
+
+    def embed(texts: list[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            s = 1.0 if text == "anchor" else float(text.split()[0][2:])
+            rows.append([s, math.sqrt(max(0.0, 1 - s * s))])
+        return np.asarray(rows, dtype=np.float64)
+
+    return semcache.CallableEmbedder(embed, model_id="test-anchor", dimension=2)
+
+
+def pairs_file(path: Path, labelled: list[tuple[float, bool]] = LABELLED) -> Path:
+    rows = [
+        {"query": "anchor", "candidate": f"s={s} #{i}", "equivalent": eq}
+        for i, (s, eq) in enumerate(labelled)
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
+    return path
+
+
+def tune(path: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(
+        main,
+        [
+            "tune",
+            str(path),
+            "--embedder",
+            "test_tuning:anchor_embedder",
+            "--grid",
+            "0.80:0.99:0.01",
+            *args,
+        ],
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_curve_matches_hand_computation(tmp_path: Path) -> None:
+    parsed = tuning.read_pairs(pairs_file(tmp_path / "p.jsonl"))
+    assert len(parsed.pairs) == 10 and [b.line for b in parsed.bad_lines] == [11]
+    scores = tuning.score_pairs(parsed.pairs, anchor_embedder())
+    points = {p.threshold: p for p in tuning.curve(scores, tuning.threshold_grid("0.80:0.99:0.01"))}
+    assert (points[0.9].precision, points[0.9].recall) == (0.8, 4 / 6)
+    assert points[0.9].false_hit_rate == 1 / 4 and points[0.9].hit_rate == 0.5
+    assert points[0.92].precision == 0.75 and points[0.96].precision == 1.0
+    assert points[0.99].recall == 1 / 6 and points[0.8].recall == 1.0
+
+
+@pytest.mark.parametrize(
+    ("target", "threshold", "precision", "recall"),
+    [(0.75, 0.90, 0.8, 4 / 6), (0.95, 0.96, 1.0, 2 / 6), (0.6, 0.80, 6 / 9, 1.0)],
+)
+def test_tune_picks_the_hand_computed_threshold(tmp_path, target, threshold, precision, recall):
+    code, out, err = tune(
+        pairs_file(tmp_path / "p.jsonl"), "--target-precision", str(target), "--json"
+    )
+    assert code == 0, err
+    best = json.loads(out)["recommended"]
+    assert best["threshold"] == threshold
+    assert best["precision"] == pytest.approx(precision) and best["recall"] == pytest.approx(recall)
+    assert "p.jsonl:11" in err
+
+
+def test_tune_text_and_unreachable_target(tmp_path: Path) -> None:
+    code, out, _ = tune(pairs_file(tmp_path / "p.jsonl"), "--target-precision", "0.75")
+    assert code == 0 and "recommended threshold for precision >= 0.750: 0.900" in out
+    assert "expected hit rate 0.500" in out
+    worst_first = [(0.995, False), *LABELLED[1:]]
+    code, out, _ = tune(pairs_file(tmp_path / "q.jsonl", worst_first), "--target-precision", "1")
+    assert code == 1 and "no threshold reaches precision 1.000" in out
+
+
+def test_tune_plot(tmp_path: Path) -> None:
+    image = tmp_path / "curves.png"
+    code, _, _ = tune(
+        pairs_file(tmp_path / "p.jsonl"), "--target-precision", "0.75", "--plot", str(image)
+    )
+    assert code == 0 and image.read_bytes().startswith(b"\x89PNG")
+
+
+def test_offline_log_evaluation_equals_the_replay_sweep(redis_url, namespace, tmp_path):
+    log = tuning.read_log(hand_log(tmp_path / "log.jsonl"))
+    grid = [0.85, 0.9, 0.96]
+    offline = tuning.evaluate_log(log.records, table_embedder(), grid)
+    config = semcache.CacheConfig(namespace=namespace, ttl=None)
+    with semcache.Cache(redis_url=redis_url, embedder=table_embedder(), config=config) as cache:
+        swept = tuning.replay(cache, log, sweep=grid).sweep
+        cache.flush()
+    assert [f.to_json() for f in offline] == [f.to_json() for f in swept]
+    curve = tuning.log_curve(offline)
+    assert [p.precision for p in curve] == [1 / 3, 1.0, None]
+
+
+def test_tune_on_a_grouped_log(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "tune",
+            str(hand_log(tmp_path / "log.jsonl")),
+            "--embedder",
+            "test_replay:table_embedder",
+            "--grid",
+            "0.85:0.95:0.05",
+            "--json",
+        ],
+    )
+    report = json.loads(result.stdout)
+    assert report["kind"] == "log" and report["requests"] == 8
+    assert report["recommended"]["threshold"] == 0.9
