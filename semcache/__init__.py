@@ -34,6 +34,7 @@ from semcache._stats import Stats as Stats
 from semcache._types import CacheConfig as CacheConfig
 from semcache._types import Entry as Entry
 from semcache._types import LookupResult as LookupResult
+from semcache.openai import wrap as wrap
 
 __version__ = "0.1.0"
 
@@ -64,4 +65,5 @@ __all__ = [
     "Stats",
     "ThresholdDecision",
     "Verdict",
+    "wrap",
 ]

@@ -90,3 +90,35 @@ def answer(text: str, model: str = "gpt-4o-mini") -> dict:
         ],
         "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
     }
+
+
+# --- the OpenAI wrapper: a local OpenAI-compatible server and wrapped clients on it ---------------
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[object]:
+    """A fresh local OpenAI-compatible server (tests/openai_server.py) per test."""
+    from openai_server import FakeOpenAI
+
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def wrap_cache(redis_url: str, namespace: str) -> Iterator[semcache.Cache]:
+    """A cache whose semantic layer uses the fast hash embedder (no model load)."""
+    with semcache.Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as c:
+        yield c
+        c.flush()
+
+
+@pytest.fixture
+def wrapped(fake_openai: object, wrap_cache: semcache.Cache) -> Iterator[object]:
+    """``semcache.wrap(openai.OpenAI(...))`` on the local server, without SDK retries."""
+    import openai
+
+    url = fake_openai.base_url  # type: ignore[attr-defined]
+    raw = openai.OpenAI(base_url=url, api_key="test", max_retries=0)
+    client = semcache.wrap(raw, cache=wrap_cache)
+    yield client
+    client.close()

@@ -1,0 +1,176 @@
+"""The sync and async HTTP transports of a wrapped client: thin shells that run ``_wrap_flow``.
+
+Each forwards upstream through the client's original HTTP client (its pool, proxies and hooks) and
+runs cache operations against the wrapped cache. A cache operation that fails in a way the cache
+did not absorb itself is logged and replaced by a miss, so the call still goes upstream.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import anyio.to_thread
+import httpx2
+
+from semcache._cache import AsyncCache
+from semcache._wrap_flow import (
+    CacheOp,
+    Read,
+    Relay,
+    Send,
+    Settings,
+    WrapFlow,
+    WrapOp,
+    cache_call,
+    fallback,
+    handle,
+)
+
+log = logging.getLogger("semcache")
+
+
+class CachingTransport(httpx2.BaseTransport):
+    """Answers covered requests from the cache, and sends the rest through ``inner``."""
+
+    def __init__(self, inner: httpx2.Client, settings: Settings) -> None:
+        self.inner = inner
+        self.settings = settings
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        return _drive(handle(request, self.settings), self._execute)
+
+    def _execute(self, op: WrapOp) -> Any:
+        if isinstance(op, Send):
+            return self.inner.send(op.request, stream=True)
+        if isinstance(op, Read):
+            return _read(op.response)
+        if isinstance(op, Relay):
+            return op.response(_SyncRelayStream(op, self._execute))
+        try:
+            return cache_call(op, self.settings.cache)()
+        except Exception as exc:
+            return _failed(op, exc)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncCachingTransport(httpx2.AsyncBaseTransport):
+    """The asyncio twin of :class:`CachingTransport`. A sync ``Cache`` runs in a worker thread."""
+
+    def __init__(self, inner: httpx2.AsyncClient, settings: Settings) -> None:
+        self.inner = inner
+        self.settings = settings
+        self._native = isinstance(settings.cache, AsyncCache)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        return await _adrive(handle(request, self.settings), self._execute)
+
+    async def _execute(self, op: WrapOp) -> Any:
+        if isinstance(op, Send):
+            return await self.inner.send(op.request, stream=True)
+        if isinstance(op, Read):
+            return await _aread(op.response)
+        if isinstance(op, Relay):
+            return op.response(_AsyncRelayStream(op, self._execute))
+        call = cache_call(op, self.settings.cache)
+        try:
+            return await call() if self._native else await anyio.to_thread.run_sync(call)
+        except Exception as exc:
+            return _failed(op, exc)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _drive(flow: WrapFlow, execute: Callable[[WrapOp], Any]) -> httpx2.Response:
+    """Run a flow to its end; an operation's error is thrown back into the flow."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            op = flow.throw(error) if error is not None else flow.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        try:
+            value, error = execute(op), None
+        except Exception as exc:
+            value, error = None, exc
+
+
+async def _adrive(flow: WrapFlow, execute: Callable[[WrapOp], Awaitable[Any]]) -> httpx2.Response:
+    """The async twin of :func:`_drive`."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            op = flow.throw(error) if error is not None else flow.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        try:
+            value, error = await execute(op), None
+        except Exception as exc:
+            value, error = None, exc
+
+
+def _failed(op: CacheOp, exc: Exception) -> Any:
+    log.warning(
+        "semcache: %s failed, the call goes on without the cache: %r", type(op).__name__, exc
+    )
+    return fallback(op)
+
+
+def _read(response: httpx2.Response) -> bytes:
+    try:
+        return response.read()
+    finally:
+        response.close()
+
+
+async def _aread(response: httpx2.Response) -> bytes:
+    try:
+        return await response.aread()
+    finally:
+        await response.aclose()
+
+
+class _SyncRelayStream(httpx2.SyncByteStream):
+    def __init__(self, relay: Relay, execute: Any) -> None:
+        self.relay = relay
+        self.execute = execute
+
+    def __iter__(self) -> Iterator[bytes]:
+        recorder = self.relay.recorder
+        for chunk in self.relay.upstream.iter_bytes():
+            out, body = recorder.feed(chunk)
+            if body is not None:
+                self.execute(self.relay.store(body))
+            if out:
+                yield out
+        if rest := recorder.rest():
+            yield rest
+
+    def close(self) -> None:
+        self.relay.upstream.close()
+
+
+class _AsyncRelayStream(httpx2.AsyncByteStream):
+    def __init__(self, relay: Relay, execute: Any) -> None:
+        self.relay = relay
+        self.execute = execute
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        recorder = self.relay.recorder
+        async for chunk in self.relay.upstream.aiter_bytes():
+            out, body = recorder.feed(chunk)
+            if body is not None:
+                await self.execute(self.relay.store(body))
+            if out:
+                yield out
+        if rest := recorder.rest():
+            yield rest
+
+    async def aclose(self) -> None:
+        await self.relay.upstream.aclose()
