@@ -81,7 +81,7 @@ class Accounting:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], Counters] = {}
         self._entries: dict[tuple[str, str], int] = {}
-        self._totals: dict[str, Counters] = {}
+        self._flushed: dict[str, Counters] = {}
         self._events = 0
         self._last_flush = time.monotonic()
 
@@ -108,7 +108,6 @@ class Accounting:
         key = (namespace, day_of(self.clock()))
         with self._lock:
             add(self._pending.setdefault(key, {}), counters)
-            add(self._totals.setdefault(namespace, {}), counters)
             if entry is not None:
                 self._count_entry((namespace, ":".join(entry)))
             self._events += 1
@@ -135,6 +134,9 @@ class Accounting:
         except Exception:
             self._restore(pending, entries)
             raise
+        with self._lock:
+            for (namespace, _), counters in pending.items():
+                add(self._flushed.setdefault(namespace, {}), counters)
         failed = [r for r in replies if isinstance(r, Exception)]
         if failed:
             log.warning("semcache: %d stats commands failed: %s", len(failed), failed[0])
@@ -179,7 +181,10 @@ class Accounting:
     def local(self, namespace: str) -> Stats:
         """This process's counters of a namespace since the cache was made."""
         with self._lock:
-            counters = dict(self._totals.get(namespace, {}))
+            counters = dict(self._flushed.get(namespace, {}))
+            for (ns, _), pending in self._pending.items():
+                if ns == namespace:
+                    add(counters, pending)
         return Stats.from_counters(namespace, counters, source="process")
 
 
@@ -202,11 +207,11 @@ def lookup_counters(
     c[f"{final}:lookup_ms"] = result.lookup_ms
     if result.hit and result.entry is not None:
         c["all:hits"] = 1
-        add(c, hit_counters(final, plan, result, prices))
+        c |= hit_counters(final, plan, result, prices)  # keys of their own: no sums needed
     else:
         c[f"{final}:overhead_ms"] = result.lookup_ms - result.embed_ms
     if "semantic" in result.tried:
-        add(c, embedding_counters(plan, result, prices, embedding_model))
+        c |= embedding_counters(plan, result, prices, embedding_model)
     return c
 
 
