@@ -116,6 +116,8 @@ class _Handler(BaseHTTPRequestHandler):
         if failure is not None:
             error = {"message": f"injected {failure}", "type": "server_error", "code": None}
             return self._json(failure, {"error": error}, {"retry-after-ms": "1"})
+        if self.path == "/v1/embeddings":
+            return self._json(200, self._embeddings(body))
         text = _prompt(body)
         if "[slow]" in text:
             time.sleep(self.fake.slow_seconds)
@@ -124,8 +126,6 @@ class _Handler(BaseHTTPRequestHandler):
             "/v1/completions": _completion,
             "/v1/responses": _response,
         }.get(self.path)
-        if self.path == "/v1/embeddings":
-            return self._json(200, self._embeddings(body))
         if route is None:
             return self._json(404, {"error": {"message": "no such route", "type": "invalid"}})
         answer = route(body, text)
@@ -134,7 +134,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self._json(200, answer)
 
     def _embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
-        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        items = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        texts = [t if isinstance(t, str) else json.dumps(t) for t in items]  # or token ids
         self.fake.embedded.extend(texts)
         dims = int(body.get("dimensions") or 8)
         data = []

@@ -125,7 +125,9 @@ def _normalising_embedder() -> semcache.CallableEmbedder:
 def test_semantic_hit_is_marked_with_layer_and_similarity(
     fake_openai: FakeOpenAI, redis_url: str, namespace: str
 ) -> None:
-    cache = semcache.Cache(redis_url=redis_url, embedder=_normalising_embedder(), namespace=namespace)
+    cache = semcache.Cache(
+        redis_url=redis_url, embedder=_normalising_embedder(), namespace=namespace
+    )
     raw = openai.OpenAI(base_url=fake_openai.base_url, api_key="test", max_retries=0)
     client = semcache.wrap(raw, cache=cache)
     first = client.chat.completions.create(model="m", messages=ask("What is Redis?"))
@@ -189,7 +191,8 @@ def test_upstream_errors_reach_the_caller_and_are_never_cached(
     assert type(through_cache.value) is type(unwrapped.value)
     assert through_cache.value.status_code == unwrapped.value.status_code == status  # type: ignore[attr-defined]
     assert through_cache.value.body == unwrapped.value.body  # type: ignore[attr-defined]
-    ok = wrapped.chat.completions.create(model="m", messages=ask("flaky"))  # upstream, not the error
+    # the next call goes upstream: the error was not stored
+    ok = wrapped.chat.completions.create(model="m", messages=ask("flaky"))
     assert cache_info(ok).hit is False  # type: ignore[union-attr]
     wrapped.chat.completions.create(model="m", messages=ask("flaky"))
     assert fake_openai.calls(CHAT) == 3  # 2 errors, 1 miss, then a hit

@@ -42,7 +42,9 @@ def test_streamed_miss_then_streamed_hit(wrapped: openai.OpenAI, fake_openai: Fa
     hit = wrapped.chat.completions.create(model="m", messages=ask("tell me a story"), stream=True)
     second = list(hit)
     assert fake_openai.calls(CHAT) == 1
-    assert isinstance(hit, openai.Stream) and all(isinstance(c, ChatCompletionChunk) for c in second)
+    assert isinstance(hit, openai.Stream) and all(
+        isinstance(c, ChatCompletionChunk) for c in second
+    )
     assert text_of(second) == text_of(first) == "echo: tell me a story"
     assert second[-1].choices[0].finish_reason == first[-1].choices[0].finish_reason == "stop"
     assert cache_info(miss).hit is False  # type: ignore[union-attr]
@@ -89,7 +91,10 @@ def test_unstreamed_entry_replays_as_a_stream(
     options = {"include_usage": True}
     chunks = list(
         wrapped.chat.completions.create(
-            model="m", messages=ask("first plain"), stream=True, stream_options=options  # type: ignore[arg-type]
+            model="m",
+            messages=ask("first plain"),
+            stream=True,
+            stream_options=options,  # type: ignore[arg-type]
         )
     )
     assert fake_openai.calls(CHAT) == 1
@@ -128,9 +133,13 @@ def test_stream_cut_before_its_terminal_event_is_not_stored(
     wrapped: openai.OpenAI, fake_openai: FakeOpenAI
 ) -> None:
     for _ in range(2):
-        chunks = list(wrapped.chat.completions.create(model="m", messages=ask("[cut]"), stream=True))
+        chunks = list(
+            wrapped.chat.completions.create(model="m", messages=ask("[cut]"), stream=True)
+        )
         assert text_of(chunks) == "echo: [cut]"  # the caller saw what upstream sent
-    events = [list(wrapped.responses.create(model="m", input="[cut]", stream=True)) for _ in range(2)]
+    events = [
+        list(wrapped.responses.create(model="m", input="[cut]", stream=True)) for _ in range(2)
+    ]
     assert events[0][-1].type == "response.output_item.done"
     assert fake_openai.calls(CHAT) == 2 and fake_openai.calls("responses") == 2
 
