@@ -317,3 +317,21 @@ def test_cache_works_with_an_injected_client(redis_url: str, namespace: str) -> 
         assert c.lookup(chat("q")).layer == "exact"
         c.flush()
     assert client.ping()  # an injected client is not closed by the cache
+
+
+def test_a_document_with_a_foreign_tenant_tag_is_never_served(cache: Cache) -> None:
+    """Defence in depth: even a document that claims the query's scope digest is dropped when its
+    tenant tag is another tenant's."""
+    request = chat(PARAPHRASE[0])
+    cache.store(request, answer("mine"))
+    plan = cache.plan(request)
+    forged = plan.keys.doc("f" * 16, "0" * 64)
+    fields = cache.client.hgetall(plan.doc_key)
+    cache.client.hset(forged, mapping={**fields, b"tenant": b"f" * 16,
+                                       b"entry": fields[b"entry"].replace(b"mine", b"theirs")})  # fmt: skip
+    cache.client.unlink(plan.doc_key)
+    result = cache.lookup(chat(PARAPHRASE[1]), threshold=-1.0)
+    assert result.layer is None and result.reason == "no-candidates"
+    cache.client.hset(forged, b"tenant", plan.tenant_tag)  # control: with its own tag it is served
+    assert cache.lookup(chat(PARAPHRASE[1]), threshold=-1.0).response == answer("theirs")
+    cache.client.unlink(forged)
