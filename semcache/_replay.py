@@ -24,14 +24,14 @@ from semcache._core import Core, Plan
 from semcache._embedders import Embedder
 from semcache._figures import Figures, Outcome, Saving, figures
 from semcache._logs import BadLine, Log, LogRecord
-from semcache._savings import saving_of
+from semcache._savings import PLACEHOLDER, saving_of, saving_of_hit
 from semcache._types import CacheConfig, LookupResult
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[Any], str, int], Iterable[Any]]
 
 #: Stored on a miss when the log has no response for the request.
-NO_RESPONSE: dict[str, Any] = {"object": "semcache.replay.placeholder", "choices": []}
+NO_RESPONSE: dict[str, Any] = {"object": PLACEHOLDER, "choices": []}
 
 _EPSILON = 1e-6  # keep candidates a rounding error below the lowest threshold
 _BLOCK = 512
@@ -181,7 +181,7 @@ def build_trace(
         for i, (p, r, bypass) in enumerate(zip(plans, records, bypassed, strict=True))
     )
     savings = tuple(
-        saving_of(r.response, p.canon.model) for p, r in zip(plans, records, strict=True)
+        saving_of(p, r.response) for p, r in zip(plans, records, strict=True)
     )
     return Trace(steps=steps, savings=savings, floor=floor)
 
@@ -303,7 +303,7 @@ def _real_pass(
     for i in progress(range(len(plans)), "replaying", len(plans)):
         plan, record, step = plans[i], records[i], trace.steps[i]
         result: LookupResult = cache.lookup_plan(plan)
-        out.append(_outcome(i, result, step, trace, by_digest, groups))
+        out.append(_outcome(i, plan, result, step, trace, by_digest, groups))
         stored = result.layer is None and step.stores
         if stored and cache.store_plan(plan, record.response or NO_RESPONSE):
             by_digest[plan.digest] = i
@@ -314,6 +314,7 @@ def _real_pass(
 
 def _outcome(
     i: int,
+    plan: Plan,
     result: LookupResult,
     step: Step,
     trace: Trace,
@@ -331,8 +332,7 @@ def _outcome(
         )
     j = by_digest.get(result.matched_key or "")
     matched_group = trace.steps[j].group if j is not None else None
-    entry = result.entry
-    saving = saving_of(entry.response if entry else None, entry.model if entry else "")
+    saving = saving_of_hit(plan, result)
     return Outcome(
         index=i,
         layer="exact" if result.layer in ("exact", "l1") else "semantic",

@@ -1,9 +1,6 @@
-"""What a cache hit saves: the tokens the answering entry's usage reports, and their price.
-
-Tokens and prices come from the accounting modules (``_tokens``, ``_prices``) when they are present,
-so a replay counts exactly as a live cache does; without them, tokens are read from the reported
-``usage`` and dollars are left unpriced.
-"""
+"""What a cache hit saves, counted by the accounting module exactly as a live cache counts it:
+the stored usage (else tokens counted with tiktoken), priced with the price table (cached prompt
+tokens at the cached rate), else the stored upstream cost."""
 
 from __future__ import annotations
 
@@ -11,52 +8,41 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from semcache._accounting import hit_counters
+from semcache._core import Plan
 from semcache._figures import Saving
+from semcache._prices import PriceTable
+from semcache._types import Entry, LookupResult
+
+#: The ``object`` of the placeholder stored for a logged request without a response.
+PLACEHOLDER = "semcache.replay.placeholder"
+_LAYER = "hit"
 
 
-def saving_of(response: Mapping[str, Any] | None, model: str) -> Saving:
-    """The saving of one hit answered by ``response`` (the stored body) of a ``model`` request."""
-    if not response:
+def saving_of(plan: Plan, response: Mapping[str, Any] | None) -> Saving:
+    """The saving of a hit answered by ``response``, the stored body of ``plan``'s request."""
+    if not response or response.get("object") == PLACEHOLDER:
         return Saving(known=False)
-    usage = _usage(response)
-    if usage is None:
+    entry = Entry(response=dict(response), kind=plan.canon.kind, model=plan.canon.model)
+    return saving_of_hit(plan, LookupResult(layer="exact", entry=entry))
+
+
+def saving_of_hit(plan: Plan, result: LookupResult) -> Saving:
+    """The saving of a real lookup's hit (``result.entry`` is the answering entry)."""
+    entry = result.entry
+    if entry is None or entry.response.get("object") == PLACEHOLDER:
         return Saving(known=False)
-    prompt, completion, cached = usage
-    return Saving(prompt, completion, _cost(model, prompt, completion, cached))
-
-
-def _usage(response: Mapping[str, Any]) -> tuple[int, int, int] | None:
-    try:
-        from semcache._tokens import reported_usage
-    except ImportError:  # the accounting modules are optional here
-        return _reported(response)
-    found = reported_usage(response)
-    return None if found is None else (found.prompt, found.completion, found.cached)
-
-
-def _reported(response: Mapping[str, Any]) -> tuple[int, int, int] | None:
-    usage = response.get("usage")
-    if not isinstance(usage, Mapping):
-        return None
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-    completion = usage.get("completion_tokens", usage.get("output_tokens"))
-    if not isinstance(prompt, int) or not isinstance(completion, int):
-        return None
-    return prompt, completion, 0
-
-
-def _cost(model: str, prompt: int, completion: int, cached: int) -> float | None:
-    table = _price_table()
-    if table is None or not model:
-        return None
-    cost = table.cost(model, prompt, completion, cached)
-    return None if cost is None else float(cost)
+    counters = hit_counters(_LAYER, plan, result, _prices())
+    if f"{_LAYER}:prompt_tokens_saved" not in counters:
+        return Saving(known=False)
+    usd = counters.get(f"{_LAYER}:usd_saved")
+    return Saving(
+        prompt_tokens=int(counters[f"{_LAYER}:prompt_tokens_saved"]),
+        completion_tokens=int(counters.get(f"{_LAYER}:completion_tokens_saved", 0)),
+        usd=None if usd is None else float(usd),
+    )
 
 
 @functools.cache
-def _price_table() -> Any:
-    try:
-        from semcache._prices import PriceTable
-    except ImportError:
-        return None
+def _prices() -> PriceTable:
     return PriceTable()

@@ -147,3 +147,19 @@ def test_threshold_grid() -> None:
     assert threshold_grid("0.9:0.9:0.01") == [0.9]
     with pytest.raises(ValueError):
         threshold_grid("0.9:0.8:0.01")
+
+
+def test_dollars_come_from_the_price_table_and_missing_responses_are_unpriced(
+    table_cache, tmp_path: Path
+) -> None:
+    from semcache._prices import PriceTable
+
+    path = hand_log(tmp_path / "log.jsonl")
+    with path.open("a") as handle:  # C again without a response, then C: a hit on an unknown entry
+        handle.write(json.dumps({"request": chat(C, model="gpt-4o"), "group": "g4"}) + "\n")
+        handle.write(json.dumps({"request": chat(C, model="gpt-4o"), "group": "g4"}) + "\n")
+    f = replay(table_cache, read_log(path), threshold=0.9).figures
+    cost = PriceTable().cost
+    expected = 2 * cost("gpt-4o-mini", 12, 5) + cost("gpt-4o-mini", 20, 8)
+    assert f.usd_saved == pytest.approx(expected)
+    assert f.exact.hits == 3 and f.unpriced_hits == 1
