@@ -280,8 +280,10 @@ def test_any_answer_changing_difference_changes_the_key(
 def test_no_entry_is_ever_returned_to_another_tenant(
     redis_url: str, text: str, tenants: list[str]
 ) -> None:
-    with Cache(redis_url=redis_url, embedder=hash_embedder(), namespace="prop-tenants",
-               threshold=-1.0) as cache:  # fmt: skip
+    # The plain threshold at -1: any candidate of the same scope would be served.
+    config = CacheConfig(namespace="prop-tenants", threshold=-1.0,
+                         decision=semcache.ThresholdDecision())  # fmt: skip
+    with Cache(redis_url=redis_url, embedder=hash_embedder(), config=config) as cache:
         for tenant in tenants:
             cache.store(chat(text), answer(f"for {tenant!r}"), tenant=tenant)
         for tenant in tenants:
