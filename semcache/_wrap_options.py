@@ -13,7 +13,7 @@ import contextvars
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, Unpack
 
 from semcache._errors import ConfigurationError
 from semcache._redis import check_namespace
@@ -64,7 +64,7 @@ _BOOL = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no":
 
 
 @contextlib.contextmanager
-def cache_options(**options: Any) -> Iterator[None]:
+def cache_options(**options: Unpack[Options]) -> Iterator[None]:
     """Apply cache options (keys of :class:`Options`) to every wrapped call inside the block.
 
     Example::

@@ -199,3 +199,57 @@ def test_completions_stream_round_trip(wrapped: openai.OpenAI, fake_openai: Fake
     text = "".join(c.choices[0].text for c in first if c.choices)
     assert text == "".join(c.choices[0].text for c in second) == plain.choices[0].text
     assert plain.usage is not None and plain.choices[0].finish_reason == "stop"
+
+
+CHAT_BODY = {
+    "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+    "system_fingerprint": "fp", "service_tier": "default",
+    "choices": [
+        {"index": 0, "finish_reason": "stop",
+         "logprobs": {"content": [{"token": "a", "logprob": -0.1, "bytes": [97], "top_logprobs": []}],
+                      "refusal": None},
+         "message": {"role": "assistant", "content": "a", "refusal": None, "annotations": []}},
+        {"index": 1, "finish_reason": "tool_calls", "logprobs": None,
+         "message": {"role": "assistant", "content": None, "refusal": None,
+                     "tool_calls": [TOOL_CALL, {**TOOL_CALL, "id": "call_2"}]}},
+    ],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+}  # fmt: skip
+RESPONSE_BODY = {
+    "id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "m",
+    "output": [
+        {"id": "rs_1", "type": "reasoning", "summary": []},
+        {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+         "content": [{"type": "output_text", "text": "hi", "annotations": []},
+                     {"type": "refusal", "refusal": "no"}]},
+        {"id": "fc_1", "type": "function_call", "call_id": "c", "name": "f", "arguments": "{}",
+         "status": "completed"},
+    ],
+    "usage": {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3},
+}  # fmt: skip
+COMPLETION_BODY = {
+    "id": "cmpl-1", "object": "text_completion", "created": 1, "model": "m",
+    "choices": [{"index": 0, "text": "hello", "logprobs": None, "finish_reason": "length"}],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [("chat", CHAT_BODY), ("completion", COMPLETION_BODY), ("responses", RESPONSE_BODY)],
+)
+@pytest.mark.parametrize("usage", [True, False])
+def test_replayed_stream_records_back_to_the_same_body(
+    kind: str, body: dict[str, Any], usage: bool
+) -> None:
+    from semcache._wrap_replay import replay
+    from semcache._wrap_sse import Recorder
+
+    stream = replay(kind, body, include_usage=usage)
+    recorder = Recorder(kind, drop_usage=False)
+    assembled = [recorder.feed(stream[i : i + 7])[1] for i in range(0, len(stream), 7)]
+    (recorded,) = [b for b in assembled if b is not None]
+    expected = (
+        body if usage or kind == "responses" else {k: v for k, v in body.items() if k != "usage"}
+    )
+    assert recorded == expected
