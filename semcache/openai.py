@@ -66,7 +66,12 @@ def wrap(
     try:
         from semcache._wrap_client import wrap_client
     except ImportError as exc:
-        if exc.name not in ("openai", "httpx2", "anyio"):
+        if exc.name == "httpx2":
+            raise ImportError(
+                "semcache.wrap() needs openai 3.x (built on httpx2); upgrade with: "
+                "pip install 'openai>=3'"
+            ) from exc
+        if exc.name not in ("openai", "anyio"):
             raise
         raise missing_extra("openai", "openai") from exc
     return wrap_client(client, cache=cache, defaults=dict(defaults), record_usage=record_usage)
