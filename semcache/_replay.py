@@ -21,11 +21,12 @@ import numpy as np
 import numpy.typing as npt
 
 from semcache._core import Core, Plan
+from semcache._decide import Candidate
 from semcache._embedders import Embedder
 from semcache._figures import Figures, Outcome, Saving, figures
 from semcache._logs import BadLine, Log, LogRecord
 from semcache._savings import PLACEHOLDER, saving_of, saving_of_hit
-from semcache._types import CacheConfig, LookupResult
+from semcache._types import CacheConfig, Entry, LookupResult
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[Any], str, int], Iterable[Any]]
@@ -63,6 +64,12 @@ class Trace:
     savings: tuple[Saving, ...]
     """What a hit on the entry stored by request j saves."""
     floor: float
+    texts: tuple[str, ...] = ()
+    """The semantic text of each request (what the decision stage compares)."""
+    entries: tuple[Entry, ...] = ()
+    decision: Any = None
+    """The cache's decision stage; None: the plain threshold."""
+    top_k: int = 4
 
     @property
     def labelled(self) -> bool:
@@ -130,19 +137,46 @@ def _simulate_one(
     live = stored[step.cand_index]
     sims = step.cand_sim[live]
     best = float(sims.max()) if sims.size else None
-    if best is not None and best >= threshold:
-        k = int(step.cand_index[live][int(np.argmax(sims))])
+    k = _decide(trace, i, step.cand_index[live], sims, threshold) if best is not None else None
+    if best is not None and k is not None:
         return Outcome(
             index=i,
             layer="semantic",
             matched=k,
-            similarity=best,
+            similarity=float(sims[step.cand_index[live] == k][0]),
             best_similarity=best,
             false_hit=_false_hit(step.group, trace.steps[k].group),
             saving=trace.savings[k],
         )
     missed = step.group is not None and groups[(step.scope or step.digest, step.group)] > 0
     return Outcome(index=i, layer=None, best_similarity=best, missed_equivalent=missed)
+
+
+def _decide(
+    trace: Trace,
+    i: int,
+    index: npt.NDArray[np.int64],
+    sims: npt.NDArray[np.float32],
+    threshold: float,
+) -> int | None:
+    """The request whose entry the decision stage accepts among the top-k stored candidates."""
+    if float(sims.max()) < threshold:
+        return None  # no decision stage accepts a candidate below its threshold
+    order = np.lexsort((index, -sims))[: trace.top_k]
+    if trace.decision is None:
+        return int(index[order[0]])
+    candidates = [
+        Candidate(trace.steps[k].digest, float(s), trace.entries[k], trace.texts[k], {})
+        for k, s in ((int(index[o]), sims[o]) for o in order)
+    ]
+    flow = trace.decision.decide(trace.texts[i], candidates, threshold)
+    try:
+        op = next(flow)
+    except StopIteration as stop:
+        accepted = stop.value.accepted
+        return None if accepted is None else int(index[order[candidates.index(accepted)]])
+    flow.close()
+    raise ValueError(f"the sweep cannot simulate a decision stage that calls a model ({op!r})")
 
 
 def _false_hit(group: str | None, matched_group: str | None) -> bool | None:
@@ -161,6 +195,8 @@ def build_trace(
     *,
     floor: float,
     bypassed: Sequence[bool],
+    decision: Any = None,
+    top_k: int = 4,
 ) -> Trace:
     """Record, for every request, the earlier requests of its scope at or above ``floor``."""
     cand: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = [
@@ -180,10 +216,22 @@ def build_trace(
         )
         for i, (p, r, bypass) in enumerate(zip(plans, records, bypassed, strict=True))
     )
-    savings = tuple(
-        saving_of(p, r.response) for p, r in zip(plans, records, strict=True)
+    savings = tuple(saving_of(p, r.response) for p, r in zip(plans, records, strict=True))
+    entries = tuple(
+        Entry(
+            response=r.response or NO_RESPONSE, kind=p.canon.kind, model=p.canon.model, text=p.text
+        )
+        for p, r in zip(plans, records, strict=True)
     )
-    return Trace(steps=steps, savings=savings, floor=floor)
+    return Trace(
+        steps=steps,
+        savings=savings,
+        floor=floor,
+        texts=tuple(p.text for p in plans),
+        entries=entries,
+        decision=decision,
+        top_k=top_k,
+    )
 
 
 def _scopes(plans: Sequence[Plan], bypassed: Sequence[bool]) -> dict[str, list[int]]:
@@ -258,7 +306,15 @@ def replay(
         p.text for p, b in zip(plans, bypassed, strict=True) if p.skip_semantic is None and not b
     ]
     vectors = embed_texts(cache.embed, texts, progress=progress)
-    trace = build_trace(plans, records, vectors, floor=min([t, *sweep]), bypassed=bypassed)
+    trace = build_trace(
+        plans,
+        records,
+        vectors,
+        floor=min([t, *sweep]),
+        bypassed=bypassed,
+        decision=cache.core.decision,
+        top_k=cache.config.top_k,
+    )
     outcomes = _real_pass(cache, plans, records, trace, progress)
     return ReplayReport(
         figures=figures(t, outcomes, labelled=trace.labelled),
@@ -364,7 +420,16 @@ def trace_log(
         p.text for p, b in zip(plans, bypassed, strict=True) if p.skip_semantic is None and not b
     ]
     vectors = embed_texts(embedder.embed, texts, progress=progress)
-    return build_trace(plans, kept, vectors, floor=floor, bypassed=bypassed), bad
+    trace = build_trace(
+        plans,
+        kept,
+        vectors,
+        floor=floor,
+        bypassed=bypassed,
+        decision=core.decision,
+        top_k=core.config.top_k,
+    )
+    return trace, bad
 
 
 def threshold_grid(spec: str) -> list[float]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,14 @@ class Scores:
     similarities: npt.NDArray[np.float64]
     labels: npt.NDArray[np.bool_]
     pairs: tuple[Pair, ...] = ()
+    allowed: npt.NDArray[np.bool_] | None = None
+    """Pairs a guard lets through (None: all); a pair the guard rejects never hits."""
+
+    def guarded(self, guard: Any) -> Scores:
+        """These scores with a lexical guard (e.g. ``semcache.Guard()``) applied to every pair, as
+        the cache's default decision stage does."""
+        allowed = [guard.check(p.query, p.candidate) is None for p in self.pairs]
+        return replace(self, allowed=np.asarray(allowed, dtype=bool))
 
     @property
     def positives(self) -> npt.NDArray[np.float64]:
@@ -154,10 +162,11 @@ def curve(scores: Scores, thresholds: Sequence[float] | None = None) -> list[Cur
     """Precision, recall, F1, false-hit rate and hit rate of labelled pairs at every threshold."""
     grid = threshold_grid(DEFAULT_GRID) if thresholds is None else list(thresholds)
     sims, labels = scores.similarities, scores.labels
+    allowed = np.ones_like(labels) if scores.allowed is None else scores.allowed
     positives, negatives = int(labels.sum()), int((~labels).sum())
     out = []
     for t in grid:
-        hit = sims >= t
+        hit = (sims >= t) & allowed
         tp, fp = int((hit & labels).sum()), int((hit & ~labels).sum())
         out.append(
             _point(

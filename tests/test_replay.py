@@ -163,3 +163,31 @@ def test_dollars_come_from_the_price_table_and_missing_responses_are_unpriced(
     expected = 2 * cost("gpt-4o-mini", 12, 5) + cost("gpt-4o-mini", 20, 8)
     assert f.usd_saved == pytest.approx(expected)
     assert f.exact.hits == 3 and f.unpriced_hits == 1
+
+
+@pytest.mark.slow
+def test_sweep_agrees_with_real_replays_on_a_generated_log(redis_url, embedder, tmp_path) -> None:
+    """Real model, default decision stage (threshold + lexical guard), several tenants and turns."""
+    from semcache import datasets
+    from semcache._logs import LogRecord
+
+    lines = datasets.generate_log(160, seed=5)
+    records = [LogRecord(request=x["request"], response=x["response"], tenant=x["tenant"],
+                         group=x["group"]) for x in lines]  # fmt: skip
+    grid = [0.8, 0.86, 0.92]
+
+    def run(threshold: float, sweep: list[float]):
+        ns = f"gen-{uuid.uuid4().hex[:8]}"
+        config = semcache.CacheConfig(namespace=ns, ttl=None)
+        with semcache.Cache(redis_url=redis_url, embedder=embedder, config=config) as cache:
+            report = replay(cache, records, threshold=threshold, sweep=sweep)
+            cache.flush()
+        return report
+
+    swept = run(0.9, grid)
+    assert _comparable(swept.figures) == _comparable(run(0.9, [0.9]).sweep[0])
+    for figures in swept.sweep:
+        single = run(figures.threshold, []).figures
+        assert _comparable(figures) == _comparable(single)
+    assert swept.sweep[0].semantic.hits > swept.sweep[-1].semantic.hits > 0
+    assert swept.sweep[0].exact.hits < swept.sweep[-1].exact.hits  # fewer semantic hits: more stored

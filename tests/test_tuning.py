@@ -62,6 +62,7 @@ def tune(path: Path, *args: str) -> tuple[int, str, str]:
             "test_tuning:anchor_embedder",
             "--grid",
             "0.80:0.99:0.01",
+            "--no-guard",
             *args,
         ],
     )
@@ -140,3 +141,47 @@ def test_tune_on_a_grouped_log(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report["kind"] == "log" and report["requests"] == 8
     assert report["recommended"]["threshold"] == 0.9
+
+
+class RejectNumberTwo:
+    """A stand-in guard: rejects the pair whose candidate is #2 (the 0.955 non-equivalent one)."""
+
+    def check(self, query: str, candidate: str) -> str | None:
+        return "numbers differ" if candidate.endswith("#2") else None
+
+
+def test_a_guard_removes_the_hits_it_rejects(tmp_path: Path) -> None:
+    scores = tuning.score_pairs(tuning.read_pairs(pairs_file(tmp_path / "p.jsonl")).pairs,
+                                anchor_embedder())  # fmt: skip
+    guarded = {p.threshold: p for p in tuning.curve(scores.guarded(RejectNumberTwo()), [0.92])}
+    assert guarded[0.92].precision == 1.0 and guarded[0.92].recall == 3 / 6
+    assert tuning.curve(scores, [0.92])[0].precision == 0.75
+
+
+def test_tune_applies_the_default_guard(tmp_path: Path) -> None:
+    rows = [
+        ("Convert 6 feet to meters", "Convert 7 feet to meters", False),
+        ("Convert 6 feet to meters", "How many meters is 6 feet?", True),
+    ]
+    path = tmp_path / "g.jsonl"
+    path.write_text("\n".join(json.dumps({"query": q, "candidate": c, "equivalent": e})
+                              for q, c, e in rows))  # fmt: skip
+    table = {text: [1.0, 0.0] for row in rows for text in row[:2]}  # every pair at similarity 1
+    import test_tuning
+
+    test_tuning.flat = lambda: semcache.CallableEmbedder(  # type: ignore[attr-defined]
+        lambda texts: [table[t] for t in texts], model_id="flat", dimension=2
+    )
+    args = [
+        "tune",
+        str(path),
+        "--embedder",
+        "test_tuning:flat",
+        "--target-precision",
+        "1",
+        "--json",
+    ]
+    with_guard = json.loads(CliRunner().invoke(main, args).stdout)
+    assert with_guard["guard"] is True and with_guard["recommended"]["precision"] == 1.0
+    without = CliRunner().invoke(main, [*args, "--no-guard"])
+    assert without.exit_code == 1 and json.loads(without.stdout)["recommended"] is None

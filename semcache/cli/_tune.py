@@ -29,6 +29,18 @@ from semcache.cli._app import main
     metavar="MODULE:NAME",
     help="An Embedder, or a function returning one (default: local all-MiniLM-L6-v2).",
 )
+@click.option(
+    "--guard/--no-guard",
+    default=True,
+    show_default=True,
+    help="Apply the lexical guard of the default decision stage to pairs (logs always use it).",
+)
+@click.option(
+    "--configs",
+    is_flag=True,
+    help="Also report the hit rate at the target precision of each decision configuration "
+    "(global threshold, guard, per-entry thresholds; pairs only).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
 @click.option(
     "--plot",
@@ -41,6 +53,8 @@ def tune(
     target_precision: float,
     grid: str,
     embedder: str | None,
+    guard: bool,
+    configs: bool,
     as_json: bool,
     plot: Path | None,
 ) -> None:
@@ -54,7 +68,7 @@ def tune(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--grid") from exc
     model = load_embedder(embedder)
-    report, scores = _evaluate(data, model, thresholds)
+    report, scores = _evaluate(data, model, thresholds, guard)
     found = tuning.recommend(report["curve_points"], target_precision)
     report["target_precision"] = target_precision
     report["recommended"] = found.point.to_json() if found.point else None
@@ -62,11 +76,31 @@ def tune(
         _plot(plot, scores, report["curve_points"], found.point)
     points = report.pop("curve_points")
     report["curve"] = [p.to_json() for p in points]
+    calibration = _calibration(scores, target_precision) if configs else None
+    if calibration is not None:
+        report["configurations"] = [row.to_json() for row in calibration]
     click.echo(json.dumps(report, indent=2) if as_json else _text(report, points))
+    if calibration is not None and not as_json:
+        from semcache._calibrate import table
+
+        click.echo("\n" + table(calibration, target_precision))
     sys.exit(0 if found.reached else 1)
 
 
-def _evaluate(data: Path, model: Any, thresholds: list[float]) -> tuple[dict[str, Any], Any]:
+def _calibration(scores: Any, target: float) -> Any:
+    """Hit rate at the target precision per decision configuration (labelled pairs only)."""
+    if scores is None:
+        raise click.ClickException("--configs needs labelled pairs, not a log")
+    from semcache._calibrate import calibrate
+
+    queries = [p.query for p in scores.pairs]
+    candidates = [p.candidate for p in scores.pairs]
+    return calibrate(queries, candidates, scores.similarities, scores.labels, target=target)
+
+
+def _evaluate(
+    data: Path, model: Any, thresholds: list[float], guard: bool
+) -> tuple[dict[str, Any], Any]:
     from semcache import tuning
 
     if _is_pairs(data):
@@ -74,10 +108,15 @@ def _evaluate(data: Path, model: Any, thresholds: list[float]) -> tuple[dict[str
         if not parsed.pairs:
             raise click.ClickException(f"{data}: no usable pair")
         scores = tuning.score_pairs(parsed.pairs, model)
+        if guard:
+            from semcache._guard import Guard
+
+            scores = scores.guarded(Guard())
         positives = int(scores.labels.sum())
         report = {
             "source": str(data),
             "kind": "pairs",
+            "guard": guard,
             "pairs": len(parsed.pairs),
             "equivalent": positives,
             "not_equivalent": len(parsed.pairs) - positives,
