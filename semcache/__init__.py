@@ -13,6 +13,7 @@ from semcache._cache import Cache as Cache
 from semcache._canonical import SemanticPolicy as SemanticPolicy
 from semcache._decide import Candidate as Candidate
 from semcache._decide import Decision as Decision
+from semcache._decide import GuardedDecision as GuardedDecision
 from semcache._decide import ThresholdDecision as ThresholdDecision
 from semcache._decide import Verdict as Verdict
 from semcache._embedders import Batching as Batching
@@ -26,11 +27,15 @@ from semcache._errors import InvalidRequestError as InvalidRequestError
 from semcache._errors import SearchModuleMissingError as SearchModuleMissingError
 from semcache._errors import SemcacheError as SemcacheError
 from semcache._errors import ServerError as ServerError
+from semcache._guard import Guard as Guard
+from semcache._opinion import EmbeddingJudge as EmbeddingJudge
+from semcache._opinion import SecondOpinion as SecondOpinion
 from semcache._prices import Price as Price
 from semcache._prices import PriceTable as PriceTable
 from semcache._redis import IndexParams as IndexParams
 from semcache._stats import LayerStats as LayerStats
 from semcache._stats import Stats as Stats
+from semcache._thresholds import PerEntryThresholds as PerEntryThresholds
 from semcache._types import CacheConfig as CacheConfig
 from semcache._types import Entry as Entry
 from semcache._types import LookupResult as LookupResult
@@ -49,15 +54,20 @@ __all__ = [
     "Decision",
     "DimensionMismatchError",
     "Embedder",
+    "EmbeddingJudge",
     "Entry",
+    "Guard",
+    "GuardedDecision",
     "IndexParams",
     "InvalidRequestError",
     "LayerStats",
     "LookupResult",
     "OpenAIEmbedder",
+    "PerEntryThresholds",
     "Price",
     "PriceTable",
     "SearchModuleMissingError",
+    "SecondOpinion",
     "SemanticPolicy",
     "SemcacheError",
     "SentenceTransformerEmbedder",

@@ -29,6 +29,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
+from semcache import _cluster
 from semcache._accounting import Accounting
 from semcache._core import (
     TTL,
@@ -45,10 +46,11 @@ from semcache._core import (
 )
 from semcache._embedders import Batching, Embedder, SentenceTransformerEmbedder
 from semcache._errors import ConfigurationError, SearchModuleMissingError
+from semcache._l1 import Listener
 from semcache._prices import Price, PriceTable, as_price_table
-from semcache._redis import Keys, check_namespace
+from semcache._redis import check_namespace
 from semcache._resilience import Breaker
-from semcache._stampede import acquire, await_entry, release, token
+from semcache._stampede import Flight, acquire, await_entry, release, token
 from semcache._stats import Stats
 from semcache._types import CacheConfig, LookupResult
 
@@ -125,6 +127,14 @@ class _Shell(Generic[C]):
         self.accounting = Accounting(
             embedding_model=self.core.embedding_model, prices=as_price_table(prices), clock=clock
         )
+        self._listener: Listener | None = None
+        if self.core.l1 is not None:
+            subscriber = _cluster.subscriber(client)
+            self._listener = Listener(self.core.l1, lambda: subscriber).start()
+
+    def _stop_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
 
     @property
     def namespace(self) -> str:
@@ -142,14 +152,16 @@ class _Shell(Generic[C]):
         return self.core.plan(request, tenant=tenant, namespace=namespace, threshold=threshold)
 
     def _startup(self) -> Flow[None]:
-        (reply,) = yield Commands((("FT._LIST",),))
+        # FT.INFO names a key (the index, hash-tagged), so a cluster routes it to the node that
+        # will serve this namespace; a missing index answers an error of its own.
+        (reply,) = yield Commands((("FT.INFO", self.core.keys().index),))
         if isinstance(reply, ResponseError) and "unknown command" in str(reply).lower():
             raise SearchModuleMissingError(
                 "this Redis server has no search module (RediSearch with vector fields); use "
                 "Redis 8, Redis Stack, a managed Redis with search, or semcache's embedded server"
             )
         if self.config.semantic:
-            yield from self.core.ensure_index(Keys(self.config.namespace))
+            yield from self.core.ensure_index(self.core.keys())
         self._started = True
 
     def _guarded(self, flow: Flow[T]) -> Flow[T]:
@@ -204,13 +216,15 @@ def _schema(schema: dict[str, Any]) -> Any:
     return IndexSchema.from_dict(schema)
 
 
-class Cache(_Shell[redis.Redis]):
+class Cache(_Shell[_cluster.Client]):
     """A layered LLM cache on Redis: exact layer, then semantic layer.
 
     Args:
         redis_url: any Redis with the search module (``redis://``, ``rediss://`` for TLS, password in
-            the URL). None starts (or reuses) semcache's embedded local Redis.
-        redis_client: an existing ``redis.Redis`` to use instead of a URL.
+            the URL), or any node of a Redis Cluster whose nodes all load it. None starts (or
+            reuses) semcache's embedded local Redis.
+        redis_client: an existing ``redis.Redis`` or ``redis.cluster.RedisCluster`` to use instead
+            of a URL.
         embedder: the semantic layer's embedder (default: local all-MiniLM-L6-v2, offline).
         namespace, threshold, ttl: shortcuts for the same fields of ``config``.
         config: every other policy (:class:`CacheConfig`).
@@ -230,7 +244,7 @@ class Cache(_Shell[redis.Redis]):
         self,
         *,
         redis_url: str | None = None,
-        redis_client: redis.Redis | None = None,
+        redis_client: _cluster.Client | None = None,
         embedder: Embedder | None = None,
         namespace: str | None = None,
         threshold: float | None = None,
@@ -241,11 +255,14 @@ class Cache(_Shell[redis.Redis]):
         prices: PriceTable | Mapping[str, Price] | None = None,
     ) -> None:
         cfg = _config(config, namespace, threshold, ttl)
-        if redis_client is None:
-            url = redis_url or _default_url()
+        if redis_client is None and redis_url is not None:
+            redis_client = _cluster.connect(redis_url, timeout, _NO_RETRY)
+            self._owns_client = True
+        elif redis_client is None:
             redis_client = redis.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=_NO_RETRY
-            )
+                _default_url(), socket_timeout=timeout, socket_connect_timeout=timeout,
+                retry=_NO_RETRY,
+            )  # fmt: skip
             self._owns_client = True
         else:
             self._owns_client = False
@@ -313,6 +330,26 @@ class Cache(_Shell[redis.Redis]):
             self._run(self.accounting.flush(), None)
         return stored
 
+    def store_many(
+        self,
+        pairs: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        *,
+        tenant: str | None = None,
+        namespace: str | None = None,
+        ttl: TTL = "default",
+        tags: Iterable[str] = (),
+    ) -> int:
+        """Store many ``(request, response)`` pairs at once: their semantic texts are embedded in
+        one batch (through the embedding cache) and every write goes in one pipeline. Returns how
+        many pairs Redis took. Raises InvalidRequestError, before any I/O, for a malformed request.
+
+        Example::
+
+            cache.store_many([(request_a, answer_a), (request_b, answer_b)], tags=("faq",))
+        """
+        items = [(self.plan(q, tenant=tenant, namespace=namespace), a) for q, a in pairs]
+        return self._run(self.core.store_many(items, ttl=ttl, tags=tags), 0)
+
     def embed(self, texts: list[str]) -> Any:
         """Vectors for texts through the embedding cache (float32, one row per text)."""
         return _drive(self.core.embed(texts), self._execute)
@@ -354,6 +391,21 @@ class Cache(_Shell[redis.Redis]):
         """Remove every entry of a namespace (default: this cache's) and drop its index."""
         return _drive(self.core.drop(namespace=namespace), self._execute)
 
+    def feedback(self, result: LookupResult, correct: bool) -> bool:
+        """Say whether a lookup's answer was right: the evidence of the entry's own threshold.
+
+        On a semantic hit it labels the entry that answered; on a semantic miss (when the caller
+        compared the fresh answer with the nearest candidate's), that candidate. Returns True when
+        an entry's evidence was updated. See :class:`semcache.PerEntryThresholds`.
+
+        Example::
+
+            result = cache.lookup(request)
+            if result.hit and user_says_wrong:
+                cache.feedback(result, correct=False)
+        """
+        return self._run(self.core.feedback(result, bool(correct)), False)
+
     def stats(
         self, *, namespace: str | None = None, days: int | None = None, local: bool = False
     ) -> Stats:
@@ -392,6 +444,15 @@ class Cache(_Shell[redis.Redis]):
                     if shared is None:
                         cache.store_plan(plan, call_model())
         """
+        flight = self.join_flight(plan)
+        try:
+            yield flight.shared
+        finally:
+            self.leave_flight(flight)
+
+    def join_flight(self, plan: Plan) -> Flight:
+        """The start of :meth:`single_flight`, for callers that cannot use a ``with`` block: blocks
+        while another caller computes the same request. Always pair with :meth:`leave_flight`."""
         with self._flight_lock:
             event = self._flights.get(plan.exact_key)
             leader = event is None
@@ -400,23 +461,27 @@ class Cache(_Shell[redis.Redis]):
         if not leader:
             event.wait(self.config.stampede_wait)
             shared = self.lookup_plan(plan)
-            yield shared if shared.hit else None
-            return
-        lock = token()
-        held = self._run(acquire(plan, lock, _ms(self.config.lock_ttl)), False)
-        try:
-            wait = self.config.stampede_wait
-            yield None if held else self._run(await_entry(self.core, plan, wait), None)
-        finally:
-            if held:
-                self._run(release(plan, lock), None)
+            return Flight(plan, shared if shared.hit else None)
+        flight = Flight(plan, leader=True, lock=token(), event=event)
+        assert flight.lock is not None
+        if not self._run(acquire(plan, flight.lock, _ms(self.config.lock_ttl)), False):
+            flight.lock = None
+            flight.shared = self._run(await_entry(self.core, plan, self.config.stampede_wait), None)
+        return flight
+
+    def leave_flight(self, flight: Flight) -> None:
+        """The end of :meth:`single_flight`: free the lock and wake the callers waiting."""
+        if flight.lock is not None:
+            self._run(release(flight.plan, flight.lock), None)
+        if flight.leader:
             with self._flight_lock:
-                self._flights.pop(plan.exact_key, None)
-            event.set()
+                self._flights.pop(flight.plan.exact_key, None)
+            flight.event.set()
 
     def close(self) -> None:
         """Flush pending counters and close the Redis client if the cache made it."""
         self._run(self.accounting.flush(), None)
+        self._stop_listener()
         if self._owns_client:
             self.client.close()
 
@@ -447,7 +512,7 @@ class Cache(_Shell[redis.Redis]):
         if isinstance(op, Commands):
             pipe = self.client.pipeline(transaction=False)
             for command in op.commands:
-                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                pipe.execute_command(*command)
             return pipe.execute(raise_on_error=False)
         if isinstance(op, Embed):
             assert self.embedder is not None
@@ -455,6 +520,8 @@ class Cache(_Shell[redis.Redis]):
         if isinstance(op, CreateIndex):
             from redisvl.index import SearchIndex
 
+            if isinstance(self.client, _cluster.RedisCluster):
+                return _cluster.create_index(self.client, _schema(op.schema))
             index = SearchIndex(_schema(op.schema), redis_client=self.client)
             if not index.exists():
                 index.create(overwrite=False)
@@ -467,7 +534,7 @@ class Cache(_Shell[redis.Redis]):
         return list(self.client.scan_iter(match=op.pattern, count=1000))
 
 
-class AsyncCache(_Shell[redis.asyncio.Redis]):
+class AsyncCache(_Shell[_cluster.AsyncClient]):
     """The asyncio twin of :class:`Cache`: the same arguments and methods, awaited.
 
     Checks (search module, index dimension) run on ``await cache.connect()``, ``async with``, or the
@@ -478,7 +545,7 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
         self,
         *,
         redis_url: str | None = None,
-        redis_client: redis.asyncio.Redis | None = None,
+        redis_client: _cluster.AsyncClient | None = None,
         embedder: Embedder | None = None,
         namespace: str | None = None,
         threshold: float | None = None,
@@ -490,11 +557,13 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
     ) -> None:
         cfg = _config(config, namespace, threshold, ttl)
         self._owns_client = redis_client is None
-        if redis_client is None:
-            url = redis_url or _default_url()
+        if redis_client is None and redis_url is not None:
+            redis_client = _cluster.aconnect(redis_url, timeout, _NO_RETRY_ASYNC)
+        elif redis_client is None:
             redis_client = redis.asyncio.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=_NO_RETRY_ASYNC
-            )
+                _default_url(), socket_timeout=timeout, socket_connect_timeout=timeout,
+                retry=_NO_RETRY_ASYNC,
+            )  # fmt: skip
         super().__init__(
             client=redis_client, config=cfg, embedder=embedder, clock=clock, prices=prices
         )
@@ -556,6 +625,19 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
             await self._run(self.accounting.flush(), None)
         return stored
 
+    async def store_many(
+        self,
+        pairs: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        *,
+        tenant: str | None = None,
+        namespace: str | None = None,
+        ttl: TTL = "default",
+        tags: Iterable[str] = (),
+    ) -> int:
+        """See :meth:`Cache.store_many`."""
+        items = [(self.plan(q, tenant=tenant, namespace=namespace), a) for q, a in pairs]
+        return await self._run(self.core.store_many(items, ttl=ttl, tags=tags), 0)
+
     async def embed(self, texts: list[str]) -> Any:
         """See :meth:`Cache.embed`."""
         return await _adrive(self.core.embed(texts), self._execute)
@@ -597,6 +679,10 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
         """See :meth:`Cache.flush`."""
         return await _adrive(self.core.drop(namespace=namespace), self._execute)
 
+    async def feedback(self, result: LookupResult, correct: bool) -> bool:
+        """See :meth:`Cache.feedback`."""
+        return await self._run(self.core.feedback(result, bool(correct)), False)
+
     async def stats(
         self, *, namespace: str | None = None, days: int | None = None, local: bool = False
     ) -> Stats:
@@ -612,28 +698,41 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
     @contextlib.asynccontextmanager
     async def single_flight(self, plan: Plan) -> AsyncIterator[LookupResult | None]:
         """See :meth:`Cache.single_flight`."""
+        flight = await self.join_flight(plan)
+        try:
+            yield flight.shared
+        finally:
+            await self.leave_flight(flight)
+
+    async def join_flight(self, plan: Plan) -> Flight:
+        """See :meth:`Cache.join_flight`."""
         event = self._flights.get(plan.exact_key)
         if event is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), self.config.stampede_wait)
             shared = await self.lookup_plan(plan)
-            yield shared if shared.hit else None
-            return
+            return Flight(plan, shared if shared.hit else None)
         event = self._flights[plan.exact_key] = asyncio.Event()
-        lock = token()
-        held = await self._run(acquire(plan, lock, _ms(self.config.lock_ttl)), False)
-        try:
+        flight = Flight(plan, leader=True, lock=token(), event=event)
+        assert flight.lock is not None
+        if not await self._run(acquire(plan, flight.lock, _ms(self.config.lock_ttl)), False):
+            flight.lock = None
             wait = self.config.stampede_wait
-            yield None if held else await self._run(await_entry(self.core, plan, wait), None)
-        finally:
-            if held:
-                await self._run(release(plan, lock), None)
-            self._flights.pop(plan.exact_key, None)
-            event.set()
+            flight.shared = await self._run(await_entry(self.core, plan, wait), None)
+        return flight
+
+    async def leave_flight(self, flight: Flight) -> None:
+        """See :meth:`Cache.leave_flight`."""
+        if flight.lock is not None:
+            await self._run(release(flight.plan, flight.lock), None)
+        if flight.leader:
+            self._flights.pop(flight.plan.exact_key, None)
+            flight.event.set()
 
     async def aclose(self) -> None:
         """Flush pending counters and close the Redis client if the cache made it."""
         await self._run(self.accounting.flush(), None)
+        await asyncio.to_thread(self._stop_listener)
         if self._owns_client:
             await self.client.aclose()
 
@@ -670,6 +769,8 @@ class AsyncCache(_Shell[redis.asyncio.Redis]):
         if isinstance(op, CreateIndex):
             from redisvl.index import AsyncSearchIndex
 
+            if isinstance(self.client, _cluster.AsyncRedisCluster):
+                return await _cluster.acreate_index(self.client, _schema(op.schema))
             index = AsyncSearchIndex(_schema(op.schema), redis_client=self.client)
             if not await index.exists():
                 await index.create(overwrite=False)

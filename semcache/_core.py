@@ -21,9 +21,10 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from semcache._canonical import Canonical, canonicalize, exact_hash, scope_hash, sha256
-from semcache._decide import Candidate, Decision, ThresholdDecision
+from semcache._decide import Candidate, Decision, default_decision
 from semcache._embedders import Embedder, Vectors
 from semcache._errors import ConfigurationError, DimensionMismatchError
+from semcache._l1 import L1, channel, message
 from semcache._redis import (
     Keys,
     check_namespace,
@@ -144,7 +145,8 @@ class Core:
         model_id = embedder.model_id if embedder is not None else "none"
         self.embedding_model = model_id
         self._emb_tag = sha256(f"model:{model_id}")[:16]
-        self.decision: Decision = config.decision or ThresholdDecision()
+        self.l1 = L1(config.l1_size, config.l1_ttl) if config.l1_size else None
+        self.decision: Decision = config.decision or default_decision()
 
     # --- planning (pure) ------------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class Core:
         )
         return Plan(
             canon=canon,
-            keys=Keys(ns),
+            keys=self.keys(ns),
             tenant=tenant,
             tenant_tag=tt,
             digest=digest,
@@ -182,6 +184,11 @@ class Core:
             scope=scope,
             skip_semantic=self._skip_reason(canon),
         )
+
+    def keys(self, namespace: str | None = None) -> Keys:
+        """The key names of a namespace (default: the configured one), with its shards."""
+        ns = check_namespace(namespace) if namespace else self.config.namespace
+        return Keys(ns, self.config.shards)
 
     def _skip_reason(self, canon: Canonical) -> str | None:
         if not self.config.semantic:
@@ -210,6 +217,19 @@ class Core:
     # --- lookup ---------------------------------------------------------------------------------
 
     def lookup(self, plan: Plan) -> Flow[LookupResult]:
+        """The L1 tier (when on), then :meth:`_lookup`; exact hits from Redis fill the L1."""
+        if self.l1 is None or self.bypass_reason(plan):
+            return (yield from self._lookup(plan))
+        entry = self.l1.get(plan.exact_key)
+        if entry is not None:
+            return replace(self._hit(plan, "l1", entry, 1.0, plan.digest), tried=("l1",))
+        epoch = self.l1.epoch  # an invalidation from now on keeps this read out of the L1
+        result = yield from self._lookup(plan)
+        if result.layer == "exact" and result.entry is not None:
+            self.l1.put(plan.exact_key, result.entry, epoch)
+        return replace(result, tried=("l1", *result.tried))
+
+    def _lookup(self, plan: Plan) -> Flow[LookupResult]:
         """Exact layer, then the semantic layer; the first GETs of both share one round trip."""
         bypass = self.bypass_reason(plan)
         if bypass:
@@ -280,51 +300,63 @@ class Core:
         self, plan: Plan, vector: Vectors, writes: list[tuple[Any, ...]]
     ) -> Flow[LookupResult]:
         yield from self.ensure_index(plan.keys)
-        search = knn_command(
-            plan.keys,
-            vector=self._vector_bytes(vector),
-            scope=plan.scope,
-            tenant=plan.tenant_tag,
-            emb=self._emb_tag,
-            k=self.config.top_k,
-            ef=None,
-            fields=self.decision.return_fields,
+        # One KNN per shard in one pipeline: a cluster pipeline writes to every node before it
+        # reads, so the shards are searched in parallel; their candidates merge by distance.
+        searches = tuple(
+            knn_command(
+                plan.keys,
+                vector=self._vector_bytes(vector),
+                scope=plan.scope,
+                k=self.config.top_k,
+                ef=None,
+                fields=self.decision.return_fields,
+                shard=shard,
+            )
+            for shard in range(plan.keys.shards)
         )
-        replies = yield Commands((*writes, search))
-        reply = replies[-1]
-        if isinstance(reply, Exception):
+        replies = (yield Commands((*writes, *searches)))[len(writes) :]
+        failed = [reply for reply in replies if isinstance(reply, Exception)]
+        if failed:
             self._ready.discard(plan.keys.namespace)  # recreated on the next call if it was dropped
-            log.warning("semcache: semantic search failed: %s", reply)
+            log.warning("semcache: semantic search failed: %s", failed[0])
             return self.miss(plan, "search-failed")
-        candidates, stale = self._candidates(parse_search(reply))
+        rows = [row for reply in replies for row in parse_search(reply)]
+        candidates, stale = self._candidates(plan, rows)
+        del candidates[self.config.top_k :]
         if stale:
             log.warning("semcache: %d corrupt semantic entries removed", len(stale))
-            yield Commands((("UNLINK", *stale),))
+            yield Commands(tuple(("UNLINK", doc) for doc in stale))  # one slot per command
         if not candidates:
             return self.miss(plan, "no-candidates")
         verdict = yield from self.decision.decide(plan.text, candidates, plan.threshold)
         best = candidates[0].similarity
         chosen = verdict.accepted
         if chosen is None:
-            return replace(self.miss(plan, verdict.reason, best), checks=verdict.checks)
+            missed = self.miss(plan, verdict.reason, best)
+            return replace(missed, checks=verdict.checks, nearest_key=candidates[0].digest)
         result = self._hit(plan, "semantic", chosen.entry, chosen.similarity, chosen.digest)
         result = replace(result, best_similarity=best, checks=verdict.checks)
         if self.config.sliding_ttl and chosen.entry.ttl_ms:
             yield Commands(self._renew(plan, result))
         return result
 
-    @staticmethod
-    def _candidates(rows: list[tuple[str, dict[str, Any]]]) -> tuple[list[Candidate], list[str]]:
-        """Decode search rows, nearest first; documents whose entry is corrupt are set aside."""
+    def _candidates(
+        self, plan: Plan, rows: list[tuple[str, dict[str, Any]]]
+    ) -> tuple[list[Candidate], list[str]]:
+        """Decode search rows, nearest first. Documents whose entry is corrupt are set aside for
+        removal; a document of another scope, tenant or embedding model is never a candidate."""
+        expected = {"scope": plan.scope, "tenant": plan.tenant_tag, "emb": self._emb_tag}
         candidates, stale = [], []
         for doc, fields in rows:
+            if any(_text(fields.get(name, b"")) != want for name, want in expected.items()):
+                log.error("semcache: search returned %s from outside the query's scope; ignored", doc)
+                continue
             entry = Entry.from_json(fields.get("entry", b""))
             if entry is None:
                 stale.append(doc)
                 continue
             similarity = 1.0 - float(fields.get("dist", 2.0))  # RediSearch cosine distance
-            text = fields.get("text", b"")
-            text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+            text = _text(fields.get("text", b""))
             candidates.append(Candidate(doc.rsplit(":", 1)[-1], similarity, entry, text, fields))
         candidates.sort(key=lambda c: -c.similarity)
         return candidates, stale
@@ -336,6 +368,22 @@ class Core:
             ("PEXPIRE", plan.keys.doc(plan.tenant_tag, result.matched_key), ttl),
             ("PEXPIRE", plan.keys.exact(plan.tenant_tag, result.matched_key), ttl),
         )
+
+    # --- feedback -------------------------------------------------------------------------------
+
+    def feedback(self, result: LookupResult, correct: bool) -> Flow[bool]:
+        """Add ``(similarity, correct)`` to the evidence of the semantic entry a lookup served (or,
+        on a miss, of its nearest candidate) and store the entry's new cut-off. False when there
+        is no such entry (an exact hit, a miss without candidates, an entry since removed)."""
+        from semcache._thresholds import feedback_flow
+
+        digest = result.matched_key if result.layer == "semantic" else result.nearest_key
+        similarity = result.similarity if result.layer == "semantic" else result.best_similarity
+        if digest is None or similarity is None or result.layer == "exact":
+            return False
+        key = Keys(check_namespace(result.namespace)).doc(tenant_tag(result.tenant), digest)
+        per_entry = getattr(self.decision, "per_entry", None)
+        return (yield from feedback_flow(key, similarity, correct, per_entry, self.config.threshold))
 
     # --- vectors --------------------------------------------------------------------------------
 
@@ -426,15 +474,17 @@ class Core:
     # --- index ----------------------------------------------------------------------------------
 
     def ensure_index(self, keys: Keys) -> Flow[None]:
-        """Create the namespace's index on first use; refuse an index of another dimension."""
+        """Create the namespace's index (one per shard) on first use; refuse an index of another
+        dimension."""
         if keys.namespace in self._ready:
             return
         assert self.embedder is not None
         dimension = self.embedder.dimension
-        (info,) = yield Commands((("FT.INFO", keys.index),))
-        if isinstance(info, Exception):
-            yield CreateIndex(index_schema(keys, dimension, self.config.index))
-        else:
+        infos = yield Commands(tuple(("FT.INFO", index) for index in keys.indexes))
+        for shard, info in enumerate(infos):
+            if isinstance(info, Exception):
+                yield CreateIndex(index_schema(keys, dimension, self.config.index, shard))
+                continue
             existing = parse_index_dimension(info)
             if existing is not None and existing != dimension:
                 raise DimensionMismatchError(
@@ -460,22 +510,10 @@ class Core:
         """Write the exact entry, the semantic document and the tag sets in one pipeline."""
         if self.config.read_only or self.bypass_reason(plan):
             return False
-        tags = tuple(tags)
-        ttl_ms = self.entry_ttl_ms(ttl)
-        entry = Entry(
-            response=dict(response),
-            kind=plan.canon.kind,
-            model=plan.canon.model,
-            text=plan.text,
-            created_at=self.clock(),
-            latency_ms=latency_ms,
-            cost_usd=cost_usd,
-            ttl_ms=ttl_ms,
-            tags=tags,
-            streamed=streamed,
-        )
-        value = entry.to_json()
-        commands = [self._set(plan.exact_key, value, ttl_ms)]
+        entry = self._entry(plan, response, self.entry_ttl_ms(ttl), tuple(tags))
+        entry = replace(entry, latency_ms=latency_ms, cost_usd=cost_usd, streamed=streamed)
+        vector: Vectors | None = None
+        writes: list[tuple[Any, ...]] = []
         if plan.skip_semantic is None:
             try:
                 vector, writes = yield from self._vector(plan.text, self._recall(plan.text))
@@ -483,14 +521,80 @@ class Core:
                 log.warning("semcache: embedding failed, stored in the exact layer only: %s", exc)
             else:
                 yield from self.ensure_index(plan.keys)
-                commands += [*writes, *self._doc_commands(plan, vector, value, ttl_ms)]
-        for tag in tags:
-            commands += self._tag_commands(plan, tag, ttl_ms)
-        replies = yield Commands(tuple(commands))
+        if self.l1 is not None:
+            self.l1.discard(plan.exact_key)
+        replies = yield Commands((*writes, *self._entry_commands(plan, entry, vector)))
         failed = [r for r in replies if isinstance(r, Exception)]
         if failed:
             log.warning("semcache: %d store commands failed: %s", len(failed), failed[0])
         return not failed
+
+    def store_many(
+        self,
+        items: Sequence[tuple[Plan, Mapping[str, Any]]],
+        *,
+        ttl: TTL = "default",
+        tags: Iterable[str] = (),
+    ) -> Flow[int]:
+        """Store many (plan, response) pairs: one batched embedding of their semantic texts through
+        the embedding cache, then one pipeline of writes. Returns how many pairs Redis took."""
+        if self.config.read_only:
+            return 0
+        items = [(plan, response) for plan, response in items if not self.bypass_reason(plan)]
+        tags = tuple(tags)
+        vectors = yield from self._batch_vectors([plan for plan, _ in items])
+        commands: list[tuple[Any, ...]] = []
+        owners: list[int] = []
+        for i, (plan, response) in enumerate(items):
+            entry = self._entry(plan, response, self.entry_ttl_ms(ttl), tags)
+            rows = self._entry_commands(plan, entry, vectors.get(plan.text))
+            commands += rows
+            owners += [i] * len(rows)
+        replies = yield Commands(tuple(commands))
+        failed = {i for i, r in zip(owners, replies, strict=True) if isinstance(r, Exception)}
+        if failed:
+            log.warning("semcache: %d of %d entries not stored", len(failed), len(items))
+        return len(items) - len(failed)
+
+    def _batch_vectors(self, plans: Sequence[Plan]) -> Flow[dict[str, Vectors]]:
+        """Vectors of the plans that use the semantic layer, embedded in one batch; their indexes."""
+        semantic = [plan for plan in plans if plan.skip_semantic is None]
+        if not semantic:
+            return {}
+        texts = list(dict.fromkeys(plan.text for plan in semantic))
+        try:
+            rows = yield from self.embed(texts)
+        except Exception as exc:
+            log.warning("semcache: embedding failed, stored in the exact layer only: %s", exc)
+            return {}
+        for keys in {plan.keys.namespace: plan.keys for plan in semantic}.values():
+            yield from self.ensure_index(keys)
+        return dict(zip(texts, rows, strict=True))
+
+    def _entry(
+        self, plan: Plan, response: Mapping[str, Any], ttl_ms: int | None, tags: tuple[str, ...]
+    ) -> Entry:
+        return Entry(
+            response=dict(response),
+            kind=plan.canon.kind,
+            model=plan.canon.model,
+            text=plan.text,
+            created_at=self.clock(),
+            ttl_ms=ttl_ms,
+            tags=tags,
+        )
+
+    def _entry_commands(
+        self, plan: Plan, entry: Entry, vector: Vectors | None
+    ) -> list[tuple[Any, ...]]:
+        """The exact entry, the semantic document (given a vector) and the tag sets."""
+        value = entry.to_json()
+        commands = [self._set(plan.exact_key, value, entry.ttl_ms)]
+        if vector is not None:
+            commands += self._doc_commands(plan, vector, value, entry.ttl_ms)
+        for tag in entry.tags:
+            commands += self._tag_commands(plan, tag, entry.ttl_ms)
+        return commands
 
     def _doc_commands(
         self, plan: Plan, vector: Vectors, value: str, ttl_ms: int | None
@@ -545,9 +649,11 @@ class Core:
         all_tenants: bool = False,
         namespace: str | None = None,
     ) -> Flow[int]:
-        """Remove entries by key digest or by tag (both layers); returns Redis keys removed."""
-        ks = Keys(check_namespace(namespace) if namespace else self.config.namespace)
+        """Remove entries by key digest or by tag (both layers, and every process's L1); returns
+        the number of Redis keys removed."""
+        ks = self.keys(namespace)
         tt = tenant_tag(tenant)
+        keys, tags = tuple(keys), tuple(tags)
         victims: list[str] = []
         for digest in keys:
             victims += [ks.exact(tt, digest), ks.doc(tt, digest)]
@@ -558,7 +664,18 @@ class Core:
                 tag_keys = [ks.tag(tt, tag_digest(tag))]
             for tag_key in tag_keys:
                 victims += yield from self._tag_members(ks, _text(tag_key))
-        return (yield from self._unlink(victims))
+        removed = yield from self._unlink(victims)
+        exact = [ks.exact(tt, digest) for digest in keys]
+        digests = [tag_digest(tag) for tag in tags]
+        note = message(keys=exact, tags=digests, tenant=None if all_tenants else tt)
+        yield from self._announce(ks, note)
+        return removed
+
+    def _announce(self, ks: Keys, note: str) -> Flow[None]:
+        """Drop L1 copies here at once and in every other process through pub/sub."""
+        if self.l1 is not None:
+            self.l1.apply(ks.namespace, note)
+        yield Commands((("PUBLISH", channel(ks.namespace), note),))
 
     def _tag_members(self, ks: Keys, tag_key: str) -> Flow[list[str]]:
         tenant = tag_key.split(":")[-2]
@@ -571,14 +688,16 @@ class Core:
 
     def drop(self, *, namespace: str | None = None, tenant: str | None = None) -> Flow[int]:
         """Remove one tenant of a namespace, or (tenant None) the whole namespace and its index."""
-        ks = Keys(check_namespace(namespace) if namespace else self.config.namespace)
+        ks = self.keys(namespace)
+        tt = None if tenant is None else tenant_tag(tenant)
         victims: list[str] = []
-        for pattern in ks.patterns(None if tenant is None else tenant_tag(tenant)):
+        for pattern in ks.patterns(tt):
             victims += [_text(k) for k in (yield Scan(pattern))]
         removed = yield from self._unlink(victims)
         if tenant is None:
-            yield Commands((("FT.DROPINDEX", ks.index),))
+            yield Commands(tuple(("FT.DROPINDEX", index) for index in ks.indexes))
             self._ready.discard(ks.namespace)
+        yield from self._announce(ks, message(tenant=tt, drop=True))
         return removed
 
     def _unlink(self, victims: list[str]) -> Flow[int]:
@@ -600,4 +719,4 @@ def tag_digest(tag: str) -> str:
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -28,35 +28,58 @@ def check_namespace(namespace: str) -> str:
 class Keys:
     """Key names of one namespace.
 
-    Semantic documents carry the namespace as a hash tag so the namespace's index and its documents
-    live on one cluster node; exact entries and embeddings do not, so they spread across nodes.
+    Semantic documents and their index carry a hash tag (the namespace, or ``namespace:i`` for shard
+    i of a namespace split into ``shards``), so each index and its documents live on one cluster
+    node and FT commands are routed by the index name like any key. Exact entries, tag sets and
+    embeddings carry no hash tag, so they spread across nodes.
     """
 
     namespace: str
+    shards: int = 1
 
     def exact(self, tenant: str, digest: str) -> str:
         return f"{PREFIX}:x:{self.namespace}:{tenant}:{digest}"
 
     def doc(self, tenant: str, digest: str) -> str:
-        return f"{self.doc_prefix}{tenant}:{digest}"
+        return f"{self.prefix_of(self.shard_of(digest))}{tenant}:{digest}"
 
     def tag(self, tenant: str, tag_digest: str) -> str:
         return f"{PREFIX}:t:{self.namespace}:{tenant}:{tag_digest}"
 
+    def shard_of(self, digest: str) -> int:
+        """The shard of an entry: its (hex) digest modulo the number of shards."""
+        return int(digest[:8], 16) % self.shards if self.shards > 1 else 0
+
+    def hash_tag(self, shard: int = 0) -> str:
+        return self.namespace if self.shards == 1 else f"{self.namespace}:{shard}"
+
+    def prefix_of(self, shard: int) -> str:
+        return f"{PREFIX}:s:{{{self.hash_tag(shard)}}}:"
+
+    def index_of(self, shard: int) -> str:
+        return f"{PREFIX}-idx-{{{self.hash_tag(shard)}}}"
+
     @property
     def doc_prefix(self) -> str:
-        return f"{PREFIX}:s:{{{self.namespace}}}:"
+        """The document prefix of shard 0 (the only one of an unsharded namespace)."""
+        return self.prefix_of(0)
 
     @property
     def index(self) -> str:
-        return f"{PREFIX}-idx-{self.namespace}"
+        """The index of shard 0 (the only one of an unsharded namespace)."""
+        return self.index_of(0)
+
+    @property
+    def indexes(self) -> tuple[str, ...]:
+        return tuple(self.index_of(i) for i in range(self.shards))
 
     def patterns(self, tenant: str | None = None) -> tuple[str, ...]:
         """SCAN patterns for every key of the namespace, or of one tenant in it."""
         t = "*" if tenant is None else f"{tenant}:*"
+        docs = self.doc_prefix if self.shards == 1 else f"{PREFIX}:s:{{{self.namespace}:*}}:"
         return (
             f"{PREFIX}:x:{self.namespace}:{t}",
-            f"{self.doc_prefix}{t}",
+            f"{docs}{t}",
             f"{PREFIX}:t:{self.namespace}:{t}",
         )
 
@@ -84,8 +107,10 @@ class IndexParams:
             raise ConfigurationError("HNSW parameters must be positive")
 
 
-def index_schema(keys: Keys, dimension: int, params: IndexParams) -> dict[str, Any]:
-    """The redisvl schema of a namespace's semantic index."""
+def index_schema(
+    keys: Keys, dimension: int, params: IndexParams, shard: int = 0
+) -> dict[str, Any]:
+    """The redisvl schema of a namespace's semantic index (of one of its shards)."""
     attrs: dict[str, Any] = {
         "algorithm": params.algorithm,
         "dims": dimension,
@@ -96,7 +121,11 @@ def index_schema(keys: Keys, dimension: int, params: IndexParams) -> dict[str, A
         attrs |= {"m": params.m, "ef_construction": params.ef_construction}
         attrs["ef_runtime"] = params.ef_runtime
     return {
-        "index": {"name": keys.index, "prefix": keys.doc_prefix, "storage_type": "hash"},
+        "index": {
+            "name": keys.index_of(shard),
+            "prefix": keys.prefix_of(shard),
+            "storage_type": "hash",
+        },
         "fields": [
             {"name": "vec", "type": "vector", "attrs": attrs},
             {"name": "scope", "type": "tag"},
@@ -106,25 +135,33 @@ def index_schema(keys: Keys, dimension: int, params: IndexParams) -> dict[str, A
     }
 
 
+#: Fields every KNN query returns; ``scope``, ``tenant`` and ``emb`` let the core verify each
+#: candidate again after the search (defence in depth for tenant isolation).
+KNN_FIELDS = ("dist", "entry", "text", "scope", "tenant", "emb")
+
+
 def knn_command(
     keys: Keys,
     *,
     vector: bytes,
     scope: str,
-    tenant: str,
-    emb: str,
     k: int,
     ef: int | None,
     fields: tuple[str, ...] = (),
+    shard: int = 0,
 ) -> tuple[Any, ...]:
-    """FT.SEARCH for the k nearest documents inside one scope. Tag values are hex digests, so no
-    user text ever reaches the query string."""
+    """FT.SEARCH for the k nearest documents inside one scope (in one shard of the namespace).
+
+    The scope digest already covers tenant, namespace, version and embedding model, so one tag
+    filter is a hard filter on all of them (one tag keeps RediSearch's hybrid query fast). Tag values
+    are hex digests, so no user text ever reaches the query string.
+    """
     ef_clause = f" EF_RUNTIME {int(ef)}" if ef else ""
-    query = f"(@scope:{{{scope}}} @tenant:{{{tenant}}} @emb:{{{emb}}})"
-    query += f"=>[KNN {int(k)} @vec $vec{ef_clause} AS dist]"
+    query = f"@scope:{{{scope}}}=>[KNN {int(k)} @vec $vec{ef_clause} AS dist]"
+    returned = (*KNN_FIELDS, *fields)
     return (
-        "FT.SEARCH", keys.index, query, "PARAMS", 2, "vec", vector, "SORTBY", "dist",
-        "RETURN", 3 + len(fields), "dist", "entry", "text", *fields, "LIMIT", 0, int(k), "DIALECT", 2,
+        "FT.SEARCH", keys.index_of(shard), query, "PARAMS", 2, "vec", vector, "SORTBY", "dist",
+        "RETURN", len(returned), *returned, "LIMIT", 0, int(k), "DIALECT", 2,
     )  # fmt: skip
 
 
@@ -143,11 +180,16 @@ def parse_search(reply: Any) -> list[tuple[str, dict[str, Any]]]:
         out = []
         for row in reply.get(b"results", reply.get("results", [])):
             doc = row.get(b"id", row.get("id"))
-            attrs = row.get(b"extra_attributes", row.get("extra_attributes", {}))
-            out.append((_text(doc), {_text(k): v for k, v in attrs.items()}))
+            attrs = row.get(b"extra_attributes", row.get("extra_attributes"))
+            if attrs:  # None when the document expired or was deleted while the query ran
+                out.append((_text(doc), {_text(k): v for k, v in attrs.items()}))
         return out
     rows = list(reply)[1:]
-    return [(_text(rows[i]), _pairs(rows[i + 1])) for i in range(0, len(rows) - 1, 2)]
+    return [
+        (_text(rows[i]), _pairs(rows[i + 1]))
+        for i in range(0, len(rows) - 1, 2)
+        if rows[i + 1]  # None (RESP2) when the document went away while the query ran
+    ]
 
 
 def parse_index_dimension(info: Any) -> int | None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from semcache._core import Commands, Core, Flow, Plan, Sleep
 from semcache._redis import PREFIX
@@ -24,6 +26,21 @@ RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+@dataclass(eq=False)
+class Flight:
+    """One caller's place among identical concurrent misses (see ``Cache.join_flight``).
+
+    ``shared`` is the hit another caller stored while this one waited; when it is None, this caller
+    calls upstream, stores, and leaves the flight so that the callers waiting on it go on.
+    """
+
+    plan: Plan
+    shared: LookupResult | None = None
+    leader: bool = False
+    lock: str | None = None
+    event: Any = None
 
 
 def lock_key(plan: Plan) -> str:

@@ -37,6 +37,12 @@ class CacheConfig:
         embedding_ttl: seconds an entry of the embedding cache lives.
         semantic_text: which part of the request is embedded.
         index: HNSW parameters of the semantic index.
+        shards: split each namespace's semantic layer into this many indexes (hash tags
+            ``{namespace:i}``), which a Redis Cluster spreads over its nodes; lookups search them
+            all in parallel and merge. Part of the key layout: change it only with a flush.
+        l1_size: entries of the optional in-process L1 tier of exact hits (0: off).
+        l1_ttl: seconds an L1 copy is served before Redis is asked again; invalidations drop
+            copies in every process at once (Redis pub/sub).
         early_refresh: XFetch's beta (1.0 is the paper's default); None turns early refresh off.
             A hit flagged ``refresh`` should be recomputed by its caller and stored again.
         stampede_wait: seconds a caller waits for another process computing the same request
@@ -60,11 +66,15 @@ class CacheConfig:
     embedding_ttl: float | None = 30 * 24 * 3600
     semantic_text: SemanticPolicy = field(default_factory=SemanticPolicy)
     index: IndexParams = field(default_factory=IndexParams)
+    shards: int = 1
+    l1_size: int = 0
+    l1_ttl: float = 5.0
     decision: Any = None
     early_refresh: float | None = None
     stampede_wait: float = 10.0
     lock_ttl: float = 30.0
-    """The semantic layer's decision stage (a ``semcache.Decision``); None: the plain threshold."""
+    """The semantic layer's decision stage (a ``semcache.Decision``); None: the default, a
+    ``GuardedDecision`` with the lexical guard (``semcache.ThresholdDecision()``: the plain threshold)."""
 
     def __post_init__(self) -> None:
         check_namespace(self.namespace)
@@ -81,6 +91,10 @@ class CacheConfig:
             raise ConfigurationError("early_refresh (XFetch beta) must be positive or None")
         if self.stampede_wait < 0 or self.lock_ttl <= 0:
             raise ConfigurationError("stampede_wait must be >= 0 and lock_ttl > 0")
+        if not isinstance(self.shards, int) or not 1 <= self.shards <= 1024:
+            raise ConfigurationError("shards must be an integer in [1, 1024]")
+        if self.l1_size < 0 or not self.l1_ttl > 0:
+            raise ConfigurationError("l1_size must be >= 0 and l1_ttl > 0")
         if self.max_semantic_chars < 1:
             raise ConfigurationError("max_semantic_chars must be positive")
 
@@ -198,6 +212,9 @@ class LookupResult:
     """XFetch says this hit is near expiry: recompute it now and store the fresh answer."""
     checks: tuple[tuple[str, str], ...] = ()
     """Why the semantic layer accepted or rejected its candidates: ``(check, outcome)`` pairs."""
+    nearest_key: str | None = None
+    """The digest of the closest semantic candidate when the semantic layer missed anyway:
+    ``cache.feedback(result, correct)`` on such a miss says whether its answer would have been right."""
 
     @property
     def hit(self) -> bool:

@@ -21,6 +21,7 @@ import httpx2
 from semcache import _wrap_embeddings as emb
 from semcache._core import Plan
 from semcache._errors import InvalidRequestError
+from semcache._stampede import Flight
 from semcache._types import LookupResult
 from semcache._wrap_options import (
     HEADER_PREFIX,
@@ -91,8 +92,24 @@ class PutVectors:
 
 
 @dataclass(frozen=True, slots=True)
+class Join:
+    """Join the single flight of identical misses (``Cache.join_flight``): the result is a
+    ``Flight`` whose ``shared`` hit another caller stored, or None when the cache cannot tell."""
+
+    plan: Plan
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """Leave a single flight, waking the callers that wait for this one's answer."""
+
+    flight: Flight
+
+
+@dataclass(frozen=True, slots=True)
 class Relay:
-    """Pass a streamed miss on as it arrives; at its terminal event, execute ``store(body)``.
+    """Pass a streamed miss on as it arrives; at its terminal event, execute ``store(body)``;
+    when the stream ends or is closed, execute ``done`` (leaving the single flight).
 
     The result is the response to return, built by :meth:`response` around the shell's stream.
     """
@@ -101,12 +118,13 @@ class Relay:
     recorder: Recorder
     store: Callable[[dict[str, Any]], Store]
     info: CacheInfo
+    done: Leave | None = None
 
     def response(self, stream: httpx2.SyncByteStream | httpx2.AsyncByteStream) -> httpx2.Response:
         return _decoded(self.upstream, self.info, stream=stream)
 
 
-CacheOp = Lookup | Store | GetVectors | PutVectors
+CacheOp = Lookup | Store | GetVectors | PutVectors | Join | Leave
 WrapOp = Send | Read | Relay | CacheOp
 WrapFlow = Generator[WrapOp, Any, httpx2.Response]
 
@@ -122,6 +140,10 @@ def cache_call(op: CacheOp, cache: Any) -> Callable[[], Any]:
         )
     if isinstance(op, GetVectors):
         return lambda: cache.cached_vectors(op.model, op.texts)
+    if isinstance(op, Join):
+        return lambda: cache.join_flight(op.plan)
+    if isinstance(op, Leave):
+        return lambda: cache.leave_flight(op.flight)
     return lambda: cache.store_vectors(op.model, op.texts, op.rows)
 
 
@@ -131,7 +153,7 @@ def fallback(op: CacheOp) -> Any:
         return LookupResult(layer=None, key=op.plan.digest, reason="unavailable")
     if isinstance(op, GetVectors):
         return [None] * len(op.texts)
-    return False if isinstance(op, Store) else None
+    return False if isinstance(op, Store) else None  # Join: no flight, just call upstream
 
 
 # --- the flows ------------------------------------------------------------------------------------
@@ -200,26 +222,57 @@ def generate(call: Call, settings: Settings) -> WrapFlow:
             return hit
         info = CacheInfo.of(result)
     storing = not call.options.no_store and settings.stores(plan)
+    flight: Flight | None = (yield Join(plan)) if storing else None
+    if flight is not None and flight.shared is not None:  # another caller just stored the answer
+        yield Leave(flight)
+        hit = replay_hit(call, flight.shared)
+        if hit is not None:
+            return hit
+        flight = None
+    try:
+        response = yield from _upstream(call, settings, plan, info, flight, storing)
+    except Exception:
+        if flight is not None:
+            yield Leave(flight)
+        raise
+    return response
+
+
+def _upstream(
+    call: Call,
+    settings: Settings,
+    plan: Plan,
+    info: CacheInfo,
+    flight: Flight | None,
+    storing: bool,
+) -> WrapFlow:
+    """A miss: call upstream, pass the answer on, store it when complete, leave the flight."""
+    leave = Leave(flight) if flight is not None else None
     inject = storing and call.stream and settings.record_usage and not call.wants_usage
     inject = inject and call.endpoint != "responses"
     start = time.perf_counter()
     upstream = yield Send(with_usage(call) if inject else call.forward)
-    if upstream.status_code != 200 or not storing:
+    streamed = call.stream and upstream.headers.get("content-type", "").startswith(
+        "text/event-stream"
+    )
+    if upstream.status_code != 200 or not storing or (call.stream and not streamed):
+        if leave is not None:
+            yield leave
         return relay(upstream, info)
-    if call.stream:
-        if not upstream.headers.get("content-type", "").startswith("text/event-stream"):
-            return relay(upstream, info)
+    if streamed:
 
         def at_end(body: dict[str, Any]) -> Store:
             return Store(plan, body, call.options, _since(start), streamed=True)
 
         recorder = Recorder(call.endpoint, drop_usage=inject)
-        relayed: httpx2.Response = yield Relay(upstream, recorder, at_end, info)
+        relayed: httpx2.Response = yield Relay(upstream, recorder, at_end, info, leave)
         return relayed
     content = yield Read(upstream)
     body = complete_body(call.endpoint, content)
     if body is not None:
         yield Store(plan, body, call.options, _since(start), streamed=False)
+    if leave is not None:
+        yield leave
     return buffered(upstream, content, info)
 
 

@@ -140,37 +140,57 @@ class _SyncRelayStream(httpx2.SyncByteStream):
     def __init__(self, relay: Relay, execute: Any) -> None:
         self.relay = relay
         self.execute = execute
+        self.done = relay.done  # leave the single flight once, at the end or on close
 
     def __iter__(self) -> Iterator[bytes]:
         recorder = self.relay.recorder
-        for chunk in self.relay.upstream.iter_bytes():
-            out, body = recorder.feed(chunk)
-            if body is not None:
-                self.execute(self.relay.store(body))
-            if out:
-                yield out
-        if rest := recorder.rest():
-            yield rest
+        try:
+            for chunk in self.relay.upstream.iter_bytes():
+                out, body = recorder.feed(chunk)
+                if body is not None:
+                    self.execute(self.relay.store(body))
+                if out:
+                    yield out
+            if rest := recorder.rest():
+                yield rest
+        finally:
+            self._done()
 
     def close(self) -> None:
         self.relay.upstream.close()
+        self._done()
+
+    def _done(self) -> None:
+        done, self.done = self.done, None
+        if done is not None:
+            self.execute(done)
 
 
 class _AsyncRelayStream(httpx2.AsyncByteStream):
     def __init__(self, relay: Relay, execute: Any) -> None:
         self.relay = relay
         self.execute = execute
+        self.done = relay.done
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         recorder = self.relay.recorder
-        async for chunk in self.relay.upstream.aiter_bytes():
-            out, body = recorder.feed(chunk)
-            if body is not None:
-                await self.execute(self.relay.store(body))
-            if out:
-                yield out
-        if rest := recorder.rest():
-            yield rest
+        try:
+            async for chunk in self.relay.upstream.aiter_bytes():
+                out, body = recorder.feed(chunk)
+                if body is not None:
+                    await self.execute(self.relay.store(body))
+                if out:
+                    yield out
+            if rest := recorder.rest():
+                yield rest
+        finally:
+            await self._done()
 
     async def aclose(self) -> None:
         await self.relay.upstream.aclose()
+        await self._done()
+
+    async def _done(self) -> None:
+        done, self.done = self.done, None
+        if done is not None:
+            await self.execute(done)

@@ -25,8 +25,9 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from semcache._errors import ServerError
 
@@ -96,6 +97,7 @@ class EmbeddedServer:
         persist: append-only file and snapshots, so a restart keeps the cache.
         maxmemory: memory cap (Redis syntax, "0" for none); entries past it are evicted by
             ``maxmemory_policy``.
+        extra_args: more ``redis-server`` arguments (for example cluster mode).
     """
 
     def __init__(
@@ -106,8 +108,10 @@ class EmbeddedServer:
         persist: bool = True,
         maxmemory: str = os.environ.get("SEMCACHE_MAXMEMORY", "1gb"),
         maxmemory_policy: str = "volatile-lru",
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.directory = Path(directory) if directory is not None else data_dir()
+        self.extra_args = tuple(extra_args)
         self.port = port
         self.persist = persist
         self.maxmemory = maxmemory
@@ -179,7 +183,7 @@ class EmbeddedServer:
         module = find_search_module()
         if module is not None:
             args += ["--loadmodule", str(module)]
-        return args
+        return args + list(self.extra_args)
 
     def start(self, timeout: float = 20.0) -> EmbeddedServer:
         """Start the server, or reuse the one already answering here; waits until it answers."""
@@ -272,3 +276,134 @@ class EmbeddedServer:
 def ensure_server(directory: str | os.PathLike[str] | None = None) -> EmbeddedServer:
     """The embedded server for ``directory`` (default: the per-user one), started if needed."""
     return EmbeddedServer(directory).start()
+
+
+#: Hash slots of a Redis Cluster.
+SLOTS = 16384
+
+
+def free_ports(count: int, *, low: int = 20000, high: int = 29000) -> list[int]:
+    """``count`` consecutive-free TCP ports on 127.0.0.1 whose cluster bus ports (+10000) are free."""
+    import random
+    import socket
+
+    def free(port: int) -> bool:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+
+    found: list[int] = []
+    for port in random.Random().sample(range(low, high), high - low):
+        if free(port) and free(port + 10000):
+            found.append(port)
+            if len(found) == count:
+                return found
+    raise ServerError("no free ports for a local cluster")
+
+
+class EmbeddedCluster:
+    """A local Redis Cluster of ``masters`` primaries on 127.0.0.1, each with the search module.
+
+    Each node is an :class:`EmbeddedServer` in cluster mode (in ``directory/<port>``); the slots
+    are split evenly with ``CLUSTER ADDSLOTSRANGE`` and the nodes joined with ``CLUSTER MEET``
+    (no ``redis-cli`` needed). The open-source search module has no coordinator: each node indexes
+    its own keys, which is what semcache's hash-tagged indexes expect.
+
+    Example::
+
+        with EmbeddedCluster(tmpdir) as cluster:
+            cache = semcache.Cache(redis_url=cluster.url)
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        ports: Sequence[int] | None = None,
+        masters: int = 3,
+        maxmemory: str = "1gb",
+    ) -> None:
+        self.directory = Path(directory)
+        self.ports = list(ports) if ports is not None else free_ports(masters)
+        if len(self.ports) != masters or masters < 1:
+            raise ServerError("a cluster needs one port per master")
+        self.nodes = [self._node(port, maxmemory) for port in self.ports]
+
+    def _node(self, port: int, maxmemory: str) -> EmbeddedServer:
+        directory = self.directory / str(port)
+        cluster = ["--cluster-enabled", "yes", "--cluster-config-file", str(directory / "nodes.conf"),
+                   "--cluster-node-timeout", "5000"]  # fmt: skip
+        return EmbeddedServer(
+            directory, port=port, persist=False, maxmemory=maxmemory, extra_args=cluster
+        )
+
+    @property
+    def url(self) -> str:
+        """The URL of the first node (a cluster client discovers the others)."""
+        return self.nodes[0].url
+
+    def start(self, timeout: float = 30.0) -> EmbeddedCluster:
+        """Start every node, assign the slots, join the nodes, and wait for ``cluster_state:ok``."""
+        import redis
+
+        for node in self.nodes:
+            node.start(timeout)
+        clients = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=5) for p in self.ports]
+        try:
+            if not self._ok(clients[0]):
+                self._assign(clients)
+            self._wait(clients, timeout)
+        finally:
+            for client in clients:
+                client.close()
+        return self
+
+    def _assign(self, clients: list[Any]) -> None:
+        per = SLOTS // len(clients)
+        for i, client in enumerate(clients):
+            last = SLOTS - 1 if i == len(clients) - 1 else (i + 1) * per - 1
+            with contextlib.suppress(Exception):  # already assigned on a restart
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, last)
+        for client in clients[1:]:
+            client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.ports[0])
+
+    @staticmethod
+    def _info(client: Any) -> dict[str, str]:
+        info = client.execute_command("CLUSTER", "INFO")
+        if isinstance(info, dict):
+            return {str(k): str(v) for k, v in info.items()}
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+    def _ok(self, client: Any) -> bool:
+        return self._info(client).get("cluster_state") == "ok"
+
+    def _wait(self, clients: list[Any], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            infos = [self._info(c) for c in clients]
+            if all(i.get("cluster_state") == "ok" for i in infos) and all(
+                i.get("cluster_known_nodes") == str(len(clients)) for i in infos
+            ):
+                return
+            time.sleep(0.05)
+        raise ServerError(f"the local cluster did not reach cluster_state:ok in {timeout}s")
+
+    def stop(self) -> None:
+        """Stop every node."""
+        for node in self.nodes:
+            node.stop()
+
+    def wipe(self) -> None:
+        """Stop every node and delete the cluster's directory."""
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

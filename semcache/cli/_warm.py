@@ -1,0 +1,142 @@
+"""``semcache warm FILE``: load a cache from a JSONL file of (request, response) pairs.
+
+Each line is ``{"request": {...}, "response": {...}}`` (optionally ``"tenant"`` and ``"tags"``).
+Lines are read in batches: every request is checked first, then a batch's semantic texts are
+embedded at once through the embedding cache and every write goes in one pipeline
+(:meth:`semcache.Cache.store_many`). Nothing stops at a bad line: it is skipped and counted by
+reason.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import click
+
+from semcache.cli._app import NAMESPACE, REDIS_URL, main
+
+Pair = tuple[Mapping[str, Any], Mapping[str, Any], str | None, tuple[str, ...]]
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@REDIS_URL
+@NAMESPACE
+@click.option("--batch", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--ttl", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds each entry lives (default: CacheConfig's).")  # fmt: skip
+@click.option("--embedder", default=None, metavar="MODULE:NAME",
+              help="An Embedder, or a function returning one (default: local all-MiniLM-L6-v2).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def warm(
+    file: Path,
+    redis_url: str | None,
+    namespace: str,
+    batch: int,
+    ttl: float | None,
+    embedder: str | None,
+    as_json: bool,
+) -> None:
+    """Load FILE (JSONL of {"request": ..., "response": ...}) into the cache, in batches."""
+    import semcache
+    from semcache.cli._tune import load_embedder
+
+    model = load_embedder(embedder) if embedder else None
+    config = semcache.CacheConfig(namespace=namespace)
+    counts: Counter[str] = Counter()
+    with semcache.Cache(redis_url=redis_url, config=config, embedder=model) as cache:
+        for pairs in _progress(_batches(file, batch, cache, counts), file):
+            counts["stored"] += _store(cache, pairs, ttl, counts)
+    _report(counts, as_json)
+
+
+def _batches(
+    file: Path, size: int, cache: Any, counts: Counter[str]
+) -> Iterator[list[Pair]]:
+    batch: list[Pair] = []
+    with file.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if not line.strip():
+                continue
+            pair = _parse(line, cache, counts)
+            if pair is not None:
+                batch.append(pair)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def _parse(line: str, cache: Any, counts: Counter[str]) -> Pair | None:
+    """One line as (request, response, tenant, tags), or None after counting why it is skipped."""
+    from semcache import SemcacheError
+
+    counts["lines"] += 1
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return _skip(counts, "malformed JSON")
+    if not isinstance(data, dict) or not isinstance(data.get("request"), dict):
+        return _skip(counts, "no request object")
+    if not isinstance(data.get("response"), dict):
+        return _skip(counts, "missing response")
+    tenant, tags = data.get("tenant"), data.get("tags") or []
+    if tenant is not None and not isinstance(tenant, str):
+        return _skip(counts, "invalid tenant")
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        return _skip(counts, "invalid tags")
+    try:
+        cache.plan(data["request"], tenant=tenant)
+    except SemcacheError:
+        return _skip(counts, "invalid request")
+    return data["request"], data["response"], tenant, tuple(tags)
+
+
+def _skip(counts: Counter[str], reason: str) -> None:
+    counts[f"skipped: {reason}"] += 1
+    return None
+
+
+def _store(cache: Any, pairs: list[Pair], ttl: float | None, counts: Counter[str]) -> int:
+    """Store a batch, grouped by (tenant, tags) so each group is one store_many call."""
+    stored = 0
+    ordered = sorted(pairs, key=lambda p: (p[2] or "", p[3]))
+    for (tenant, tags), group in groupby(ordered, key=lambda p: (p[2], p[3])):
+        items = [(request, response) for request, response, _, _ in group]
+        done = cache.store_many(items, tenant=tenant, tags=tags, ttl=ttl or "default")
+        if done < len(items):
+            counts["skipped: not stored (Redis unavailable or refused)"] += len(items) - done
+        stored += done
+    return stored
+
+
+def _progress(batches: Iterator[list[Pair]], file: Path) -> Iterator[list[Pair]]:
+    """A tqdm bar (in lines of the file) on a terminal; nothing when stderr is piped."""
+    if not sys.stderr.isatty():
+        yield from batches
+        return
+    from tqdm import tqdm
+
+    with tqdm(desc=f"warming from {file.name}", unit="entry", file=sys.stderr) as bar:
+        for batch in batches:
+            yield batch
+            bar.update(len(batch))
+
+
+def _report(counts: Counter[str], as_json: bool) -> None:
+    skipped = {k.removeprefix("skipped: "): v for k, v in sorted(counts.items())
+               if k.startswith("skipped: ")}  # fmt: skip
+    result = {"lines": counts["lines"], "stored": counts["stored"], "skipped": skipped}
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{result['stored']:,} of {result['lines']:,} lines stored")
+    for reason, n in skipped.items():
+        click.echo(f"  skipped {n:,}: {reason}")

@@ -1,0 +1,104 @@
+"""Identical concurrent misses through a wrapped client make one upstream call (threads, asyncio,
+streamed and not), and a failed leader does not strand the callers waiting on it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+import semcache
+from tests.conftest import hash_embedder
+from tests.openai_server import FakeOpenAI
+
+QUESTION = [{"role": "user", "content": "[slow] what is the most asked question?"}]
+
+
+@pytest.fixture
+def slow_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(slow_seconds=0.3) as server:
+        yield server
+
+
+def run_threads(n: int, fn: object) -> list[object]:
+    out: list[object] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        value = fn()  # type: ignore[operator]
+        with lock:
+            out.append(value)
+
+    threads = [threading.Thread(target=work) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def test_100_threads_one_upstream_call(slow_server: FakeOpenAI, redis_url: str, namespace: str) -> None:
+    with semcache.Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as cache:
+        client = semcache.wrap(openai.OpenAI(base_url=slow_server.base_url, api_key="k",
+                                             max_retries=0), cache=cache)  # fmt: skip
+        answers = run_threads(100, lambda: client.chat.completions.create(
+            model="gpt-4o-mini", messages=QUESTION).choices[0].message.content)  # fmt: skip
+        client.close()
+        cache.flush()
+    assert slow_server.calls("chat/completions") == 1
+    assert set(answers) == {"echo: [slow] what is the most asked question?"}
+    assert len(answers) == 100
+
+
+def test_streamed_misses_share_one_upstream_call(
+    slow_server: FakeOpenAI, redis_url: str, namespace: str
+) -> None:
+    with semcache.Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as cache:
+        client = semcache.wrap(openai.OpenAI(base_url=slow_server.base_url, api_key="k",
+                                             max_retries=0), cache=cache)  # fmt: skip
+
+        def streamed() -> str:
+            stream = client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, stream=True)
+            return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+        answers = run_threads(20, streamed)
+        client.close()
+        cache.flush()
+    assert slow_server.calls("chat/completions") == 1
+    assert set(answers) == {"echo: [slow] what is the most asked question?"}
+
+
+async def test_100_tasks_one_upstream_call(slow_server: FakeOpenAI, redis_url: str, namespace: str) -> None:
+    async with semcache.AsyncCache(redis_url=redis_url, embedder=hash_embedder(),
+                                   namespace=namespace) as cache:  # fmt: skip
+        client = semcache.wrap(openai.AsyncOpenAI(base_url=slow_server.base_url, api_key="k",
+                                                  max_retries=0), cache=cache)  # fmt: skip
+        results = await asyncio.gather(*(
+            client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
+            for _ in range(100)))  # fmt: skip
+        await client.close()
+        await cache.flush()
+    assert slow_server.calls("chat/completions") == 1
+    assert {r.choices[0].message.content for r in results} == {
+        "echo: [slow] what is the most asked question?"
+    }
+
+
+def test_an_upstream_error_is_not_shared_and_nobody_is_stranded(
+    slow_server: FakeOpenAI, redis_url: str, namespace: str
+) -> None:
+    slow_server.fail_next(500)
+    with semcache.Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as cache:
+        client = semcache.wrap(openai.OpenAI(base_url=slow_server.base_url, api_key="k",
+                                             max_retries=0), cache=cache)  # fmt: skip
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
+        assert cache._flights == {}  # the failed leader left its flight
+        ok = client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
+        assert ok.choices[0].message.content.startswith("echo:")
+        client.close()
+        cache.flush()
+    assert slow_server.calls("chat/completions") == 2
