@@ -155,7 +155,7 @@ def recall_at(client: redis.Redis, keys: Keys, vectors: np.ndarray, queries: np.
     truth = np.argmax(queries @ vectors.T, axis=1)
     times, correct = [], 0
     for q, want in zip(queries, truth, strict=True):
-        cmd = knn_command(keys, vector=q.tobytes(), scope="s0", tenant="t0", emb="e0", k=1, ef=ef)
+        cmd = knn_command(keys, vector=q.tobytes(), scope="s0", k=1, ef=ef)
         start = time.perf_counter()
         reply = client.execute_command(*cmd)
         times.append((time.perf_counter() - start) * 1000)

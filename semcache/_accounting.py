@@ -99,6 +99,12 @@ class Accounting:
         """Record an embedding-cache lookup of users' own embedding calls; True when a flush is due."""
         return self._record(namespace, vector_counters(model, texts, found, self.prices), None)
 
+    def feedback(self, namespace: str, correct: bool, applied: bool) -> bool:
+        """Record a ``cache.feedback`` call; True when a flush is due."""
+        counters = {"all:feedback": 1.0, "all:wrong_feedback": float(not correct)}
+        counters["all:feedback_applied"] = float(applied)
+        return self._record(namespace, counters, None)
+
     def store(self, plan: Plan, ms: float, stored: bool) -> bool:
         """Record a store that took ``ms``; True when a flush is due."""
         counters = {"all:stores": float(stored), "all:store_ms": ms}
@@ -212,6 +218,9 @@ def lookup_counters(
         c[f"{final}:overhead_ms"] = result.lookup_ms - result.embed_ms
     if "semantic" in result.tried:
         c |= embedding_counters(plan, result, prices, embedding_model)
+    if result.judge_calls:  # a second opinion's calls are the semantic layer's own cost
+        c["semantic:judge_calls"] = result.judge_calls
+        c["semantic:overhead_usd"] = c.get("semantic:overhead_usd", 0.0) + result.judge_usd
     return c
 
 

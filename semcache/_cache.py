@@ -404,7 +404,10 @@ class Cache(_Shell[_cluster.Client]):
             if result.hit and user_says_wrong:
                 cache.feedback(result, correct=False)
         """
-        return self._run(self.core.feedback(result, bool(correct)), False)
+        applied = self._run(self.core.feedback(result, bool(correct)), False)
+        if self.accounting.feedback(result.namespace or self.namespace, bool(correct), applied):
+            self._run(self.accounting.flush(), None)
+        return applied
 
     def stats(
         self, *, namespace: str | None = None, days: int | None = None, local: bool = False
@@ -681,7 +684,10 @@ class AsyncCache(_Shell[_cluster.AsyncClient]):
 
     async def feedback(self, result: LookupResult, correct: bool) -> bool:
         """See :meth:`Cache.feedback`."""
-        return await self._run(self.core.feedback(result, bool(correct)), False)
+        applied = await self._run(self.core.feedback(result, bool(correct)), False)
+        if self.accounting.feedback(result.namespace or self.namespace, bool(correct), applied):
+            await self._run(self.accounting.flush(), None)
+        return applied
 
     async def stats(
         self, *, namespace: str | None = None, days: int | None = None, local: bool = False

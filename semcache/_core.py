@@ -333,9 +333,15 @@ class Core:
         chosen = verdict.accepted
         if chosen is None:
             missed = self.miss(plan, verdict.reason, best)
-            return replace(missed, checks=verdict.checks, nearest_key=candidates[0].digest)
+            return replace(
+                missed, checks=verdict.checks, nearest_key=candidates[0].digest,
+                judge_calls=verdict.judge_calls, judge_usd=verdict.judge_usd,
+            )  # fmt: skip
         result = self._hit(plan, "semantic", chosen.entry, chosen.similarity, chosen.digest)
-        result = replace(result, best_similarity=best, checks=verdict.checks)
+        result = replace(
+            result, best_similarity=best, checks=verdict.checks,
+            judge_calls=verdict.judge_calls, judge_usd=verdict.judge_usd,
+        )  # fmt: skip
         if self.config.sliding_ttl and chosen.entry.ttl_ms:
             yield Commands(self._renew(plan, result))
         return result

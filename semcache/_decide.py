@@ -41,6 +41,10 @@ class Verdict:
     accepted: Candidate | None
     reason: str
     checks: tuple[tuple[str, str], ...] = ()
+    judge_calls: int = 0
+    """Calls made to a second opinion (a judge) for this decision."""
+    judge_usd: float = 0.0
+    """What those calls cost, for the accounting."""
 
 
 @runtime_checkable
@@ -114,12 +118,16 @@ class GuardedDecision:
     ) -> Generator[Any, Any, Verdict]:
         checks: list[tuple[str, str]] = []
         reason = "below-threshold"
+        chosen = None
         for candidate in candidates:
             outcome = yield from self._judge(query, candidate, threshold, checks)
             if outcome is None:
-                return Verdict(candidate, "accepted", tuple(checks))
+                chosen, reason = candidate, "accepted"
+                break
             reason = outcome
-        return Verdict(None, reason, tuple(checks))
+        calls = sum(1 for name, _ in checks if self.opinion and name == self.opinion.name)
+        cost = calls * self.opinion.cost_usd if self.opinion else 0.0
+        return Verdict(chosen, reason, tuple(checks), judge_calls=calls, judge_usd=cost)
 
     def _cutoff(
         self, candidate: Candidate, threshold: float, checks: list[tuple[str, str]]

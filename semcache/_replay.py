@@ -285,9 +285,15 @@ def replay(
     threshold: float | None = None,
     sweep: Sequence[float] = (),
     progress: Progress = _quiet,
+    feedback: bool = False,
 ) -> ReplayReport:
     """Feed a log in order through ``cache`` (a :class:`semcache.Cache`), storing the logged response
     on each miss and calling no model; evaluate every threshold of ``sweep`` from the same pass.
+
+    With ``feedback=True`` every semantic lookup of a grouped request is labelled through
+    ``cache.feedback`` (right when the served, or nearest, entry is of the request's group), as a
+    user's thumbs-up/down would: per-entry thresholds learn during the replay. The sweep cannot
+    simulate that learning, so the two do not go together.
 
     The cache should start empty (a fresh namespace): the sweep simulates from an empty cache.
 
@@ -298,6 +304,8 @@ def replay(
             cache.flush()
         report.figures.semantic.precision
     """
+    if feedback and sweep:
+        raise ValueError("a sweep cannot simulate what feedback teaches; replay with one threshold")
     records, bad = _records(log)
     t = cache.config.threshold if threshold is None else float(threshold)
     plans, records, bad = _plans(cache, records, bad, t)
@@ -315,7 +323,7 @@ def replay(
         decision=cache.core.decision,
         top_k=cache.config.top_k,
     )
-    outcomes = _real_pass(cache, plans, records, trace, progress)
+    outcomes = _real_pass(cache, plans, records, trace, progress, feedback)
     return ReplayReport(
         figures=figures(t, outcomes, labelled=trace.labelled),
         sweep=tuple(figures(x, simulate(trace, x), labelled=trace.labelled) for x in sweep),
@@ -352,6 +360,7 @@ def _real_pass(
     records: list[LogRecord],
     trace: Trace,
     progress: Progress,
+    feedback: bool = False,
 ) -> list[Outcome]:
     by_digest: dict[str, int] = {}
     groups: Counter[tuple[str | None, str]] = Counter()
@@ -360,12 +369,27 @@ def _real_pass(
         plan, record, step = plans[i], records[i], trace.steps[i]
         result: LookupResult = cache.lookup_plan(plan)
         out.append(_outcome(i, plan, result, step, trace, by_digest, groups))
+        if feedback:
+            _label(cache, result, step, trace, by_digest)
         stored = result.layer is None and step.stores
         if stored and cache.store_plan(plan, record.response or NO_RESPONSE):
             by_digest[plan.digest] = i
             if step.group is not None:
                 groups[(step.scope or step.digest, step.group)] += 1
     return out
+
+
+def _label(
+    cache: Any, result: LookupResult, step: Step, trace: Trace, by_digest: dict[str, int]
+) -> None:
+    """Tell the cache whether the served (or, on a miss, the nearest) entry was the right one."""
+    if step.group is None or result.layer in ("exact", "l1"):
+        return
+    digest = result.matched_key if result.layer == "semantic" else result.nearest_key
+    j = by_digest.get(digest or "")
+    if j is None:
+        return
+    cache.feedback(result, correct=trace.steps[j].group == step.group)
 
 
 def _outcome(

@@ -47,6 +47,8 @@ _LAYER_METRICS: tuple[tuple[str, str, str, Callable[[LayerStats], float]], ...] 
     ("semcache_embedding_calls_total", "counter", "Embedder calls.", lambda s: s.embed_calls),
     ("semcache_embedding_tokens_total", "counter", "Tokens sent to an API embedder.",
      lambda s: s.embed_tokens),
+    ("semcache_judge_calls_total", "counter", "Second-opinion (judge) calls of the decision stage.",
+     lambda s: s.judge_calls),
 )  # fmt: skip
 
 
@@ -63,6 +65,12 @@ def prometheus(stats: Stats) -> str:
         ("semcache_skipped_lookups_total", "Lookups that consulted no layer.", stats.skipped),
         ("semcache_stores_total", "Responses stored.", stats.stores),
         ("semcache_store_seconds_total", "Time spent storing.", stats.store_ms / 1000),
+        ("semcache_feedback_total", "cache.feedback calls.", stats.feedback),
+        (
+            "semcache_wrong_feedback_total",
+            "Feedback saying an answer was wrong.",
+            stats.wrong_feedback,
+        ),
     ):
         kind = "counter"
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]

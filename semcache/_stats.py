@@ -103,6 +103,8 @@ class LayerStats:
     """Embedding-cache lookups of users' own embedding calls (through the wrapper)."""
     upstream_hits: int = 0
     embed_ms: float = 0.0
+    judge_calls: int = 0
+    """Second-opinion (judge) calls of the decision stage; their cost is in ``overhead_usd``."""
     buckets: tuple[int, ...] = field(default=(0,) * len(BUCKETS_MS))
 
     @classmethod
@@ -166,6 +168,8 @@ class LayerStats:
             "overhead": {"usd": self.overhead_usd, "ms": self.overhead_ms},
             "net_usd_saved": self.net_usd_saved, "net_ms_saved": self.net_ms_saved,
         }  # fmt: skip
+        if self.name == "semantic":
+            out["judge_calls"] = self.judge_calls
         if self.name == "embedding":
             out |= {"calls": self.embed_calls, "embed_tokens": self.embed_tokens}
             out |= {"upstream_lookups": self.upstream_lookups, "upstream_hits": self.upstream_hits}
@@ -200,6 +204,11 @@ class Stats:
     source: Literal["redis", "process"] = "redis"
     top_entries: tuple[tuple[str, int], ...] = ()
     """The most-hit entries as (``<tenant tag>:<key digest>``, hits), most hit first."""
+    feedback: int = 0
+    """``cache.feedback`` calls; ``wrong_feedback`` of them said the answer was wrong, and
+    ``feedback_applied`` of them reached an entry's evidence."""
+    wrong_feedback: int = 0
+    feedback_applied: int = 0
 
     @classmethod
     def from_counters(
@@ -227,6 +236,9 @@ class Stats:
             days=tuple(sorted(days)),
             source=source,
             top_entries=top_entries,
+            feedback=round(counters.get("all:feedback", 0)),
+            wrong_feedback=round(counters.get("all:wrong_feedback", 0)),
+            feedback_applied=round(counters.get("all:feedback_applied", 0)),
         )
 
     @property
@@ -271,6 +283,11 @@ class Stats:
             "net_usd_saved": self.net_usd_saved,
             "net_ms_saved": self.net_ms_saved,
             "unpriced_models": list(self.unpriced_models),
+            "feedback": {
+                "total": self.feedback,
+                "wrong": self.wrong_feedback,
+                "applied": self.feedback_applied,
+            },
             "top_entries": [
                 {"tenant": key.split(":", 1)[0], "key": key.split(":", 1)[-1], "hits": hits}
                 for key, hits in self.top_entries

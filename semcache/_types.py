@@ -210,6 +210,10 @@ class LookupResult:
     """True when the embedder was called (the embedding cache missed)."""
     refresh: bool = False
     """XFetch says this hit is near expiry: recompute it now and store the fresh answer."""
+    judge_calls: int = 0
+    """Calls the decision stage made to a second opinion (a judge) for this lookup."""
+    judge_usd: float = 0.0
+    """What those judge calls cost (``SecondOpinion.cost_usd`` each), counted as overhead."""
     checks: tuple[tuple[str, str], ...] = ()
     """Why the semantic layer accepted or rejected its candidates: ``(check, outcome)`` pairs."""
     nearest_key: str | None = None

@@ -143,3 +143,32 @@ def test_decide_is_a_pure_flow_over_candidates() -> None:
     verdict = done.value.value
     assert verdict.accepted is far
     assert verdict.checks[1] == ("guard", "reject: numbers 6 != 7")
+
+
+def test_judge_calls_and_their_cost_are_counted_as_semantic_overhead(make) -> None:  # type: ignore[no-untyped-def]
+    query = "How many meters are 6 feet?"
+    opinion = SecondOpinion(lambda q, c: True, below=0.1, above=0.1, cost_usd=0.0005)
+    cache = make(GuardedDecision(guard=None, opinion=opinion), {query: 0.92})
+    cache.store(chat(STORED), answer("1.83 m"))
+    result = cache.lookup(chat(query))
+    assert result.layer == "semantic" and result.judge_calls == 1
+    assert result.judge_usd == pytest.approx(0.0005)
+    semantic = cache.stats().layers["semantic"]
+    assert semantic.judge_calls == 1
+    assert semantic.overhead_usd == pytest.approx(0.0005)
+    assert cache.stats().to_dict()["layers"]["semantic"]["judge_calls"] == 1
+    assert "semcache_judge_calls_total" in cache.stats().prometheus()
+
+
+def test_feedback_is_counted_in_stats(make) -> None:  # type: ignore[no-untyped-def]
+    query = "How many meters are 6 feet?"
+    cache = make(GuardedDecision(guard=None), {query: 0.95})
+    cache.store(chat(STORED), answer("1.83 m"))
+    hit = cache.lookup(chat(query))
+    assert hit.layer == "semantic"
+    assert cache.feedback(hit, correct=False)
+    exact = cache.lookup(chat(STORED))
+    assert not cache.feedback(exact, correct=True)  # an exact hit has no evidence to update
+    stats = cache.stats()
+    assert (stats.feedback, stats.wrong_feedback, stats.feedback_applied) == (2, 1, 1)
+    assert stats.to_dict()["feedback"] == {"total": 2, "wrong": 1, "applied": 1}

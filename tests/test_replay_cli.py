@@ -144,3 +144,22 @@ def test_usage_errors(redis_url: str, tmp_path: Path) -> None:
     empty.write_text("{oops\n")
     code, _, err = run(redis_url, str(empty))
     assert code == 1 and "no usable request" in err and "empty.jsonl:1" in err
+
+
+def test_feedback_teaches_per_entry_thresholds_during_a_replay(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """At 0.85, B ("reset my username", group g2) is served A's entry twice (lines 4 and 6). With
+    --feedback the first false hit is reported wrong, A's own cut-off rises above 0.88, and the
+    second is a miss instead."""
+    log = str(hand_log(tmp_path / "log.jsonl"))
+    args = ("--embedder", TABLE, "-t", "0.85", "--per-entry", "0.05", "--json")
+    code, out, err = run(redis_url, log, *args)
+    assert code == 0, err
+    assert figures_of(json.loads(out))[2] == 2
+    code, out, err = run(redis_url, log, *args, "--feedback")
+    assert code == 0, err
+    _exact, semantic, false_hits, _ = figures_of(json.loads(out))
+    assert (semantic, false_hits) == (2, 1)
+    code, _, err = run(redis_url, log, "--embedder", TABLE, "--feedback", "--sweep", "0.8:0.9:0.05")
+    assert code == 2 and "--sweep" in err

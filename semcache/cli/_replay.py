@@ -48,6 +48,20 @@ from semcache.cli._app import REDIS_URL, main
     metavar="MODULE:NAME",
     help="An Embedder, or a function returning one (default: local all-MiniLM-L6-v2).",
 )
+@click.option(
+    "--feedback",
+    is_flag=True,
+    help="Label each semantic lookup of a grouped request through cache.feedback (right when the "
+    "served or nearest entry is of its group), so per-entry thresholds learn during the replay.",
+)
+@click.option(
+    "--per-entry",
+    "per_entry",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    metavar="DELTA",
+    help="Use per-entry thresholds (with the guard) bounding each entry's wrong-answer rate by DELTA.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
 @click.option(
     "--html",
@@ -64,6 +78,8 @@ def replay(
     redis_url: str | None,
     namespace: str | None,
     embedder: str | None,
+    feedback: bool,
+    per_entry: float | None,
     as_json: bool,
     html: Path | None,
 ) -> None:
@@ -83,7 +99,9 @@ def replay(
         click.echo(f"skipped {bad}", err=True)
     if not parsed.records:
         raise click.ClickException(f"{path}: no usable request in the log")
-    report = _run(parsed, threshold, grid, redis_url, namespace, embedder)
+    if feedback and grid:
+        raise click.UsageError("--feedback teaches the cache as it goes: it cannot go with --sweep")
+    report = _run(parsed, threshold, grid, redis_url, namespace, embedder, feedback, per_entry)
     if html is not None:
         from semcache._replay_html import render_html
 
@@ -115,17 +133,26 @@ def _run(
     url: str | None,
     namespace: str | None,
     embedder: str | None,
+    feedback: bool = False,
+    per_entry: float | None = None,
 ) -> Any:
     import semcache
     from semcache._replay import replay as run_replay
     from semcache.cli._tune import load_embedder
 
     name = namespace or f"replay-{uuid.uuid4().hex[:12]}"
-    config = semcache.CacheConfig(namespace=name, ttl=None)
+    decision = None
+    if per_entry is not None:
+        thresholds = semcache.PerEntryThresholds(delta=per_entry)
+        decision = semcache.GuardedDecision(guard=semcache.Guard(), per_entry=thresholds)
+    config = semcache.CacheConfig(namespace=name, ttl=None, decision=decision)
     model = load_embedder(embedder) if embedder else None
     with semcache.Cache(redis_url=url, config=config, embedder=model) as cache:
         try:
-            return run_replay(cache, parsed, threshold=threshold, sweep=grid, progress=_progress)
+            return run_replay(
+                cache, parsed, threshold=threshold, sweep=grid, progress=_progress,
+                feedback=feedback,
+            )  # fmt: skip
         finally:
             if namespace is None:
                 cache.flush()
