@@ -119,7 +119,9 @@ def main() -> None:
         finally:
             os.kill(pid, signal.SIGCONT)
         start = time.monotonic()
-        while ask(client, "before question number 1")[1] != "exact" and time.monotonic() - start < 30:
+        while (
+            ask(client, "before question number 1")[1] != "exact" and time.monotonic() - start < 30
+        ):
             time.sleep(0.01)
         frozen["recover_s"] = time.monotonic() - start
         breaker = {"opened": cache.breaker.opened, "closed": cache.breaker.closed}
@@ -130,8 +132,10 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {platform.system()}, {platform.python_version()}",
         "floor_unwrapped_ms": {"p50": floor_ms, "p99": pct(floor, 0.99)},
-        "wrapped_with_redis_up_ms": {"p50": pct([c[0] for c in up], 0.5),
-                                     "p99": pct([c[0] for c in up], 0.99)},  # fmt: skip
+        "wrapped_with_redis_up_ms": {
+            "p50": pct([c[0] for c in up], 0.5),
+            "p99": pct([c[0] for c in up], 0.99),
+        },
         "redis_stopped": refused,
         "redis_frozen": frozen,
         "breaker": breaker,
