@@ -8,20 +8,19 @@ did not absorb itself is logged and replaced by a miss, so the call still goes u
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio.to_thread
 import httpx2
 
-from semcache._cache import AsyncCache
+from semcache._cache import AsyncCache, _adrive, _drive
 from semcache._wrap_flow import (
     CacheOp,
     Read,
     Relay,
     Send,
     Settings,
-    WrapFlow,
     WrapOp,
     cache_call,
     fallback,
@@ -83,36 +82,6 @@ class AsyncCachingTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-def _drive(flow: WrapFlow, execute: Callable[[WrapOp], Any]) -> httpx2.Response:
-    """Run a flow to its end; an operation's error is thrown back into the flow."""
-    value: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            op = flow.throw(error) if error is not None else flow.send(value)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        try:
-            value, error = execute(op), None
-        except Exception as exc:
-            value, error = None, exc
-
-
-async def _adrive(flow: WrapFlow, execute: Callable[[WrapOp], Awaitable[Any]]) -> httpx2.Response:
-    """The async twin of :func:`_drive`."""
-    value: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            op = flow.throw(error) if error is not None else flow.send(value)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        try:
-            value, error = await execute(op), None
-        except Exception as exc:
-            value, error = None, exc
 
 
 def _failed(op: CacheOp, exc: Exception) -> Any:
