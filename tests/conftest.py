@@ -68,7 +68,9 @@ def cache(redis_url: str, embedder: semcache.Embedder, namespace: str) -> Iterat
         c.flush()
 
 
-def chat(text: str, *, system: str | None = None, model: str = "gpt-4o-mini", **params: object) -> dict:
+def chat(
+    text: str, *, system: str | None = None, model: str = "gpt-4o-mini", **params: object
+) -> dict:
     """A chat completions request body."""
     messages = [{"role": "system", "content": system}] if system else []
     return {"model": model, "messages": [*messages, {"role": "user", "content": text}], **params}
@@ -122,3 +124,22 @@ def wrapped(fake_openai: object, wrap_cache: semcache.Cache) -> Iterator[object]
     client = semcache.wrap(raw, cache=wrap_cache)
     yield client
     client.close()
+
+
+# --- a local Redis Cluster: 3 masters on 127.0.0.1, the search module on every node ----------------
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[object]:
+    """A 3-master Redis Cluster started by semcache's own launcher, once per session."""
+    from semcache.server import EmbeddedCluster
+
+    cluster = EmbeddedCluster(Path(tempfile.mkdtemp(prefix="semcache-cluster-")), masters=3)
+    cluster.start()
+    yield cluster
+    cluster.wipe()
+
+
+@pytest.fixture(scope="session")
+def cluster_url(redis_cluster: object) -> str:
+    return redis_cluster.url  # type: ignore[attr-defined, no-any-return]

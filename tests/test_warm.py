@@ -1,0 +1,101 @@
+"""``semcache warm FILE``: bulk loading with batched embeddings, pipelined writes, counted skips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from semcache import Cache, CacheConfig
+from semcache.cli import main
+from tests.conftest import answer, chat, hash_embedder
+
+EMBEDDER = "tests.conftest:hash_embedder"
+
+
+def write(path: Path, lines: list[object]) -> Path:
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+def warm(url: str, namespace: str, path: Path, *extra: str) -> dict:
+    args = ["warm", str(path), "--redis-url", url, "-n", namespace, "--embedder", EMBEDDER]
+    result = CliRunner().invoke(main, [*args, "--json", *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_warm_loads_good_lines_and_counts_the_rest_by_reason(
+    tmp_path: Path, redis_url: str, namespace: str
+) -> None:
+    good = [{"request": chat(f"question {i}"), "response": answer(f"answer {i}")} for i in range(7)]
+    lines = [
+        *good,
+        "{not json",
+        {"request": {"model": "m", "messages": "not a list"}, "response": answer("x")},
+        {"request": chat("no answer")},
+        {"response": answer("no request")},
+        {"request": chat("bad tags"), "response": answer("x"), "tags": [3]},
+        {"request": chat("tenant one"), "response": answer("t"), "tenant": "acme", "tags": ["faq"]},
+    ]
+    counts = warm(redis_url, namespace, write(tmp_path / "pairs.jsonl", lines), "--batch", "3")
+    assert counts == {
+        "lines": 13,
+        "stored": 8,
+        "skipped": {"malformed JSON": 1, "invalid request": 1, "missing response": 1,
+                    "no request object": 1, "invalid tags": 1},
+    }  # fmt: skip
+    config = CacheConfig(namespace=namespace)
+    with Cache(redis_url=redis_url, embedder=hash_embedder(), config=config) as cache:
+        for i in range(7):
+            result = cache.lookup(chat(f"question {i}"))
+            assert result.layer == "exact" and result.response == answer(f"answer {i}")
+        assert cache.lookup(chat("tenant one")).layer is None  # stored for its tenant only
+        assert cache.lookup(chat("tenant one"), tenant="acme").layer == "exact"
+        assert cache.invalidate(tags=("faq",), tenant="acme") == 3  # tags were stored
+        cache.flush()
+
+
+def test_warmed_entries_answer_paraphrases(
+    tmp_path: Path, redis_url: str, namespace: str, embedder: object
+) -> None:
+    lines = [{"request": chat("How do I reset my password?"), "response": answer("Use the link.")}]
+    path = write(tmp_path / "pairs.jsonl", lines)
+    result = CliRunner().invoke(
+        main, ["warm", str(path), "--redis-url", redis_url, "-n", namespace]
+    )
+    assert result.exit_code == 0 and "1 of 1 lines stored" in result.output
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as cache:  # type: ignore[arg-type]
+        hit = cache.lookup(chat("how can I reset my password"))
+        assert hit.layer == "semantic" and hit.response == answer("Use the link.")
+        cache.flush()
+
+
+def test_store_many_embeds_once_per_distinct_text(redis_url: str, namespace: str) -> None:
+    calls: list[int] = []
+    inner = hash_embedder()
+
+    def embed(texts: list[str]) -> object:
+        calls.append(len(texts))
+        return inner.embed(texts)
+
+    from semcache import CallableEmbedder
+
+    counted = CallableEmbedder(embed, model_id="counted", dimension=16)
+    with Cache(redis_url=redis_url, embedder=counted, namespace=namespace) as cache:
+        pairs = [(chat(f"q{i % 5}", temperature=i // 5 / 10), answer("a")) for i in range(20)]
+        assert cache.store_many(pairs) == 20
+        assert calls == [5]  # one batch, each distinct semantic text once
+        assert all(cache.lookup(q).layer == "exact" for q, _ in pairs)
+        assert cache.store_many(pairs) == 20 and calls == [5]  # the embedding cache answers now
+        cache.flush()
+
+
+def test_warm_through_a_cluster(tmp_path: Path, cluster_url: str, namespace: str) -> None:
+    lines = [{"request": chat(f"c{i}"), "response": answer(str(i))} for i in range(20)]
+    counts = warm(cluster_url, namespace, write(tmp_path / "pairs.jsonl", lines))
+    assert (counts["stored"], counts["skipped"]) == (20, {})
+    with Cache(redis_url=cluster_url, embedder=hash_embedder(), namespace=namespace) as cache:
+        assert [cache.lookup(chat(f"c{i}")).layer for i in range(20)] == ["exact"] * 20
+        cache.flush()
