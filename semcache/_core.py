@@ -387,7 +387,7 @@ class Core:
         similarity = result.similarity if result.layer == "semantic" else result.best_similarity
         if digest is None or similarity is None or result.layer == "exact":
             return False
-        key = Keys(check_namespace(result.namespace)).doc(tenant_tag(result.tenant), digest)
+        key = self.keys(result.namespace).doc(tenant_tag(result.tenant), digest)
         per_entry = getattr(self.decision, "per_entry", None)
         return (yield from feedback_flow(key, similarity, correct, per_entry, self.config.threshold))
 

@@ -56,9 +56,7 @@ def warm(
     _report(counts, as_json)
 
 
-def _batches(
-    file: Path, size: int, cache: Any, counts: Counter[str]
-) -> Iterator[list[Pair]]:
+def _batches(file: Path, size: int, cache: Any, counts: Counter[str]) -> Iterator[list[Pair]]:
     batch: list[Pair] = []
     with file.open(encoding="utf-8", errors="replace") as lines:
         for line in lines:
@@ -99,7 +97,8 @@ def _parse(line: str, cache: Any, counts: Counter[str]) -> Pair | None:
     return data["request"], data["response"], tenant, tuple(tags)
 
 
-def _skip(counts: Counter[str], reason: str) -> None:
+def _skip(counts: Counter[str], reason: str) -> Pair | None:
+    """Count a skipped line by reason; None, so ``return _skip(...)`` reads as a skip."""
     counts[f"skipped: {reason}"] += 1
     return None
 
