@@ -467,9 +467,13 @@ class Cache(_Shell[_cluster.Client]):
             return Flight(plan, shared if shared.hit else None)
         flight = Flight(plan, leader=True, lock=token(), event=event)
         assert flight.lock is not None
-        if not self._run(acquire(plan, flight.lock, _ms(self.config.lock_ttl)), False):
+        held = self._run(acquire(plan, flight.lock, _ms(self.config.lock_ttl)), False)
+        if not held:
             flight.lock = None
-            flight.shared = self._run(await_entry(self.core, plan, self.config.stampede_wait), None)
+        # Waiting for another process, or (holding the lock) checking once more: a caller whose
+        # lookup missed just before another stored the answer must not call upstream again.
+        wait = 0.0 if held else self.config.stampede_wait
+        flight.shared = self._run(await_entry(self.core, plan, wait), None)
         return flight
 
     def leave_flight(self, flight: Flight) -> None:
@@ -513,6 +517,13 @@ class Cache(_Shell[_cluster.Client]):
 
     def _execute(self, op: Op) -> Any:
         if isinstance(op, Commands):
+            one = _as_one(op.commands, isinstance(self.client, _cluster.RedisCluster))
+            if one is not None:  # one command: no pipeline object, the hot path of exact hits
+                command, unpack = one
+                try:
+                    return unpack(self.client.execute_command(*command))  # type: ignore[no-untyped-call]
+                except ResponseError as exc:
+                    return [exc] * len(op.commands)
             pipe = self.client.pipeline(transaction=False)
             for command in op.commands:
                 pipe.execute_command(*command)
@@ -721,10 +732,11 @@ class AsyncCache(_Shell[_cluster.AsyncClient]):
         event = self._flights[plan.exact_key] = asyncio.Event()
         flight = Flight(plan, leader=True, lock=token(), event=event)
         assert flight.lock is not None
-        if not await self._run(acquire(plan, flight.lock, _ms(self.config.lock_ttl)), False):
+        held = await self._run(acquire(plan, flight.lock, _ms(self.config.lock_ttl)), False)
+        if not held:
             flight.lock = None
-            wait = self.config.stampede_wait
-            flight.shared = await self._run(await_entry(self.core, plan, wait), None)
+        wait = 0.0 if held else self.config.stampede_wait  # see Cache.join_flight
+        flight.shared = await self._run(await_entry(self.core, plan, wait), None)
         return flight
 
     async def leave_flight(self, flight: Flight) -> None:
@@ -765,6 +777,13 @@ class AsyncCache(_Shell[_cluster.AsyncClient]):
 
     async def _execute(self, op: Op) -> Any:
         if isinstance(op, Commands):
+            one = _as_one(op.commands, isinstance(self.client, _cluster.AsyncRedisCluster))
+            if one is not None:
+                command, unpack = one
+                try:
+                    return unpack(await self.client.execute_command(*command))
+                except ResponseError as exc:
+                    return [exc] * len(op.commands)
             pipe = self.client.pipeline(transaction=False)
             for command in op.commands:
                 pipe.execute_command(*command)
@@ -789,6 +808,18 @@ class AsyncCache(_Shell[_cluster.AsyncClient]):
             return await asyncio.sleep(op.seconds)
         assert isinstance(op, Scan)
         return [key async for key in self.client.scan_iter(match=op.pattern, count=1000)]
+
+
+def _as_one(
+    commands: tuple[tuple[Any, ...], ...], cluster: bool
+) -> tuple[tuple[Any, ...], Callable[[Any], list[Any]]] | None:
+    """A batch that one plain command can carry (a single command, or GETs as one MGET on a
+    single node), with how to turn its reply back into one reply per command; None otherwise."""
+    if len(commands) == 1:
+        return commands[0], lambda reply: [reply]
+    if not cluster and all(len(c) == 2 and c[0] == "GET" for c in commands):
+        return ("MGET", *(c[1] for c in commands)), list
+    return None
 
 
 def _ms(seconds: float) -> int:

@@ -222,7 +222,7 @@ class Core:
             return (yield from self._lookup(plan))
         entry = self.l1.get(plan.exact_key)
         if entry is not None:
-            return replace(self._hit(plan, "l1", entry, 1.0, plan.digest), tried=("l1",))
+            return self._hit(plan, "l1", entry, 1.0, plan.digest, ("l1",))
         epoch = self.l1.epoch  # an invalidation from now on keeps this read out of the L1
         result = yield from self._lookup(plan)
         if result.layer == "exact" and result.entry is not None:
@@ -242,7 +242,7 @@ class Core:
         replies = yield Commands(tuple(commands))
         found = yield from self._exact_hit(plan, replies[0])
         if found is not None:
-            return replace(found, tried=("exact",))
+            return found
         if not semantic:
             return replace(self.miss(plan, plan.skip_semantic or "miss"), tried=("exact",))
         both: tuple[Layer, ...] = ("exact", "semantic")
@@ -268,12 +268,19 @@ class Core:
             return None
         if self.config.sliding_ttl and entry.ttl_ms:
             yield Commands((("PEXPIRE", plan.exact_key, entry.ttl_ms),))
-        return self._hit(plan, "exact", entry, 1.0, plan.digest)
+        return self._hit(plan, "exact", entry, 1.0, plan.digest, ("exact",))
 
     def _hit(
-        self, plan: Plan, layer: Any, entry: Entry, similarity: float, matched: str
+        self,
+        plan: Plan,
+        layer: Any,
+        entry: Entry,
+        similarity: float,
+        matched: str,
+        tried: tuple[Layer, ...] = (),
     ) -> LookupResult:
         return LookupResult(
+            tried=tried,
             refresh=self._should_refresh(entry),
             layer=layer,
             key=plan.digest,
@@ -355,7 +362,9 @@ class Core:
         candidates, stale = [], []
         for doc, fields in rows:
             if any(_text(fields.get(name, b"")) != want for name, want in expected.items()):
-                log.error("semcache: search returned %s from outside the query's scope; ignored", doc)
+                log.error(
+                    "semcache: search returned %s from outside the query's scope; ignored", doc
+                )
                 continue
             entry = Entry.from_json(fields.get("entry", b""))
             if entry is None:
@@ -389,7 +398,9 @@ class Core:
             return False
         key = self.keys(result.namespace).doc(tenant_tag(result.tenant), digest)
         per_entry = getattr(self.decision, "per_entry", None)
-        return (yield from feedback_flow(key, similarity, correct, per_entry, self.config.threshold))
+        return (
+            yield from feedback_flow(key, similarity, correct, per_entry, self.config.threshold)
+        )
 
     # --- vectors --------------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
     raise missing_extra("click", "cli") from exc
 
-from semcache.cli import _server as _server
 from semcache.cli import _replay as _replay
+from semcache.cli import _server as _server
 from semcache.cli import _stats as _stats
 from semcache.cli import _tune as _tune
 from semcache.cli import _warm as _warm
