@@ -105,6 +105,11 @@ class Accounting:
         counters["all:feedback_applied"] = float(applied)
         return self._record(namespace, counters, None)
 
+    def breaker(self, namespace: str, *, opened: bool) -> None:
+        """Record the circuit breaker opening (Redis failing) or closing (Redis back)."""
+        name = "all:breaker_opened" if opened else "all:breaker_closed"
+        self._record(namespace, {name: 1.0}, None)
+
     def store(self, plan: Plan, ms: float, stored: bool) -> bool:
         """Record a store that took ``ms``; True when a flush is due."""
         counters = {"all:stores": float(stored), "all:store_ms": ms}

@@ -120,7 +120,7 @@ class _Shell(Generic[C]):
         self.embedder = embedder
         self.client = client
         self.core = Core(config, embedder, clock=clock)
-        self.breaker = Breaker()
+        self.breaker = Breaker(on_change=self._breaker_changed)
         self._started = False
         self._flights: dict[str, Any] = {}
         self._flight_lock = threading.Lock()
@@ -135,6 +135,10 @@ class _Shell(Generic[C]):
     def _stop_listener(self) -> None:
         if self._listener is not None:
             self._listener.stop()
+
+    def _breaker_changed(self, state: str) -> None:
+        """Count the breaker's state changes in the stats (flushed once Redis answers again)."""
+        self.accounting.breaker(self.namespace, opened=state == "open")
 
     @property
     def namespace(self) -> str:

@@ -31,7 +31,9 @@ from semcache._redis import (
     embedding_key,
     index_schema,
     knn_command,
+    INDEX_FIELDS,
     parse_index_dimension,
+    parse_index_fields,
     parse_search,
 )
 from semcache._types import CacheConfig, Entry, Layer, LookupResult, check_threshold, check_ttl
@@ -499,7 +501,14 @@ class Core:
         dimension = self.embedder.dimension
         infos = yield Commands(tuple(("FT.INFO", index) for index in keys.indexes))
         for shard, info in enumerate(infos):
-            if isinstance(info, Exception):
+            missing = isinstance(info, Exception)
+            if not missing and not INDEX_FIELDS <= parse_index_fields(info):
+                # An index of another version or another program under our name: its documents
+                # stay, the index is rebuilt over them (old documents simply match no scope).
+                log.warning("semcache: index %s has another schema; rebuilt", keys.indexes[shard])
+                yield Commands((("FT.DROPINDEX", keys.indexes[shard]),))
+                missing = True
+            if missing:
                 yield CreateIndex(index_schema(keys, dimension, self.config.index, shard))
                 continue
             existing = parse_index_dimension(info)

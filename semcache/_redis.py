@@ -107,9 +107,7 @@ class IndexParams:
             raise ConfigurationError("HNSW parameters must be positive")
 
 
-def index_schema(
-    keys: Keys, dimension: int, params: IndexParams, shard: int = 0
-) -> dict[str, Any]:
+def index_schema(keys: Keys, dimension: int, params: IndexParams, shard: int = 0) -> dict[str, Any]:
     """The redisvl schema of a namespace's semantic index (of one of its shards)."""
     attrs: dict[str, Any] = {
         "algorithm": params.algorithm,
@@ -192,22 +190,39 @@ def parse_search(reply: Any) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+#: The fields every semantic index of this version has (an index without them is foreign or old).
+INDEX_FIELDS = frozenset({"vec", "scope", "tenant", "emb"})
+
+
+def _attributes(info: Any) -> list[dict[str, Any]]:
+    info = info if isinstance(info, Mapping) else _pairs(info)
+    out = []
+    for attribute in info.get(b"attributes", info.get("attributes", [])):
+        fields = attribute if isinstance(attribute, Mapping) else _pairs(attribute)
+        out.append({_text(k).lower(): v for k, v in fields.items()})
+    return out
+
+
 def parse_index_dimension(info: Any) -> int | None:
     """The vector dimension from an FT.INFO reply, or None if it cannot be read."""
-    info = info if isinstance(info, Mapping) else _pairs(info)
-    attributes = info.get(b"attributes", info.get("attributes", []))
-    for attribute in attributes:
-        fields = attribute if isinstance(attribute, Mapping) else _pairs(attribute)
-        fields = {_text(k).lower(): v for k, v in fields.items()}
+    for fields in _attributes(info):
         if "dim" in fields:
             return int(_text(fields["dim"]))
     return None
 
 
+def parse_index_fields(info: Any) -> set[str]:
+    """The names of an index's fields, from an FT.INFO reply."""
+    return {_text(f.get("attribute", f.get("identifier", b""))) for f in _attributes(info)}
+
+
 def has_search_module(modules: Any) -> bool:
     """True when a MODULE LIST reply names the search module."""
     for module in modules or []:
-        fields = {_text(k): v for k, v in (module if isinstance(module, Mapping) else _pairs(module)).items()}
+        fields = {
+            _text(k): v
+            for k, v in (module if isinstance(module, Mapping) else _pairs(module)).items()
+        }
         name = fields.get("name", b"")
         if _text(name).lower() in ("search", "ft", "searchlight"):
             return True

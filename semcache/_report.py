@@ -67,6 +67,11 @@ def prometheus(stats: Stats) -> str:
         ("semcache_store_seconds_total", "Time spent storing.", stats.store_ms / 1000),
         ("semcache_feedback_total", "cache.feedback calls.", stats.feedback),
         (
+            "semcache_breaker_opened_total",
+            "Times the cache stepped aside (Redis failing).",
+            stats.breaker_opened,
+        ),
+        (
             "semcache_wrong_feedback_total",
             "Feedback saying an answer was wrong.",
             stats.wrong_feedback,

@@ -24,7 +24,9 @@ class Breaker:
         failures: int = 3,
         cooldown: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[State], None] | None = None,
     ) -> None:
+        self.on_change = on_change
         self.threshold = failures
         self.cooldown = cooldown
         self.clock = clock
@@ -56,6 +58,8 @@ class Breaker:
                 self.state = "closed"
                 self.closed += 1
                 log.warning("semcache: Redis answers again; cache back in the request path")
+                if self.on_change is not None:
+                    self.on_change("closed")
 
     def failure(self, exc: BaseException) -> None:
         with self._lock:
@@ -63,8 +67,11 @@ class Breaker:
             if self.state == "half-open" or (
                 self.state == "closed" and self._failures >= self.threshold
             ):
-                if self.state == "closed":
+                opening = self.state == "closed"
+                self.state = "open"
+                if opening:
                     self.opened += 1
                     log.warning("semcache: Redis failing (%s); cache stepping aside", exc)
-                self.state = "open"
+                    if self.on_change is not None:
+                        self.on_change("open")
                 self._since = self.clock()

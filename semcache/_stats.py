@@ -209,6 +209,9 @@ class Stats:
     ``feedback_applied`` of them reached an entry's evidence."""
     wrong_feedback: int = 0
     feedback_applied: int = 0
+    breaker_opened: int = 0
+    """Times the circuit breaker opened (the cache stepped aside) and closed again."""
+    breaker_closed: int = 0
 
     @classmethod
     def from_counters(
@@ -239,6 +242,8 @@ class Stats:
             feedback=round(counters.get("all:feedback", 0)),
             wrong_feedback=round(counters.get("all:wrong_feedback", 0)),
             feedback_applied=round(counters.get("all:feedback_applied", 0)),
+            breaker_opened=round(counters.get("all:breaker_opened", 0)),
+            breaker_closed=round(counters.get("all:breaker_closed", 0)),
         )
 
     @property
@@ -288,6 +293,7 @@ class Stats:
                 "wrong": self.wrong_feedback,
                 "applied": self.feedback_applied,
             },
+            "breaker": {"opened": self.breaker_opened, "closed": self.breaker_closed},
             "top_entries": [
                 {"tenant": key.split(":", 1)[0], "key": key.split(":", 1)[-1], "hits": hits}
                 for key, hits in self.top_entries

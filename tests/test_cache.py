@@ -335,3 +335,21 @@ def test_a_document_with_a_foreign_tenant_tag_is_never_served(cache: Cache) -> N
     cache.client.hset(forged, b"tenant", plan.tenant_tag)  # control: with its own tag it is served
     assert cache.lookup(chat(PARAPHRASE[1]), threshold=-1.0).response == answer("theirs")
     cache.client.unlink(forged)
+
+
+def test_an_index_of_another_schema_is_rebuilt_and_the_cache_works(
+    redis_url: str, embedder: semcache.Embedder, namespace: str
+) -> None:
+    """An index under our name without our fields (an older version, another program) is dropped
+    (its documents kept) and rebuilt, instead of failing every query."""
+    keys = semcache._redis.Keys(namespace)
+    client = redis.Redis.from_url(redis_url)
+    client.execute_command("FT.CREATE", keys.index, "ON", "HASH", "PREFIX", 1, keys.doc_prefix,
+                           "SCHEMA", "vec", "VECTOR", "FLAT", 6, "TYPE", "FLOAT32", "DIM", 384,
+                           "DISTANCE_METRIC", "COSINE")  # fmt: skip
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as cache:
+        cache.store(chat(PARAPHRASE[0]), answer("works"))
+        assert cache.lookup(chat(PARAPHRASE[1])).layer == "semantic"
+        fields = semcache._redis.parse_index_fields(client.execute_command("FT.INFO", keys.index))
+        assert fields >= {"vec", "scope", "tenant", "emb"}
+        cache.flush()

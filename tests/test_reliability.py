@@ -222,6 +222,9 @@ def test_outage_and_persistent_restart(tmp_path: Path) -> None:
         assert cached_call(cache, request, upstream) == answer("computed once")
     assert upstream.calls == calls  # all five were hits after the restart
     assert cache.breaker.state == "closed"
+    stats = cache.stats()  # counted while Redis was down, flushed once it was back
+    assert (stats.source, stats.breaker_opened, stats.breaker_closed) == ("redis", 1, 1)
+    assert "semcache_breaker_opened_total" in stats.prometheus()
     cache.close()
     server.stop()
 
