@@ -24,9 +24,9 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import semcache  # noqa: E402
-from benchmarks.bench_latency import ANSWER, chat, questions  # noqa: E402
-from semcache.server import EmbeddedServer  # noqa: E402
+import semcache
+from benchmarks.bench_latency import ANSWER, chat, questions
+from semcache.server import EmbeddedServer
 
 RESULTS = Path(__file__).parent / "results" / "memory.json"
 
@@ -52,7 +52,9 @@ def main() -> None:
     texts = questions(args.entries, seed=11)
     with tempfile.TemporaryDirectory() as tmp, EmbeddedServer(tmp, persist=False) as server:
         client = redis.Redis.from_url(server.url)
-        with semcache.Cache(redis_url=server.url, embedder=random_embedder(), namespace="mem") as cache:
+        with semcache.Cache(
+            redis_url=server.url, embedder=random_embedder(), namespace="mem"
+        ) as cache:
             before = used(client)
             for text in texts:
                 cache.store(chat(text), ANSWER)

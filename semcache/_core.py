@@ -26,12 +26,12 @@ from semcache._embedders import Embedder, Vectors
 from semcache._errors import ConfigurationError, DimensionMismatchError
 from semcache._l1 import L1, channel, message
 from semcache._redis import (
+    INDEX_FIELDS,
     Keys,
     check_namespace,
     embedding_key,
     index_schema,
     knn_command,
-    INDEX_FIELDS,
     parse_index_dimension,
     parse_index_fields,
     parse_search,
@@ -502,7 +502,7 @@ class Core:
         infos = yield Commands(tuple(("FT.INFO", index) for index in keys.indexes))
         for shard, info in enumerate(infos):
             missing = isinstance(info, Exception)
-            if not missing and not INDEX_FIELDS <= parse_index_fields(info):
+            if not missing and not parse_index_fields(info) >= INDEX_FIELDS:
                 # An index of another version or another program under our name: its documents
                 # stay, the index is rebuilt over them (old documents simply match no scope).
                 log.warning("semcache: index %s has another schema; rebuilt", keys.indexes[shard])

@@ -190,4 +190,6 @@ def test_sweep_agrees_with_real_replays_on_a_generated_log(redis_url, embedder, 
         single = run(figures.threshold, []).figures
         assert _comparable(figures) == _comparable(single)
     assert swept.sweep[0].semantic.hits > swept.sweep[-1].semantic.hits > 0
-    assert swept.sweep[0].exact.hits < swept.sweep[-1].exact.hits  # fewer semantic hits: more stored
+    assert (
+        swept.sweep[0].exact.hits < swept.sweep[-1].exact.hits
+    )  # fewer semantic hits: more stored

@@ -40,8 +40,12 @@ def run_threads(n: int, fn: object) -> list[object]:
     return out
 
 
-def test_100_threads_one_upstream_call(slow_server: FakeOpenAI, redis_url: str, namespace: str) -> None:
-    with semcache.Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as cache:
+def test_100_threads_one_upstream_call(
+    slow_server: FakeOpenAI, redis_url: str, namespace: str
+) -> None:
+    with semcache.Cache(
+        redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
+    ) as cache:
         client = semcache.wrap(openai.OpenAI(base_url=slow_server.base_url, api_key="k",
                                              max_retries=0), cache=cache)  # fmt: skip
         answers = run_threads(100, lambda: client.chat.completions.create(
@@ -56,12 +60,16 @@ def test_100_threads_one_upstream_call(slow_server: FakeOpenAI, redis_url: str, 
 def test_streamed_misses_share_one_upstream_call(
     slow_server: FakeOpenAI, redis_url: str, namespace: str
 ) -> None:
-    with semcache.Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as cache:
+    with semcache.Cache(
+        redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
+    ) as cache:
         client = semcache.wrap(openai.OpenAI(base_url=slow_server.base_url, api_key="k",
                                              max_retries=0), cache=cache)  # fmt: skip
 
         def streamed() -> str:
-            stream = client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, stream=True)
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini", messages=QUESTION, stream=True
+            )
             return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
         answers = run_threads(20, streamed)
@@ -71,7 +79,9 @@ def test_streamed_misses_share_one_upstream_call(
     assert set(answers) == {"echo: [slow] what is the most asked question?"}
 
 
-async def test_100_tasks_one_upstream_call(slow_server: FakeOpenAI, redis_url: str, namespace: str) -> None:
+async def test_100_tasks_one_upstream_call(
+    slow_server: FakeOpenAI, redis_url: str, namespace: str
+) -> None:
     async with semcache.AsyncCache(redis_url=redis_url, embedder=hash_embedder(),
                                    namespace=namespace) as cache:  # fmt: skip
         client = semcache.wrap(openai.AsyncOpenAI(base_url=slow_server.base_url, api_key="k",
@@ -91,7 +101,9 @@ def test_an_upstream_error_is_not_shared_and_nobody_is_stranded(
     slow_server: FakeOpenAI, redis_url: str, namespace: str
 ) -> None:
     slow_server.fail_next(500)
-    with semcache.Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as cache:
+    with semcache.Cache(
+        redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
+    ) as cache:
         client = semcache.wrap(openai.OpenAI(base_url=slow_server.base_url, api_key="k",
                                              max_retries=0), cache=cache)  # fmt: skip
         with pytest.raises(openai.InternalServerError):
