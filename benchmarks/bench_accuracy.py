@@ -47,7 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import semcache
 from semcache import Guard, GuardedDecision, PerEntryThresholds, SecondOpinion, ThresholdDecision
-from semcache._decide import Candidate, Verdict
+from semcache._calibrate import run
+from semcache._decide import Candidate
 from semcache._guard import CHECKS, features
 from semcache._thresholds import RECORD, append, encode
 from semcache._types import Entry
@@ -114,20 +115,6 @@ def score(
 
 
 # --- running the real decision ---------------------------------------------------------------------
-
-
-def run(
-    decision: Any, query: str, candidate: Candidate, threshold: float, judge: Any = None
-) -> Verdict:
-    """Drive a decision flow, answering a judge's Call like the sync shell does."""
-    flow = decision.decide(query, [candidate], threshold)
-    value: Any = None
-    while True:
-        try:
-            op = flow.send(value)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        value = op.fn(*op.args)
 
 
 def static_accepts(decision: Any, pairs: Pairs) -> tuple[np.ndarray, float]:

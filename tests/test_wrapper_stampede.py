@@ -23,6 +23,11 @@ def slow_server() -> Iterator[FakeOpenAI]:
         yield server
 
 
+def wrapped(server: FakeOpenAI, cache: semcache.Cache) -> openai.OpenAI:
+    raw = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    return semcache.wrap(raw, cache=cache)
+
+
 def run_threads(n: int, fn: object) -> list[object]:
     out: list[object] = []
     lock = threading.Lock()
@@ -46,8 +51,7 @@ def test_100_threads_one_upstream_call(
     with semcache.Cache(
         redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
     ) as cache:
-        client = semcache.wrap(openai.OpenAI(base_url=slow_server.base_url, api_key="k",
-                                             max_retries=0), cache=cache)  # fmt: skip
+        client = wrapped(slow_server, cache)
         answers = run_threads(100, lambda: client.chat.completions.create(
             model="gpt-4o-mini", messages=QUESTION).choices[0].message.content)  # fmt: skip
         client.close()
@@ -63,8 +67,7 @@ def test_streamed_misses_share_one_upstream_call(
     with semcache.Cache(
         redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
     ) as cache:
-        client = semcache.wrap(openai.OpenAI(base_url=slow_server.base_url, api_key="k",
-                                             max_retries=0), cache=cache)  # fmt: skip
+        client = wrapped(slow_server, cache)
 
         def streamed() -> str:
             stream = client.chat.completions.create(
@@ -104,8 +107,7 @@ def test_an_upstream_error_is_not_shared_and_nobody_is_stranded(
     with semcache.Cache(
         redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
     ) as cache:
-        client = semcache.wrap(openai.OpenAI(base_url=slow_server.base_url, api_key="k",
-                                             max_retries=0), cache=cache)  # fmt: skip
+        client = wrapped(slow_server, cache)
         with pytest.raises(openai.InternalServerError):
             client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
         assert cache._flights == {}  # the failed leader left its flight
