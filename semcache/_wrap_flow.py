@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import httpx2
@@ -215,14 +215,18 @@ def generate(call: Call, settings: Settings) -> WrapFlow:
         upstream = yield Send(call.forward)
         return relay(upstream, CacheInfo(layer=None, reason="uncacheable"))
     info = CacheInfo(layer=None, key=plan.digest, reason="bypass")
+    refreshing = call.options.bypass  # the caller wants a fresh answer, not the stored one
     if not call.options.bypass:
         result = yield Lookup(plan)
-        hit = replay_hit(call, result) if result.hit else None
+        # XFetch flagged this hit near expiry: this caller recomputes it, the others keep hitting.
+        refreshing = result.hit and result.refresh
+        hit = replay_hit(call, result) if result.hit and not refreshing else None
         if hit is not None:
             return hit
-        info = CacheInfo.of(result)
+        info = CacheInfo.of(result) if not refreshing else replace(info, reason="refresh")
     storing = not call.options.no_store and settings.stores(plan)
-    flight: Flight | None = (yield Join(plan)) if storing else None
+    # Identical misses share one upstream call; a refresh does not wait for what it replaces.
+    flight: Flight | None = (yield Join(plan)) if storing and not refreshing else None
     if flight is not None and flight.shared is not None:  # another caller just stored the answer
         yield Leave(flight)
         hit = replay_hit(call, flight.shared)

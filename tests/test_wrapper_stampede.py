@@ -116,3 +116,34 @@ def test_an_upstream_error_is_not_shared_and_nobody_is_stranded(
         client.close()
         cache.flush()
     assert slow_server.calls("chat/completions") == 2
+
+
+def test_bypass_and_early_refresh_go_upstream_even_while_an_entry_exists(
+    slow_server: FakeOpenAI, redis_url: str, namespace: str
+) -> None:
+    import random
+
+    from semcache.openai import cache_info
+
+    now = [1_000_000.0]
+    config = semcache.CacheConfig(namespace=namespace, ttl=100, ttl_jitter=0, early_refresh=1.0)
+    question = [{"role": "user", "content": "refresh me"}]
+    with semcache.Cache(redis_url=redis_url, embedder=hash_embedder(), config=config,
+                        clock=lambda: now[0]) as cache:  # fmt: skip
+        cache.core.rng = random.Random(3)
+        client = wrapped(slow_server, cache)
+        ask = lambda **kw: client.chat.completions.create(  # noqa: E731
+            model="gpt-4o-mini", messages=question, **kw
+        )
+        ask()
+        assert cache_info(ask()).layer == "exact"  # fresh: a hit
+        assert slow_server.calls("chat/completions") == 1
+        bypassed = ask(extra_body={"semcache": {"bypass": True}})
+        assert cache_info(bypassed).layer is None
+        assert slow_server.calls("chat/completions") == 2
+        now[0] += 99.9999  # at the edge of expiry: XFetch picks this caller to recompute
+        refreshed = ask()
+        assert cache_info(refreshed).reason == "refresh"
+        assert slow_server.calls("chat/completions") == 3
+        client.close()
+        cache.flush()
