@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator
 
@@ -26,7 +27,8 @@ def table_embedder(similar: dict[str, float]) -> semcache.CallableEmbedder:
         for text in texts:
             s = similar.get(text, 1.0)
             spread = [0.0] * 6
-            spread[hash(text) % 6] = math.sqrt(max(0.0, 1 - s * s))
+            slot = int(hashlib.sha256(text.encode()).hexdigest(), 16) % 6  # not hash(): per process
+            spread[slot] = math.sqrt(max(0.0, 1 - s * s))
             rows.append([s, *spread, 0.0])
         return np.asarray(rows, dtype=np.float32)
 

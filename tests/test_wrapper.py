@@ -5,6 +5,7 @@ The server's request count proves hits and misses.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import uuid
@@ -115,7 +116,7 @@ def _normalising_embedder() -> semcache.CallableEmbedder:
         rows = []
         for text in texts:
             words = "".join(c for c in text.lower() if c.isalnum() or c == " ").split()
-            seed = abs(hash(" ".join(words))) % 2**32
+            seed = int(hashlib.sha256(" ".join(words).encode()).hexdigest()[:8], 16)
             rows.append(np.random.default_rng(seed).standard_normal(16))
         return np.asarray(rows, dtype=np.float32)
 
