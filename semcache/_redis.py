@@ -90,11 +90,11 @@ def embedding_key(model_digest: str, text_digest: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class IndexParams:
-    """HNSW parameters of the semantic index (see benchmarks/bench_latency.py for the measurements)."""
+    """HNSW parameters of the semantic index (measured in benchmarks/bench_hnsw_params.py)."""
 
     algorithm: str = "hnsw"
-    m: int = 16
-    ef_construction: int = 200
+    m: int = 32
+    ef_construction: int = 400
     ef_runtime: int = 64
     datatype: str = "float32"
 
