@@ -309,10 +309,7 @@ def replay(
     records, bad = _records(log)
     t = cache.config.threshold if threshold is None else float(threshold)
     plans, records, bad = _plans(cache, records, bad, t)
-    bypassed = [cache.core.bypass_reason(p) is not None for p in plans]
-    texts = [
-        p.text for p, b in zip(plans, bypassed, strict=True) if p.skip_semantic is None and not b
-    ]
+    bypassed, texts = _semantic_texts(cache.core, plans)
     vectors = embed_texts(cache.embed, texts, progress=progress)
     trace = build_trace(
         plans,
@@ -332,6 +329,15 @@ def replay(
         records=tuple(records),
         namespace=cache.namespace,
     )
+
+
+def _semantic_texts(core: Any, plans: list[Plan]) -> tuple[list[bool], list[str]]:
+    """Which requests the cache bypasses, and the semantic texts of the others (to embed)."""
+    bypassed = [core.bypass_reason(p) is not None for p in plans]
+    texts = [
+        p.text for p, b in zip(plans, bypassed, strict=True) if p.skip_semantic is None and not b
+    ]
+    return bypassed, texts
 
 
 def _records(log: Log | Iterable[LogRecord]) -> tuple[list[LogRecord], list[BadLine]]:
@@ -439,10 +445,7 @@ def trace_log(
     """A trace of a log computed with an embedder alone (no Redis), for offline evaluation."""
     core = Core(config or CacheConfig(), embedder)
     plans, kept, bad = _plans(core, list(records), [], (config or CacheConfig()).threshold)
-    bypassed = [core.bypass_reason(p) is not None for p in plans]
-    texts = [
-        p.text for p, b in zip(plans, bypassed, strict=True) if p.skip_semantic is None and not b
-    ]
+    bypassed, texts = _semantic_texts(core, plans)
     vectors = embed_texts(embedder.embed, texts, progress=progress)
     trace = build_trace(
         plans,
