@@ -69,6 +69,19 @@ _NO_RETRY_ASYNC = AsyncRetry(NoBackoff(), 0)
 STEP_ASIDE = (RedisError, OSError, TimeoutError, ValueError, TypeError, RuntimeError)
 
 
+@contextlib.contextmanager
+def _index_errors() -> Iterator[None]:
+    """redisvl wraps a Redis failure (a timeout, a refused write) in its own exception; give it back
+    as a RedisError, so a failed index creation steps aside like any other Redis failure (and is
+    tried again on the next call) instead of reaching the caller."""
+    from redisvl.exceptions import RedisVLError
+
+    try:
+        yield
+    except RedisVLError as exc:
+        raise RedisError(f"creating the semantic index failed: {exc}") from exc
+
+
 def _config(
     config: CacheConfig | None,
     namespace: str | None,
@@ -541,8 +554,9 @@ class Cache(_Shell[_cluster.Client]):
             if isinstance(self.client, _cluster.RedisCluster):
                 return _cluster.create_index(self.client, _schema(op.schema))
             index = SearchIndex(_schema(op.schema), redis_client=self.client)
-            if not index.exists():
-                index.create(overwrite=False)
+            with _index_errors():
+                if not index.exists():
+                    index.create(overwrite=False)
             return None
         if isinstance(op, Call):
             return op.fn(*op.args)
@@ -801,8 +815,9 @@ class AsyncCache(_Shell[_cluster.AsyncClient]):
             if isinstance(self.client, _cluster.AsyncRedisCluster):
                 return await _cluster.acreate_index(self.client, _schema(op.schema))
             index = AsyncSearchIndex(_schema(op.schema), redis_client=self.client)
-            if not await index.exists():
-                await index.create(overwrite=False)
+            with _index_errors():
+                if not await index.exists():
+                    await index.create(overwrite=False)
             return None
         if isinstance(op, Call):
             if op.afn is not None:

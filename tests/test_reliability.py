@@ -329,3 +329,46 @@ def exact_cache_fuzz(redis_url: str) -> Iterator[Cache]:
     with Cache(redis_url=redis_url, embedder=hash_embedder(), namespace="fuzz") as cache:
         yield cache
         cache.flush()
+
+
+def test_a_timeout_while_creating_the_index_is_a_miss_then_the_index_is_made(
+    redis_url: str, namespace: str
+) -> None:
+    import redis
+
+    control = redis.Redis.from_url(redis_url)
+    control.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")  # FT.INFO answers, FT.CREATE waits
+    try:
+        cache = Cache(
+            redis_url=redis_url, embedder=hash_embedder(), namespace=namespace, timeout=0.1
+        )
+        assert cache.lookup(chat("while paused")).layer is None  # a miss, not redisvl's error
+        assert cache.store(chat("while paused"), answer("x")) is False
+    finally:
+        control.execute_command("CLIENT", "UNPAUSE")
+    with cache:
+        index = cache.core.keys().index
+        assert cache.store(chat("after"), answer("y")) is True  # the index is created now
+        assert control.execute_command("FT.INFO", index)  # raises if it does not exist
+        assert cache.lookup(chat("after")).response == answer("y")
+        cache.flush()
+
+
+async def test_async_a_timeout_while_creating_the_index_is_a_miss(
+    redis_url: str, namespace: str
+) -> None:
+    import redis
+
+    control = redis.Redis.from_url(redis_url)
+    control.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")
+    try:
+        cache = AsyncCache(
+            redis_url=redis_url, embedder=hash_embedder(), namespace=namespace, timeout=0.1
+        )
+        assert (await cache.lookup(chat("while paused"))).layer is None
+    finally:
+        control.execute_command("CLIENT", "UNPAUSE")
+    async with cache:
+        assert await cache.store(chat("after"), answer("y")) is True
+        assert (await cache.lookup(chat("after"))).response == answer("y")
+        await cache.flush()
