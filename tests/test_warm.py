@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import redis
 from click.testing import CliRunner
 
 from semcache import Cache, CacheConfig
@@ -45,6 +46,7 @@ def test_warm_loads_good_lines_and_counts_the_rest_by_reason(
         "stored": 8,
         "skipped": {"malformed JSON": 1, "invalid request": 1, "missing response": 1,
                     "no request object": 1, "invalid tags": 1},
+        "retried_batches": 0,
     }  # fmt: skip
     config = CacheConfig(namespace=namespace)
     with Cache(redis_url=redis_url, embedder=hash_embedder(), config=config) as cache:
@@ -99,3 +101,39 @@ def test_warm_through_a_cluster(tmp_path: Path, cluster_url: str, namespace: str
     with Cache(redis_url=cluster_url, embedder=hash_embedder(), namespace=namespace) as cache:
         assert [cache.lookup(chat(f"c{i}")).layer for i in range(20)] == ["exact"] * 20
         cache.flush()
+
+
+def paused_writes(url: str, ms: int) -> redis.Redis:
+    """Hold every client's writes on the server for ``ms`` (CLIENT PAUSE WRITE); the caller unpauses."""
+    client = redis.Redis.from_url(url)
+    client.execute_command("CLIENT", "PAUSE", ms, "WRITE")
+    return client
+
+
+def test_warm_writes_a_batch_again_after_redis_did_not_take_it(
+    tmp_path: Path, redis_url: str, namespace: str
+) -> None:
+    lines = [{"request": chat(f"r{i}"), "response": answer(str(i))} for i in range(12)]
+    path = write(tmp_path / "pairs.jsonl", lines)
+    control = paused_writes(redis_url, 600)  # longer than the first write's timeout
+    try:
+        counts = warm(redis_url, namespace, path, "--timeout", "0.2", "--retries", "3")
+    finally:
+        control.execute_command("CLIENT", "UNPAUSE")
+    assert counts["stored"] == 12 and counts["skipped"] == {}
+    assert counts["retried_batches"] >= 1  # the paused first attempt was written again
+    with Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as cache:
+        assert [cache.lookup(chat(f"r{i}")).layer for i in range(12)] == ["exact"] * 12
+        cache.flush()
+
+
+def test_warm_counts_what_redis_never_took(tmp_path: Path, redis_url: str, namespace: str) -> None:
+    lines = [{"request": chat(f"n{i}"), "response": answer(str(i))} for i in range(5)]
+    path = write(tmp_path / "pairs.jsonl", lines)
+    control = paused_writes(redis_url, 10_000)
+    try:
+        counts = warm(redis_url, namespace, path, "--timeout", "0.1", "--retries", "1")
+    finally:
+        control.execute_command("CLIENT", "UNPAUSE")
+    assert counts["stored"] == 0 and counts["retried_batches"] == 1
+    assert counts["skipped"] == {"not stored (Redis unavailable or refused)": 5}

@@ -4,13 +4,16 @@ Each line is ``{"request": {...}, "response": {...}}`` (optionally ``"tenant"`` 
 Lines are read in batches: every request is checked first, then a batch's semantic texts are
 embedded at once through the embedding cache and every write goes in one pipeline
 (:meth:`semcache.Cache.store_many`). Nothing stops at a bad line: it is skipped and counted by
-reason.
+reason. Bulk writes are not on a request path, so they get a longer socket timeout than the cache's
+(``--timeout``, 5 s), and a batch Redis did not take (a timeout, a restart) is written again, up to
+``--retries`` times with a growing pause (the writes are idempotent); what still fails is counted.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from itertools import groupby
@@ -33,6 +36,10 @@ Pair = tuple[Mapping[str, Any], Mapping[str, Any], str | None, tuple[str, ...]]
               help="Seconds each entry lives (default: CacheConfig's).")  # fmt: skip
 @click.option("--embedder", default=None, metavar="MODULE:NAME",
               help="An Embedder, or a function returning one (default: local all-MiniLM-L6-v2).")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=5.0,
+              show_default=True, help="Socket timeout (s) of the bulk writes.")  # fmt: skip
+@click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Times a batch Redis did not take is written again.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 def warm(
     file: Path,
@@ -41,6 +48,8 @@ def warm(
     batch: int,
     ttl: float | None,
     embedder: str | None,
+    timeout: float,
+    retries: int,
     as_json: bool,
 ) -> None:
     """Load FILE (JSONL of {"request": ..., "response": ...}) into the cache, in batches."""
@@ -50,9 +59,10 @@ def warm(
     model = load_embedder(embedder) if embedder else None
     config = semcache.CacheConfig(namespace=namespace)
     counts: Counter[str] = Counter()
-    with semcache.Cache(redis_url=redis_url, config=config, embedder=model) as cache:
+    cache = semcache.Cache(redis_url=redis_url, config=config, embedder=model, timeout=timeout)
+    with cache:
         for pairs in _progress(_batches(file, batch, cache, counts), file):
-            counts["stored"] += _store(cache, pairs, ttl, counts)
+            counts["stored"] += _store(cache, pairs, ttl, counts, retries)
     _report(counts, as_json)
 
 
@@ -103,13 +113,22 @@ def _skip(counts: Counter[str], reason: str) -> Pair | None:
     return None
 
 
-def _store(cache: Any, pairs: list[Pair], ttl: float | None, counts: Counter[str]) -> int:
-    """Store a batch, grouped by (tenant, tags) so each group is one store_many call."""
+def _store(
+    cache: Any, pairs: list[Pair], ttl: float | None, counts: Counter[str], retries: int
+) -> int:
+    """Store a batch, grouped by (tenant, tags) so each group is one store_many call; a group Redis
+    did not wholly take is written again after a pause (0.5 s, doubling), up to ``retries`` times."""
     stored = 0
     ordered = sorted(pairs, key=lambda p: (p[2] or "", p[3]))
     for (tenant, tags), group in groupby(ordered, key=lambda p: (p[2], p[3])):
         items = [(request, response) for request, response, _, _ in group]
         done = cache.store_many(items, tenant=tenant, tags=tags, ttl=ttl or "default")
+        for attempt in range(retries):
+            if done == len(items):
+                break
+            counts["retried batches"] += 1
+            time.sleep(0.5 * 2**attempt)
+            done = cache.store_many(items, tenant=tenant, tags=tags, ttl=ttl or "default")
         if done < len(items):
             counts["skipped: not stored (Redis unavailable or refused)"] += len(items) - done
         stored += done
@@ -132,10 +151,13 @@ def _progress(batches: Iterator[list[Pair]], file: Path) -> Iterator[list[Pair]]
 def _report(counts: Counter[str], as_json: bool) -> None:
     skipped = {k.removeprefix("skipped: "): v for k, v in sorted(counts.items())
                if k.startswith("skipped: ")}  # fmt: skip
-    result = {"lines": counts["lines"], "stored": counts["stored"], "skipped": skipped}
+    result = {"lines": counts["lines"], "stored": counts["stored"], "skipped": skipped,
+              "retried_batches": counts["retried batches"]}  # fmt: skip
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(f"{result['stored']:,} of {result['lines']:,} lines stored")
+    if result["retried_batches"]:
+        click.echo(f"  {result['retried_batches']:,} batches written again after a failure")
     for reason, n in skipped.items():
         click.echo(f"  skipped {n:,}: {reason}")
