@@ -32,8 +32,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import semcache
+from benchmarks._data import near, real_embeddings
 from benchmarks.bench_latency import ANSWER, chat, summary, timed
-from benchmarks.bench_scale import near, real_embeddings, table_embedder
+from benchmarks.bench_scale import table_embedder
 from semcache.server import EmbeddedCluster, EmbeddedServer, free_ports
 
 RESULTS = Path(__file__).parent / "results" / "cluster.json"

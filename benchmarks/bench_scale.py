@@ -10,21 +10,24 @@ In one run, for each size, on a fresh embedded Redis (unix socket) per index var
   and for FLAT (an extra FLAT index over the same documents).
 - FLOAT16 (RediSearch >= 2.10 supports it): the same, loaded again with float16 vectors.
 
-Data. 10k: real all-MiniLM-L6-v2 embeddings of 10,000 generated support questions. 100k and 1M:
-embedding all of them on 2 CPU cores is not affordable, so vectors are drawn around those 10,000
-real embeddings (Gaussian noise, renormalised), so they cluster like real data. Every request shares
-one scope (the worst case for the scope filter: the whole index is in scope). Queries are stored
-entries plus a small perturbation (cosine ~0.98 to their source): the near-duplicates a cache serves.
-The load rate excludes embedding time (reported separately as ``embed_per_s``).
+Data (``benchmarks/_data.py``). Up to 100k: real all-MiniLM-L6-v2 embeddings of 100,000 generated
+support questions (embedding them takes ~6 minutes here; kept in the temp dir between runs). 1M:
+those 100,000 plus 900,000 vectors drawn around them (``--data interpolated``, the default: points
+between real neighbours, so they cluster like real data; ``--data isotropic``: Gaussian noise in
+every dimension, a hub-and-spoke stress case). Every request shares one scope (the worst case for
+the scope filter: the whole index is in scope). Queries are stored entries plus a small
+perturbation (cosine ~0.988 to their source): the near-duplicates a cache serves. The load rate
+excludes embedding time (reported separately as ``embed_per_s``).
 
 Usage: python benchmarks/bench_scale.py [--sizes 10000,100000,1000000] [--float16-max 100000]
-       [--m 16,32] [--out FILE]   (writes benchmarks/results/scale.json)
+       [--m 32,64] [--data interpolated|isotropic] [--out FILE]   (writes benchmarks/results/scale.json)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import sys
 import tempfile
@@ -38,7 +41,8 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import semcache
-from benchmarks.bench_latency import ANSWER, chat, clustered, questions, summary
+from benchmarks._data import drawn, near, real_embeddings
+from benchmarks.bench_latency import ANSWER, chat, summary
 from semcache._redis import IndexParams, Keys, index_schema, knn_command, parse_search
 from semcache.server import EmbeddedServer
 
@@ -143,7 +147,12 @@ def variant(
     ):
         client = redis.Redis.from_url(server.url)
         before = int(client.info("memory")["used_memory"])
-        with semcache.Cache(redis_url=server.url, embedder=embedder, config=config) as cache:
+        with semcache.Cache(
+            redis_url=server.url,
+            embedder=embedder,
+            config=config,
+            timeout=5.0,  # bulk writes
+        ) as cache:
             rate = load(cache, texts)
             keys = cache.core.keys()
             plans = [cache.plan(chat(texts[i])) for i in truth_rows]
@@ -198,47 +207,26 @@ def report(row: dict[str, Any]) -> None:
           f"index={row['vector_index_mb']:.0f}MB load={row['load_per_s']:,.0f}/s", flush=True)  # fmt: skip
 
 
-def near(vectors: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
-    """Each vector plus Gaussian noise, renormalised: a near-duplicate of it."""
-    rows = vectors + rng.normal(0, noise, vectors.shape).astype(np.float32)
-    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
-
-
-def real_embeddings(n: int) -> tuple[list[str], np.ndarray, float]:
-    """Real embeddings of n generated questions (kept in the temp dir between runs)."""
-    texts = questions(n, seed=5)
-    saved = Path(tempfile.gettempdir()) / f"semcache-bench-real-{n}.npz"
-    if saved.exists():
-        data = np.load(saved)
-        return texts, data["vectors"], float(data["rate"])
-    embedder = semcache.SentenceTransformerEmbedder(threads=2)
-    embedder.embed(texts[:8])
-    start = time.perf_counter()
-    vectors = np.asarray(embedder.embed(texts), dtype=np.float32)
-    rate = n / (time.perf_counter() - start)
-    np.savez(saved, vectors=vectors, rate=rate)
-    return texts, vectors, rate
-
-
 def main() -> None:
+    logging.basicConfig(level=logging.WARNING)  # the cache's warnings (a failed batch) show
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--float16-max", type=int, default=100_000,
                         help="also load FLOAT16 variants up to this size")  # fmt: skip
     parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("--m", default="16", help="HNSW M values to load, e.g. 16,32,64")
+    parser.add_argument("--m", default=str(IndexParams().m), help="HNSW M values, e.g. 32,64")
+    parser.add_argument("--data", choices=["interpolated", "isotropic"], default="interpolated")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     ms = [int(m) for m in args.m.split(",")]
     sizes = [int(s) for s in args.sizes.split(",")]
-    real, centres, embed_rate = real_embeddings(10_000)
+    real, centres, embed_rate = real_embeddings(100_000)
     print(f"real embeddings: {len(real):,} texts at {embed_rate:,.0f}/s", flush=True)
     rng = np.random.default_rng(3)
     rows: list[dict[str, Any]] = []
     for size in sizes:
         texts = texts_for(size, real)
-        vectors = np.vstack([centres[: min(size, len(real))],
-                             clustered(centres, max(0, size - len(real)), rng, noise=0.02)])  # fmt: skip
+        vectors = np.vstack([centres[:size], drawn(centres, size - len(real), rng, args.data)])
         picks = rng.integers(0, size, args.queries)
         queries = near(vectors[picks], rng, noise=0.008)
         truth_rows = brute_force(vectors, queries)
@@ -249,19 +237,23 @@ def main() -> None:
             rows += variant(texts, vectors, queries, truth_rows, "float32", m == ms[0], m)
             if size <= args.float16_max:
                 rows += variant(texts, vectors, queries, truth_rows, "float16", False, m)
-            write(args.out, rows, embed_rate, sizes)
+            write(args.out, rows, embed_rate, sizes, args.data)
 
 
-def write(out: Path, rows: list[dict[str, Any]], embed_rate: float, sizes: list[int]) -> None:
+def write(
+    out: Path, rows: list[dict[str, Any]], embed_rate: float, sizes: list[int], data: str
+) -> None:
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {platform.system()}, {platform.python_version()}, "
         "2 cores shared",
         "sizes": sizes,
         "embed_per_s": embed_rate,
-        "hnsw": {"ef_construction": 200},
-        "note": "10k: real all-MiniLM-L6-v2 embeddings; larger sizes: vectors drawn around those "
-        "10,000 real embeddings. Queries: stored entries plus noise (near-duplicates).",
+        "hnsw": {"ef_construction": IndexParams().ef_construction},
+        "data": data,
+        "note": "Up to 100k: real all-MiniLM-L6-v2 embeddings of generated questions; 1M: those "
+        f"100,000 plus vectors drawn around them ({data}). Queries: stored entries plus noise "
+        "(near-duplicates).",
         "rows": rows,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
