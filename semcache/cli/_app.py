@@ -13,6 +13,7 @@ REDIS_URL = click.option(
     help="Redis with the search module (default: the embedded local server).",
 )
 NAMESPACE = click.option("--namespace", "-n", default="default", show_default=True)
+JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

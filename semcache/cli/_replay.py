@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from semcache.cli._app import REDIS_URL, main
+from semcache.cli._app import JSON, REDIS_URL, main
 
 
 @main.command()
@@ -62,7 +62,7 @@ from semcache.cli._app import REDIS_URL, main
     metavar="DELTA",
     help="Use per-entry thresholds (with the guard) bounding each entry's wrong-answer rate by DELTA.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
+@JSON
 @click.option(
     "--html",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from semcache.cli._app import NAMESPACE, REDIS_URL, main, open_cache
+from semcache.cli._app import JSON, NAMESPACE, REDIS_URL, main, open_cache
 
 
 @main.command()
@@ -19,7 +19,7 @@ from semcache.cli._app import NAMESPACE, REDIS_URL, main, open_cache
     default=None,
     help="Only the last N days (UTC, today included; default: every day kept).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the stats as JSON.")
+@JSON
 @click.option("--prometheus", is_flag=True, help="Print the Prometheus text exposition.")
 def stats(
     redis_url: str | None, namespace: str, days: int | None, as_json: bool, prometheus: bool

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from semcache.cli._app import main
+from semcache.cli._app import JSON, main
 
 
 @main.command()
@@ -41,7 +41,7 @@ from semcache.cli._app import main
     help="Also report the hit rate at the target precision of each decision configuration "
     "(global threshold, guard, per-entry thresholds; pairs only).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
+@JSON
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),

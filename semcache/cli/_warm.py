@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from semcache.cli._app import NAMESPACE, REDIS_URL, main
+from semcache.cli._app import JSON, NAMESPACE, REDIS_URL, main
 
 Pair = tuple[Mapping[str, Any], Mapping[str, Any], str | None, tuple[str, ...]]
 
@@ -40,7 +40,7 @@ Pair = tuple[Mapping[str, Any], Mapping[str, Any], str | None, tuple[str, ...]]
               show_default=True, help="Socket timeout (s) of the bulk writes.")  # fmt: skip
 @click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
               help="Times a batch Redis did not take is written again.")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@JSON
 def warm(
     file: Path,
     redis_url: str | None,
