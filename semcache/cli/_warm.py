@@ -122,13 +122,13 @@ def _store(
     ordered = sorted(pairs, key=lambda p: (p[2] or "", p[3]))
     for (tenant, tags), group in groupby(ordered, key=lambda p: (p[2], p[3])):
         items = [(request, response) for request, response, _, _ in group]
-        done = cache.store_many(items, tenant=tenant, tags=tags, ttl=ttl or "default")
-        for attempt in range(retries):
+        for attempt in range(retries + 1):
+            if attempt:
+                counts["retried batches"] += 1
+                time.sleep(0.5 * 2 ** (attempt - 1))
+            done = cache.store_many(items, tenant=tenant, tags=tags, ttl=ttl or "default")
             if done == len(items):
                 break
-            counts["retried batches"] += 1
-            time.sleep(0.5 * 2**attempt)
-            done = cache.store_many(items, tenant=tenant, tags=tags, ttl=ttl or "default")
         if done < len(items):
             counts["skipped: not stored (Redis unavailable or refused)"] += len(items) - done
         stored += done
