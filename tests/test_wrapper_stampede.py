@@ -28,6 +28,22 @@ def wrapped(server: FakeOpenAI, cache: semcache.Cache) -> openai.OpenAI:
     return semcache.wrap(raw, cache=cache)
 
 
+@pytest.fixture
+def hashed_cache(redis_url: str, namespace: str) -> Iterator[semcache.Cache]:
+    """A cache with the hash embedder in a fresh namespace, flushed afterwards."""
+    with semcache.Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as c:
+        yield c
+        c.flush()
+
+
+@pytest.fixture
+def client(slow_server: FakeOpenAI, hashed_cache: semcache.Cache) -> Iterator[openai.OpenAI]:
+    """A wrapped client of the slow server, through ``hashed_cache``."""
+    wrapped_client = wrapped(slow_server, hashed_cache)
+    yield wrapped_client
+    wrapped_client.close()
+
+
 def run_threads(n: int, fn: object) -> list[object]:
     out: list[object] = []
     lock = threading.Lock()
@@ -45,39 +61,22 @@ def run_threads(n: int, fn: object) -> list[object]:
     return out
 
 
-def test_100_threads_one_upstream_call(
-    slow_server: FakeOpenAI, redis_url: str, namespace: str
-) -> None:
-    with semcache.Cache(
-        redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
-    ) as cache:
-        client = wrapped(slow_server, cache)
-        answers = run_threads(100, lambda: client.chat.completions.create(
-            model="gpt-4o-mini", messages=QUESTION).choices[0].message.content)  # fmt: skip
-        client.close()
-        cache.flush()
+def test_100_threads_one_upstream_call(slow_server: FakeOpenAI, client: openai.OpenAI) -> None:
+    answers = run_threads(100, lambda: client.chat.completions.create(
+        model="gpt-4o-mini", messages=QUESTION).choices[0].message.content)  # fmt: skip
     assert slow_server.calls("chat/completions") == 1
     assert set(answers) == {"echo: [slow] what is the most asked question?"}
     assert len(answers) == 100
 
 
 def test_streamed_misses_share_one_upstream_call(
-    slow_server: FakeOpenAI, redis_url: str, namespace: str
+    slow_server: FakeOpenAI, client: openai.OpenAI
 ) -> None:
-    with semcache.Cache(
-        redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
-    ) as cache:
-        client = wrapped(slow_server, cache)
+    def streamed() -> str:
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, stream=True)
+        return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
-        def streamed() -> str:
-            stream = client.chat.completions.create(
-                model="gpt-4o-mini", messages=QUESTION, stream=True
-            )
-            return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-
-        answers = run_threads(20, streamed)
-        client.close()
-        cache.flush()
+    answers = run_threads(20, streamed)
     assert slow_server.calls("chat/completions") == 1
     assert set(answers) == {"echo: [slow] what is the most asked question?"}
 
@@ -101,20 +100,14 @@ async def test_100_tasks_one_upstream_call(
 
 
 def test_an_upstream_error_is_not_shared_and_nobody_is_stranded(
-    slow_server: FakeOpenAI, redis_url: str, namespace: str
+    slow_server: FakeOpenAI, client: openai.OpenAI, hashed_cache: semcache.Cache
 ) -> None:
     slow_server.fail_next(500)
-    with semcache.Cache(
-        redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
-    ) as cache:
-        client = wrapped(slow_server, cache)
-        with pytest.raises(openai.InternalServerError):
-            client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
-        assert cache._flights == {}  # the failed leader left its flight
-        ok = client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
-        assert ok.choices[0].message.content.startswith("echo:")
-        client.close()
-        cache.flush()
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
+    assert hashed_cache._flights == {}  # the failed leader left its flight
+    ok = client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
+    assert ok.choices[0].message.content.startswith("echo:")
     assert slow_server.calls("chat/completions") == 2
 
 
