@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import dataclasses
-import hashlib
 import importlib.util
 import json
 import os
@@ -62,13 +61,13 @@ import semcache
 from benchmarks import _compare_eval as ev
 from benchmarks._compare_latency import LATENCY_COSINE, latency_texts, run_latency
 from benchmarks._compare_report import markdown
+from benchmarks.bench_accuracy import embed_all
 from semcache import datasets
 from semcache._embedders import DEFAULT_MODEL_ID
 from semcache.server import EmbeddedServer
 
 RESULTS = Path(__file__).parent / "results" / "compare.json"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-EMBED_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "semcache" / "bench"
 
 
 # --- setup -----------------------------------------------------------------------------------------
@@ -136,21 +135,6 @@ def plain_threshold() -> tuple[semcache.CacheConfig, str] | None:
     return semcache.CacheConfig(
         decision=semcache.ThresholdDecision()
     ), "CacheConfig(decision=ThresholdDecision())"
-
-
-def embed_cached(texts: Sequence[str], model: semcache.Embedder) -> dict[str, np.ndarray]:
-    """Vectors of distinct texts, cached on disk by content (as ``bench_accuracy.py`` does, in the
-    same place and by the same name, so either script reuses the other's work)."""
-    unique = list(dict.fromkeys(texts))
-    digest = hashlib.sha256("\n".join([model.model_id, *unique]).encode()).hexdigest()[:20]
-    path = EMBED_CACHE / f"{digest}.npy"
-    if path.exists():
-        rows = np.load(path)
-    else:
-        rows = np.vstack([model.embed(unique[i : i + 256]) for i in range(0, len(unique), 256)])
-        EMBED_CACHE.mkdir(parents=True, exist_ok=True)
-        np.save(path, rows)
-    return dict(zip(unique, rows, strict=True))
 
 
 class Table:
@@ -323,7 +307,7 @@ def main() -> None:
         [r[0] for r in paws_rows] + [r[1] for r in paws_rows],
         [*texts["stored"], *texts["warmup"], *(t for v in texts["probes"].values() for t in v)],
     ):
-        rows.update(embed_cached(batch, bulk))
+        rows.update(embed_all(list(batch), bulk))
     table = Table(rows, bulk)
     print(f"  {len(table.rows):,} texts in {time.perf_counter() - t0:.0f}s")
 
