@@ -53,7 +53,7 @@ class Semcache:
         self.default = self.config.threshold
 
     def describe(self) -> str:
-        decision = self.cache.core.decision  # what CacheConfig.decision=None stands for, too
+        decision = self.cache._core.decision  # what CacheConfig.decision=None stands for, too
         shown = (
             repr(decision) if not repr(decision).startswith("<") else f"{type(decision).__name__}()"
         )

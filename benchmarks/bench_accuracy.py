@@ -47,11 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import semcache
 from semcache import Guard, GuardedDecision, PerEntryThresholds, SecondOpinion, ThresholdDecision
-from semcache._calibrate import run
-from semcache._decide import Candidate
-from semcache._guard import CHECKS, features
-from semcache._thresholds import RECORD, append, encode
-from semcache._types import Entry
+from semcache.core.types import Entry
+from semcache.decision.calibrate import run
+from semcache.decision.guard import CHECKS, features
+from semcache.decision.protocol import Candidate
+from semcache.decision.thresholds import RECORD, append, encode
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.json"
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"

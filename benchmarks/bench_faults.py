@@ -124,7 +124,7 @@ def main() -> None:
         ):
             time.sleep(0.01)
         frozen["recover_s"] = time.monotonic() - start
-        breaker = {"opened": cache.breaker.opened, "closed": cache.breaker.closed}
+        breaker = {"opened": cache._breaker.opened, "closed": cache._breaker.closed}
         client.close()
         cache.close()
         server.stop()

@@ -32,7 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._data import drawn, near, real_embeddings
 from benchmarks.bench_latency import load_index, summary
-from semcache._redis import IndexParams, Keys, parse_search
+from semcache.core.types import IndexParams
+from semcache.redis.keys import Keys
+from semcache.redis.replies import parse_search
 from semcache.server import EmbeddedServer
 
 RESULTS = Path(__file__).parent / "results" / "hnsw_params.json"

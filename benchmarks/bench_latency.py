@@ -17,6 +17,7 @@ Usage: python benchmarks/bench_latency.py [--quick]   (writes benchmarks/results
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import random
@@ -32,7 +33,10 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import semcache
-from semcache._redis import IndexParams, Keys, index_schema, knn_command, parse_search
+from semcache.core.types import IndexParams
+from semcache.redis.commands import create_index, knn
+from semcache.redis.keys import Keys
+from semcache.redis.replies import parse_search
 from semcache.server import EmbeddedServer
 
 RESULTS = Path(__file__).parent / "results" / "latency.json"
@@ -105,7 +109,7 @@ def layer_latencies(cache: semcache.Cache, texts: list[str], fl: dict[str, Any])
         cold_result = cache.lookup(chat(text))
         cold.append(cold_result.lookup_ms)
         layers.append(cold_result.layer)
-        cache.core._vectors.clear()
+        cache._core.embeddings.forget()
         warm_redis.append(cache.lookup(chat(text)).lookup_ms)
         warm_mem.append(cache.lookup(chat(text)).lookup_ms)
     misses = [cache.lookup(chat(t + " Please answer in Klingon.")) for t in probes]
@@ -126,12 +130,9 @@ def clustered(centres: np.ndarray, n: int, rng: np.random.Generator, noise: floa
 
 
 def load_index(client: redis.Redis, keys: Keys, vectors: np.ndarray, params: IndexParams) -> float:
-    from redisvl.index import SearchIndex
-    from redisvl.schema import IndexSchema
-
-    index = SearchIndex(IndexSchema.from_dict(index_schema(keys, vectors.shape[1], params)),
-                        redis_client=client)  # fmt: skip
-    index.create(overwrite=True, drop=True)
+    with contextlib.suppress(redis.ResponseError):  # a previous run's index and documents
+        client.execute_command("FT.DROPINDEX", keys.index, "DD")
+    client.execute_command(*create_index(keys, vectors.shape[1], params))
     start = time.perf_counter()
     for lo in range(0, len(vectors), 1000):
         pipe = client.pipeline(transaction=False)
@@ -155,7 +156,7 @@ def recall_at(client: redis.Redis, keys: Keys, vectors: np.ndarray, queries: np.
     truth = np.argmax(queries @ vectors.T, axis=1)
     times, correct = [], 0
     for q, want in zip(queries, truth, strict=True):
-        cmd = knn_command(keys, vector=q.tobytes(), scope="s0", k=1, ef=ef)
+        cmd = knn(keys, vector=q.tobytes(), scope="s0", k=1, ef=ef)
         start = time.perf_counter()
         reply = client.execute_command(*cmd)
         times.append((time.perf_counter() - start) * 1000)

@@ -66,7 +66,9 @@ def main() -> None:
                 plan = cache.plan(chat(text))
                 sizes["exact"].append(client.memory_usage(plan.exact_key) or 0)
                 sizes["semantic_doc"].append(client.memory_usage(plan.doc_key) or 0)
-                sizes["embedding"].append(client.memory_usage(cache.core._embedding_key(text)) or 0)
+                sizes["embedding"].append(
+                    client.memory_usage(cache._core.embeddings.key(text)) or 0
+                )
     per_key = {k: statistics.median(v) for k, v in sizes.items()}
     result = {
         "date": time.strftime("%Y-%m-%d"),

@@ -26,6 +26,7 @@ Usage: python benchmarks/bench_scale.py [--sizes 10000,100000,1000000] [--float1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import platform
@@ -43,7 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import semcache
 from benchmarks._data import drawn, near, real_embeddings
 from benchmarks.bench_latency import ANSWER, chat, summary
-from semcache._redis import IndexParams, Keys, index_schema, knn_command, parse_search
+from semcache.core.types import IndexParams
+from semcache.redis.commands import create_index, knn
+from semcache.redis.keys import Keys
+from semcache.redis.replies import parse_search
 from semcache.server import EmbeddedServer
 
 RESULTS = Path(__file__).parent / "results" / "scale.json"
@@ -103,7 +107,7 @@ def search(
     less similar the returned entry is than the true nearest (``gap``)."""
     times, correct, gaps = [], 0, []
     for query, want, top in zip(queries, truth, best, strict=True):
-        command = list(knn_command(keys, vector=query.astype(dtype).tobytes(), scope=scope,
+        command = list(knn(keys, vector=query.astype(dtype).tobytes(), scope=scope,
                                    k=4, ef=ef))  # fmt: skip
         command[1] = index
         start = time.perf_counter()
@@ -154,7 +158,7 @@ def variant(
             timeout=5.0,  # bulk writes
         ) as cache:
             rate = load(cache, texts)
-            keys = cache.core.keys()
+            keys = cache._core.planner.keys()
             plans = [cache.plan(chat(texts[i])) for i in truth_rows]
             truth = np.array([p.digest for p in plans])
             scope = plans[0].scope
@@ -182,13 +186,14 @@ def flat(
     truth: np.ndarray, scope: str, dtype: type, hnsw_mb: float, best: np.ndarray,
 ) -> dict[str, Any]:  # fmt: skip
     """A FLAT index over the same documents: build rate, size and the same queries."""
-    from redisvl.index import SearchIndex
-    from redisvl.schema import IndexSchema
-
-    schema = index_schema(keys, 384, IndexParams(algorithm="flat", datatype=base["datatype"]))
-    name = schema["index"]["name"] = keys.index.replace("idx", "flat")
+    command = list(
+        create_index(keys, 384, IndexParams(algorithm="flat", datatype=base["datatype"]))
+    )
+    name = command[1] = keys.index.replace("idx", "flat")
+    with contextlib.suppress(redis.ResponseError):  # a previous run's index (documents kept)
+        client.execute_command("FT.DROPINDEX", name)
     start = time.perf_counter()
-    SearchIndex(IndexSchema.from_dict(schema), redis_client=client).create(overwrite=True)
+    client.execute_command(*command)
     wait_indexed(client, name)
     build = n / (time.perf_counter() - start)
     flat_mb = index_mb(client, name)

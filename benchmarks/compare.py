@@ -63,7 +63,7 @@ from benchmarks._compare_latency import LATENCY_COSINE, latency_texts, run_laten
 from benchmarks._compare_report import markdown
 from benchmarks.bench_accuracy import embed_all
 from semcache import datasets
-from semcache._embedders import DEFAULT_MODEL_ID
+from semcache.embedding.embedders import DEFAULT_MODEL_ID
 from semcache.server import EmbeddedServer
 
 RESULTS = Path(__file__).parent / "results" / "compare.json"

@@ -124,7 +124,7 @@ REPLAY = [
     "no model, and reports hits, false hits, tokens and dollars saved per layer. Here: the sample "
     "log shipped with semcache (400 requests, three tenants, follow-up turns).",
     "import matplotlib.pyplot as plt\n\nimport semcache\nfrom semcache import datasets, tuning\n"
-    "from semcache._replay_text import render_text\n\n"
+    "from semcache.replay._text import render_text\n\n"
     "log = tuning.read_log(datasets.sample_log_path())\nlen(log.records), len(log.bad_lines)",
     "grid = tuning.threshold_grid('0.80:0.98:0.02')\n"
     "config = semcache.CacheConfig(namespace='notebook-replay', ttl=None)\n"
@@ -150,7 +150,7 @@ REPLAY = [
     "          f'USD {s.usd_saved:.4f}')",
     "## The HTML report\n\n`semcache replay LOG --html report.html` writes the same figures with "
     "plots into one file that opens offline.",
-    "import tempfile, pathlib\nfrom semcache._replay_html import render_html\n\n"
+    "import tempfile, pathlib\nfrom semcache.replay._html import render_html\n\n"
     "page = pathlib.Path(tempfile.mkdtemp()) / 'report.html'\n"
     "page.write_text(render_html(report))\npage.stat().st_size > 10_000",
 ]

@@ -8,37 +8,37 @@ Example::
     result.layer        # "exact" | "semantic" | None
 """
 
-from semcache._cache import AsyncCache as AsyncCache
-from semcache._cache import Cache as Cache
-from semcache._canonical import SemanticPolicy as SemanticPolicy
-from semcache._decide import Candidate as Candidate
-from semcache._decide import Decision as Decision
-from semcache._decide import GuardedDecision as GuardedDecision
-from semcache._decide import ThresholdDecision as ThresholdDecision
-from semcache._decide import Verdict as Verdict
-from semcache._embedders import Batching as Batching
-from semcache._embedders import CallableEmbedder as CallableEmbedder
-from semcache._embedders import Embedder as Embedder
-from semcache._embedders import OpenAIEmbedder as OpenAIEmbedder
-from semcache._embedders import SentenceTransformerEmbedder as SentenceTransformerEmbedder
 from semcache._errors import ConfigurationError as ConfigurationError
 from semcache._errors import DimensionMismatchError as DimensionMismatchError
 from semcache._errors import InvalidRequestError as InvalidRequestError
 from semcache._errors import SearchModuleMissingError as SearchModuleMissingError
 from semcache._errors import SemcacheError as SemcacheError
 from semcache._errors import ServerError as ServerError
-from semcache._guard import Guard as Guard
-from semcache._opinion import EmbeddingJudge as EmbeddingJudge
-from semcache._opinion import SecondOpinion as SecondOpinion
-from semcache._prices import Price as Price
-from semcache._prices import PriceTable as PriceTable
-from semcache._redis import IndexParams as IndexParams
-from semcache._stats import LayerStats as LayerStats
-from semcache._stats import Stats as Stats
-from semcache._thresholds import PerEntryThresholds as PerEntryThresholds
-from semcache._types import CacheConfig as CacheConfig
-from semcache._types import Entry as Entry
-from semcache._types import LookupResult as LookupResult
+from semcache._shell import AsyncCache as AsyncCache
+from semcache._shell import Cache as Cache
+from semcache.accounting.prices import Price as Price
+from semcache.accounting.prices import PriceTable as PriceTable
+from semcache.accounting.stats import LayerStats as LayerStats
+from semcache.accounting.stats import Stats as Stats
+from semcache.core.canonical import SemanticPolicy as SemanticPolicy
+from semcache.core.config import CacheConfig as CacheConfig
+from semcache.core.types import Entry as Entry
+from semcache.core.types import IndexParams as IndexParams
+from semcache.core.types import LookupResult as LookupResult
+from semcache.decision.decide import GuardedDecision as GuardedDecision
+from semcache.decision.decide import ThresholdDecision as ThresholdDecision
+from semcache.decision.guard import Guard as Guard
+from semcache.decision.opinion import EmbeddingJudge as EmbeddingJudge
+from semcache.decision.opinion import SecondOpinion as SecondOpinion
+from semcache.decision.protocol import Candidate as Candidate
+from semcache.decision.protocol import Decision as Decision
+from semcache.decision.protocol import Verdict as Verdict
+from semcache.decision.thresholds import PerEntryThresholds as PerEntryThresholds
+from semcache.embedding.embedders import Batching as Batching
+from semcache.embedding.embedders import CallableEmbedder as CallableEmbedder
+from semcache.embedding.embedders import Embedder as Embedder
+from semcache.embedding.embedders import OpenAIEmbedder as OpenAIEmbedder
+from semcache.embedding.embedders import SentenceTransformerEmbedder as SentenceTransformerEmbedder
 from semcache.openai import wrap as wrap
 
 __version__ = "0.1.0"

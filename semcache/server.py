@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from semcache._errors import ServerError
+from semcache.redis import admin
 
 SERVER_ENV = "SEMCACHE_REDIS_SERVER"
 MODULE_ENV = "SEMCACHE_SEARCH_MODULE"
@@ -146,17 +147,7 @@ class EmbeddedServer:
 
     def ping(self, timeout: float = 0.5) -> bool:
         """True when a server answers at :attr:`url`."""
-        import redis
-
-        client = redis.Redis.from_url(
-            self.url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        try:
-            return bool(client.ping())
-        except (redis.RedisError, OSError):
-            return False
-        finally:
-            client.close()
+        return admin.ping(self.url, timeout)
 
     def command(self) -> list[str]:
         """The redis-server command line."""
@@ -216,15 +207,10 @@ class EmbeddedServer:
 
     def stop(self, timeout: float = 20.0) -> bool:
         """Shut the server down (saving first when persistent); False if none was running."""
-        import redis
-
         pid = self.pid()
         if pid is None and not self.ping():
             return False
-        client = redis.Redis.from_url(self.url, socket_timeout=timeout)
-        with contextlib.suppress(redis.RedisError, OSError):
-            client.shutdown(save=self.persist, nosave=not self.persist)
-        client.close()
+        admin.shutdown(self.url, timeout, save=self.persist)
         deadline = time.monotonic() + timeout
         while pid is not None and time.monotonic() < deadline:
             try:
@@ -347,11 +333,9 @@ class EmbeddedCluster:
 
     def start(self, timeout: float = 30.0) -> EmbeddedCluster:
         """Start every node, assign the slots, join the nodes, and wait for ``cluster_state:ok``."""
-        import redis
-
         for node in self.nodes:
             node.start(timeout)
-        clients = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=5) for p in self.ports]
+        clients = admin.nodes(self.ports)
         try:
             if not self._ok(clients[0]):
                 self._assign(clients)
@@ -362,21 +346,11 @@ class EmbeddedCluster:
         return self
 
     def _assign(self, clients: list[Any]) -> None:
-        per = SLOTS // len(clients)
-        for i, client in enumerate(clients):
-            last = SLOTS - 1 if i == len(clients) - 1 else (i + 1) * per - 1
-            with contextlib.suppress(Exception):  # already assigned on a restart
-                client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, last)
-        for client in clients[1:]:
-            client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.ports[0])
+        admin.form_cluster(clients, SLOTS, "127.0.0.1", self.ports[0])
 
     @staticmethod
     def _info(client: Any) -> dict[str, str]:
-        info = client.execute_command("CLUSTER", "INFO")
-        if isinstance(info, dict):
-            return {str(k): str(v) for k, v in info.items()}
-        text = info.decode() if isinstance(info, bytes) else str(info)
-        return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        return admin.cluster_state(client)
 
     def _ok(self, client: Any) -> bool:
         return self._info(client).get("cluster_state") == "ok"

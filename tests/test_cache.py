@@ -9,6 +9,8 @@ import pytest
 import redis
 
 import semcache
+import semcache.redis.keys
+import semcache.redis.replies
 from semcache import Cache, CacheConfig
 from tests.conftest import answer, chat, hash_embedder
 
@@ -217,9 +219,9 @@ def test_corrupt_semantic_entry_is_a_miss_and_is_removed(cache: Cache) -> None:
 def test_wrong_size_embedding_cache_value_is_recomputed(cache: Cache) -> None:
     cache.store(chat(PARAPHRASE[0]), answer("x"))
     text = PARAPHRASE[1]
-    key = cache.core._embedding_key(text)
+    key = cache._core.embeddings.key(text)
     cache.client.set(key, b"\x00" * 12)
-    cache.core._vectors.clear()
+    cache._core.embeddings.forget()
     result = cache.lookup(chat(text))
     assert result.layer == "semantic" and result.embedded
     assert len(cache.client.get(key)) == 4 * 384
@@ -342,7 +344,7 @@ def test_an_index_of_another_schema_is_rebuilt_and_the_cache_works(
 ) -> None:
     """An index under our name without our fields (an older version, another program) is dropped
     (its documents kept) and rebuilt, instead of failing every query."""
-    keys = semcache._redis.Keys(namespace)
+    keys = semcache.redis.keys.Keys(namespace)
     client = redis.Redis.from_url(redis_url)
     client.execute_command("FT.CREATE", keys.index, "ON", "HASH", "PREFIX", 1, keys.doc_prefix,
                            "SCHEMA", "vec", "VECTOR", "FLAT", 6, "TYPE", "FLOAT32", "DIM", 384,
@@ -350,6 +352,8 @@ def test_an_index_of_another_schema_is_rebuilt_and_the_cache_works(
     with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as cache:
         cache.store(chat(PARAPHRASE[0]), answer("works"))
         assert cache.lookup(chat(PARAPHRASE[1])).layer == "semantic"
-        fields = semcache._redis.parse_index_fields(client.execute_command("FT.INFO", keys.index))
+        fields = semcache.redis.replies.parse_index_fields(
+            client.execute_command("FT.INFO", keys.index)
+        )
         assert fields >= {"vec", "scope", "tenant", "emb"}
         cache.flush()

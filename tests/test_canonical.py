@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from semcache import InvalidRequestError, SemanticPolicy
-from semcache._canonical import canonicalize, exact_hash, scope_hash
+from semcache.core.canonical import canonicalize, exact_hash, scope_hash
 from tests.conftest import chat
 
 

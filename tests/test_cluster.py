@@ -18,7 +18,7 @@ from redis.crc import key_slot
 
 import semcache
 from semcache import AsyncCache, Cache, CacheConfig
-from semcache._redis import Keys
+from semcache.redis.keys import Keys
 from tests.conftest import answer, chat, hash_embedder
 
 
@@ -130,7 +130,7 @@ def test_a_sharded_namespace_searches_every_shard_and_merges_the_nearest(
     with Cache(redis_url=cluster_url, embedder=table(vectors), config=config) as cache:
         for i in range(12):
             cache.store(chat(f"entry {i}"), answer(str(i)))
-        keys = cache.core.keys()
+        keys = cache._core.planner.keys()
         plans = [cache.plan(chat(f"entry {i}")) for i in range(12)]
         assert len({keys.shard_of(p.digest) for p in plans}) == 3  # entries in every shard
         for shard, index in enumerate(keys.indexes):

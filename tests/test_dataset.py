@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from semcache import datasets
-from semcache._logs import read_log
+from semcache.replay._logs import read_log
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 

@@ -11,8 +11,8 @@ import pytest
 
 import semcache
 from semcache import Cache, CacheConfig, Guard, GuardedDecision, SecondOpinion, ThresholdDecision
-from semcache._decide import Candidate
-from semcache._types import Entry
+from semcache.core.types import Entry
+from semcache.decision.protocol import Candidate
 from tests.conftest import answer, chat
 
 STORED = "Convert 6 feet to meters."
@@ -53,8 +53,8 @@ def make(redis_url: str, namespace: str) -> Iterator[object]:
 
 def test_the_default_decision_is_the_guard(redis_url: str, namespace: str) -> None:
     with Cache(redis_url=redis_url, embedder=table_embedder({}), namespace=namespace) as cache:
-        assert isinstance(cache.core.decision, GuardedDecision)
-        assert cache.core.decision.guard == Guard()
+        assert isinstance(cache._core.decision, GuardedDecision)
+        assert cache._core.decision.guard == Guard()
         cache.flush()
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from click.testing import CliRunner
 
-from semcache._calibrate import calibrate, table
 from semcache.cli import main
+from semcache.decision.calibrate import calibrate, table
 
 # Near-duplicates that differ in a number score as high as the paraphrases: one threshold cannot
 # tell them apart, the guard can.

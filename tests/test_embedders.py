@@ -94,7 +94,7 @@ def test_embedding_cache_embeds_each_text_once(redis_url: str, namespace: str) -
     inner = CountingEmbedder()
     with Cache(redis_url=redis_url, embedder=inner, namespace=namespace) as cache:
         first = cache.embed(["a", "b"])
-        cache.core._vectors.clear()  # forget the in-process copies: Redis must answer
+        cache._core.embeddings.forget()  # forget the in-process copies: Redis must answer
         second = cache.embed(["a", "b", "c"])
         assert inner.batches == [["a", "b"], ["c"]]
         assert np.allclose(first, second[:2])

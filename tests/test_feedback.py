@@ -7,7 +7,8 @@ import redis
 
 import semcache
 from semcache import CacheConfig, GuardedDecision, PerEntryThresholds
-from semcache._thresholds import APPEND, append, decode, encode, entry_threshold
+from semcache.decision.thresholds import append, decode, encode, entry_threshold
+from semcache.redis.commands import APPEND
 from tests.conftest import answer, chat
 from tests.test_decide import STORED, table_embedder
 
@@ -63,7 +64,7 @@ def test_wrong_feedback_lifts_the_entrys_own_cut_off(redis_url: str, namespace: 
         hit = cache.lookup(chat(QUERY))
         assert hit.layer == "semantic"
         assert cache.feedback(hit, correct=False)
-        doc = cache.client.hgetall(cache.core.plan(chat(STORED)).doc_key)
+        doc = cache.client.hgetall(cache._core.planner.plan(chat(STORED)).doc_key)
         assert doc[b"fb"] == b"0.930-" and float(doc[b"thr"]) == pytest.approx(0.931)
         again = cache.lookup(chat(QUERY))
         assert again.layer is None and again.reason == "below-threshold"
@@ -96,7 +97,7 @@ def test_feedback_without_an_entry_is_false(redis_url: str, namespace: str) -> N
         hit = cache.lookup(chat(QUERY))
         cache.flush()
         assert not cache.feedback(hit, correct=False)  # the entry is gone: nothing resurrected
-        assert not cache.client.exists(cache.core.plan(chat(STORED)).doc_key)
+        assert not cache.client.exists(cache._core.planner.plan(chat(STORED)).doc_key)
 
 
 async def test_async_feedback(redis_url: str, namespace: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from semcache import Guard
-from semcache._guard import CHECKS, features
+from semcache.decision.guard import CHECKS, features
 
 REJECT = [
     ("numbers", "Convert 6 feet to meters.", "Convert 7 feet to meters."),

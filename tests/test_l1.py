@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from semcache import Cache, CacheConfig
-from semcache._l1 import L1, message, tag_digest
-from semcache._types import Entry
+from semcache.core.l1 import L1, message
+from semcache.core.types import Entry
+from semcache.redis.keys import tag_digest
 from tests.conftest import answer, chat, hash_embedder
 
 ENTRY = Entry(response={"ok": 1}, kind="chat", model="m", tags=("doc:1",))
@@ -121,7 +122,7 @@ def test_invalidation_in_one_process_drops_the_copies_of_another(
     else:
         b.flush()
     assert b.lookup(request, tenant="acme").layer is None  # its own copy went at once
-    assert eventually(lambda: a.core.l1 is not None and len(a.core.l1) == 0)
+    assert eventually(lambda: a._core.l1 is not None and len(a._core.l1) == 0)
     assert a.lookup(request, tenant="acme").layer is None
 
 
@@ -133,13 +134,13 @@ def test_other_tenants_copies_survive_a_tenant_invalidation(
         a.store(chat("shared question"), answer(tenant), tenant=tenant)
         a.lookup(chat("shared question"), tenant=tenant)
     b.invalidate_tenant("acme")
-    assert eventually(lambda: a.core.l1 is not None and len(a.core.l1) == 1)
+    assert eventually(lambda: a._core.l1 is not None and len(a._core.l1) == 1)
     assert a.lookup(chat("shared question"), tenant="globex").layer == "l1"
 
 
 def test_l1_is_off_by_default_and_listener_stops_on_close(redis_url: str, namespace: str) -> None:
     with Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as plain:
-        assert plain.core.l1 is None and plain._listener is None
+        assert plain._core.l1 is None and plain._listener is None
     before = {t.name for t in threading.enumerate()}
     config = CacheConfig(namespace=namespace, l1_size=4)
     cache = Cache(redis_url=redis_url, embedder=hash_embedder(), config=config)

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 import semcache
 from semcache import AsyncCache, Cache, CacheConfig
-from semcache._canonical import canonicalize, exact_hash
-from semcache._resilience import Breaker
+from semcache.core.canonical import canonicalize, exact_hash
+from semcache.core.resilience import Breaker
 from semcache.server import EmbeddedServer
 from tests.conftest import answer, chat, hash_embedder
 
@@ -175,7 +175,7 @@ def test_early_refresh_flags_hits_near_expiry_only(redis_url: str, namespace: st
     config = CacheConfig(namespace=namespace, semantic=False, ttl=100, ttl_jitter=0,
                          early_refresh=1.0)  # fmt: skip
     with Cache(redis_url=redis_url, config=config, clock=lambda: now[0]) as cache:
-        cache.core.rng = random.Random(1)
+        cache._core.rng = random.Random(1)
         cache.store(chat("hot"), answer("x"), latency_ms=2000)
         fresh = [cache.lookup(chat("hot")).refresh for _ in range(200)]
         now[0] += 99.9  # 0.1 s before expiry, with a 2 s recompute
@@ -206,7 +206,7 @@ def test_outage_and_persistent_restart(tmp_path: Path) -> None:
     config = CacheConfig(namespace="outage", semantic=False)
     upstream = Upstream(delay=0)
     cache = Cache(redis_url=server.url, config=config, timeout=0.2)
-    cache.breaker.cooldown = 0.2
+    cache._breaker.cooldown = 0.2
     before = [chat(f"question {i}") for i in range(5)]
     for request in before:
         assert cached_call(cache, request, upstream) == answer("computed once")
@@ -214,14 +214,14 @@ def test_outage_and_persistent_restart(tmp_path: Path) -> None:
     server.stop()
     for i in range(10):
         assert cached_call(cache, chat(f"during outage {i}"), upstream) == answer("computed once")
-    assert cache.breaker.state == "open" and cache.breaker.opened == 1
+    assert cache._breaker.state == "open" and cache._breaker.opened == 1
     server.start()
     time.sleep(0.25)
     calls = upstream.calls
     for request in before:
         assert cached_call(cache, request, upstream) == answer("computed once")
     assert upstream.calls == calls  # all five were hits after the restart
-    assert cache.breaker.state == "closed"
+    assert cache._breaker.state == "closed"
     stats = cache.stats()  # counted while Redis was down, flushed once it was back
     assert (stats.source, stats.breaker_opened, stats.breaker_closed) == ("redis", 1, 1)
     assert "semcache_breaker_opened_total" in stats.prometheus()
@@ -347,7 +347,7 @@ def test_a_timeout_while_creating_the_index_is_a_miss_then_the_index_is_made(
     finally:
         control.execute_command("CLIENT", "UNPAUSE")
     with cache:
-        index = cache.core.keys().index
+        index = cache._core.planner.keys().index
         assert cache.store(chat("after"), answer("y")) is True  # the index is created now
         assert control.execute_command("FT.INFO", index)  # raises if it does not exist
         assert cache.lookup(chat("after")).response == answer("y")

@@ -12,9 +12,9 @@ import pytest
 from conftest import answer, chat
 
 import semcache
-from semcache._figures import Figures
-from semcache._logs import read_log
-from semcache._replay import replay, threshold_grid
+from semcache.replay._figures import Figures
+from semcache.replay._logs import read_log
+from semcache.replay._replay import replay, threshold_grid
 
 # Texts with hand-chosen vectors, so every similarity is known:
 #   sim(A, A2) = 0.95, sim(A, B) = 0.88, sim(A2, B) = 0.95 * 0.88 = 0.836, C is orthogonal.
@@ -152,7 +152,7 @@ def test_threshold_grid() -> None:
 def test_dollars_come_from_the_price_table_and_missing_responses_are_unpriced(
     table_cache, tmp_path: Path
 ) -> None:
-    from semcache._prices import PriceTable
+    from semcache.accounting.prices import PriceTable
 
     path = hand_log(tmp_path / "log.jsonl")
     with path.open("a") as handle:  # C again without a response, then C: a hit on an unknown entry
@@ -169,7 +169,7 @@ def test_dollars_come_from_the_price_table_and_missing_responses_are_unpriced(
 def test_sweep_agrees_with_real_replays_on_a_generated_log(redis_url, embedder, tmp_path) -> None:
     """Real model, default decision stage (threshold + lexical guard), several tenants and turns."""
     from semcache import datasets
-    from semcache._logs import LogRecord
+    from semcache.replay._logs import LogRecord
 
     lines = datasets.generate_log(160, seed=5)
     records = [LogRecord(request=x["request"], response=x["response"], tenant=x["tenant"],

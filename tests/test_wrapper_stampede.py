@@ -123,7 +123,7 @@ def test_bypass_and_early_refresh_go_upstream_even_while_an_entry_exists(
     question = [{"role": "user", "content": "refresh me"}]
     with semcache.Cache(redis_url=redis_url, embedder=hash_embedder(), config=config,
                         clock=lambda: now[0]) as cache:  # fmt: skip
-        cache.core.rng = random.Random(3)
+        cache._core.rng = random.Random(3)
         client = wrapped(slow_server, cache)
         ask = lambda **kw: client.chat.completions.create(  # noqa: E731
             model="gpt-4o-mini", messages=question, **kw

@@ -242,8 +242,8 @@ COMPLETION_BODY = {
 def test_replayed_stream_records_back_to_the_same_body(
     kind: str, body: dict[str, Any], usage: bool
 ) -> None:
-    from semcache._wrap_replay import replay
-    from semcache._wrap_sse import Recorder
+    from semcache.openai._restream import replay
+    from semcache.openai._sse import Recorder
 
     stream = replay(kind, body, include_usage=usage)
     recorder = Recorder(kind, drop_usage=False)

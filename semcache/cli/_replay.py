@@ -86,8 +86,8 @@ def replay(
     """Feed LOG (plain JSONL or an OpenAI Batch API input file) through a real cache in order,
     storing the logged response on each miss, and report hits, false hits, savings and latency per
     layer."""
-    from semcache._logs import read_log
-    from semcache._replay import threshold_grid
+    from semcache.replay._logs import read_log
+    from semcache.replay._replay import threshold_grid
 
     path = _log_path(log, sample)
     try:
@@ -103,13 +103,13 @@ def replay(
         raise click.UsageError("--feedback teaches the cache as it goes: it cannot go with --sweep")
     report = _run(parsed, threshold, grid, redis_url, namespace, embedder, feedback, per_entry)
     if html is not None:
-        from semcache._replay_html import render_html
+        from semcache.replay._html import render_html
 
         html.write_text(render_html(report, title=f"semcache replay of {path.name}"), "utf-8")
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
-        from semcache._replay_text import render_text
+        from semcache.replay._text import render_text
 
         click.echo(render_text(report, source=path.name, kept=namespace is not None))
 
@@ -137,8 +137,8 @@ def _run(
     per_entry: float | None = None,
 ) -> Any:
     import semcache
-    from semcache._replay import replay as run_replay
     from semcache.cli._tune import load_embedder
+    from semcache.replay._replay import replay as run_replay
 
     name = namespace or f"replay-{uuid.uuid4().hex[:12]}"
     decision = None

@@ -81,7 +81,7 @@ def tune(
         report["configurations"] = [row.to_json() for row in calibration]
     click.echo(json.dumps(report, indent=2) if as_json else _text(report, points))
     if calibration is not None and not as_json:
-        from semcache._calibrate import table
+        from semcache.decision.calibrate import table
 
         click.echo("\n" + table(calibration, target_precision))
     sys.exit(0 if found.reached else 1)
@@ -91,7 +91,7 @@ def _calibration(scores: Any, target: float) -> Any:
     """Hit rate at the target precision per decision configuration (labelled pairs only)."""
     if scores is None:
         raise click.ClickException("--configs needs labelled pairs, not a log")
-    from semcache._calibrate import calibrate
+    from semcache.decision.calibrate import calibrate
 
     queries = [p.query for p in scores.pairs]
     candidates = [p.candidate for p in scores.pairs]
@@ -109,7 +109,7 @@ def _evaluate(
             raise click.ClickException(f"{data}: no usable pair")
         scores = tuning.score_pairs(parsed.pairs, model)
         if guard:
-            from semcache._guard import Guard
+            from semcache.decision.guard import Guard
 
             scores = scores.guarded(Guard())
         positives = int(scores.labels.sum())

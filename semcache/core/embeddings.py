@@ -1,0 +1,148 @@
+"""The embedding cache: vectors of texts, in process memory (an LRU) and in Redis. No I/O.
+
+Texts are embedded once per model: a vector is looked for in memory, then in Redis (the read rides
+with the exact GET of a lookup), and only then asked of the embedder; what was embedded is written
+back with the lookup's next round trip. Upstream embedding models (``embeddings.create`` through
+the OpenAI wrapper) are cached by ``(model, text)`` in the same keyspace.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from semcache.core.canonical import sha256
+from semcache.core.ops import Commands, Embed, Flow
+from semcache.core.plan import ms
+from semcache.embedding.embedders import Embedder, Vectors
+from semcache.redis import commands
+from semcache.redis.keys import embedding_key, model_tag, upstream_tag
+
+Command = tuple[Any, ...]
+
+
+class Memory:
+    """A thread-safe LRU of text → vector, bounded to ``size`` vectors (as cachetools' LRUCache)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Vectors] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, text: str) -> Vectors | None:
+        with self._lock:
+            vector = self._items.get(text)
+            if vector is not None:
+                self._items.move_to_end(text)
+            return vector
+
+    def put(self, text: str, vector: Vectors) -> None:
+        with self._lock:
+            self._items[text] = vector
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class EmbeddingCache:
+    """Vectors of the semantic layer's embedder (and of upstream models), cached for ``ttl``
+    seconds in Redis and the last ``memory`` of them in process."""
+
+    def __init__(
+        self, embedder: Embedder | None, *, ttl: float | None, datatype: str, memory: int = 4096
+    ) -> None:
+        self.embedder = embedder
+        self.model_id = embedder.model_id if embedder is not None else "none"
+        self.tag = model_tag(self.model_id)
+        self.memory = Memory(memory)
+        self._ttl_ms = ms(ttl)
+        self._dtype = np.float16 if datatype == "float16" else np.float32
+
+    def key(self, text: str) -> str:
+        """The Redis key of a text's vector."""
+        return embedding_key(self.tag, sha256(text))
+
+    def recall(self, text: str) -> Vectors | None:
+        """The text's vector if this process has it."""
+        return self.memory.get(text)
+
+    def forget(self) -> None:
+        """Drop the in-process copies (Redis keeps its own)."""
+        self.memory.clear()
+
+    def as_index_bytes(self, vector: Vectors) -> bytes:
+        """A vector in the index's datatype."""
+        return vector.astype(self._dtype).tobytes()
+
+    def decode(self, raw: Any) -> Vectors | None:
+        """A vector read from Redis, or None when it is missing or not one of this embedder's."""
+        assert self.embedder is not None
+        if not isinstance(raw, bytes) or len(raw) != 4 * self.embedder.dimension:
+            return None
+        vector = np.frombuffer(raw, dtype=np.float32)
+        return vector if np.isfinite(vector).all() else None
+
+    def vector(self, text: str, known: Any) -> Flow[tuple[Vectors, list[Command]]]:
+        """The text's vector from ``known`` (a vector, or the raw reply of its key), else from the
+        embedder; with the writes that cache a freshly embedded one."""
+        if isinstance(known, np.ndarray):
+            return known, []
+        vector = self.decode(known)
+        if vector is None:
+            rows = yield Embed((text,))
+            vector = np.asarray(rows[0], dtype=np.float32)
+            self.memory.put(text, vector)
+            return vector, [commands.put(self.key(text), vector.tobytes(), self._ttl_ms)]
+        self.memory.put(text, vector)
+        return vector, []
+
+    def embed(self, texts: Sequence[str]) -> Flow[Vectors]:
+        """Vectors for many texts, embedding only the ones neither memory nor Redis has."""
+        assert self.embedder is not None
+        rows: list[Vectors | None] = [self.recall(t) for t in texts]
+        todo = [i for i, row in enumerate(rows) if row is None]
+        if todo:
+            replies = yield Commands(tuple(commands.get(self.key(texts[i])) for i in todo))
+            for i, raw in zip(todo, replies, strict=True):
+                rows[i] = self.decode(raw)
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            fresh = yield Embed(tuple(texts[i] for i in missing))
+            writes = []
+            for i, row in zip(missing, fresh, strict=True):
+                vector = np.asarray(row, dtype=np.float32)
+                rows[i] = vector
+                writes.append(commands.put(self.key(texts[i]), vector.tobytes(), self._ttl_ms))
+            yield Commands(tuple(writes))
+        done = [row for row in rows if row is not None]
+        for text, row in zip(texts, done, strict=True):
+            self.memory.put(text, row)
+        return np.vstack(done).astype(np.float32)
+
+    def upstream(self, model: str, texts: Sequence[str]) -> Flow[list[bytes | None]]:
+        """Raw float32 vectors an upstream embedding model made for these texts, where cached."""
+        keys = tuple(commands.get(embedding_key(upstream_tag(model), sha256(t))) for t in texts)
+        replies = yield Commands(keys)
+        return [r if isinstance(r, bytes) and r and len(r) % 4 == 0 else None for r in replies]
+
+    def store_upstream(
+        self, model: str, texts: Sequence[str], vectors: Sequence[bytes]
+    ) -> Flow[None]:
+        """Cache float32 vectors an upstream embedding model made, keyed by (model, text)."""
+        tag = upstream_tag(model)
+        yield Commands(
+            tuple(
+                commands.put(embedding_key(tag, sha256(t)), v, self._ttl_ms)
+                for t, v in zip(texts, vectors, strict=True)
+            )
+        )

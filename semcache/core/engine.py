@@ -1,0 +1,281 @@
+"""The cache's logic, written once as flows that yield operations (:mod:`semcache.core.ops`).
+
+:class:`Core` composes one object per layer, each owning its own state: the :class:`Planner`
+(plans and results), the :class:`L1` tier, the exact layer (here), the :class:`SemanticLayer`
+(index, search, decision), the :class:`EmbeddingCache` and :class:`Invalidation`. The sync and
+async shells execute what the flows yield. Nothing here touches a socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Literal
+
+from semcache._errors import ConfigurationError
+from semcache.core.config import CacheConfig
+from semcache.core.embeddings import EmbeddingCache
+from semcache.core.invalidation import Invalidation
+from semcache.core.l1 import L1
+from semcache.core.ops import Commands, Flow
+from semcache.core.plan import Plan, Planner
+from semcache.core.semantic import SemanticLayer
+from semcache.core.types import Entry, Layer, LookupResult, check_ttl
+from semcache.decision.decide import default_decision
+from semcache.decision.protocol import Decision
+from semcache.decision.thresholds import feedback_flow
+from semcache.embedding.embedders import Embedder, Vectors
+from semcache.redis import commands
+from semcache.redis.keys import tag_digest, tenant_tag
+from semcache.redis.replies import is_ok
+
+log = logging.getLogger("semcache")
+
+TTL = float | None | Literal["default"]
+Command = tuple[Any, ...]
+
+
+class Core:
+    """The no-I/O heart of :class:`semcache.Cache` and :class:`semcache.AsyncCache`."""
+
+    def __init__(
+        self,
+        config: CacheConfig,
+        embedder: Embedder | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        vector_memory: int = 4096,
+    ) -> None:
+        if config.semantic and embedder is None:
+            raise ConfigurationError("the semantic layer needs an embedder")
+        self.config = config
+        self.embeddings = EmbeddingCache(
+            embedder,
+            ttl=config.embedding_ttl,
+            datatype=config.index.datatype,
+            memory=vector_memory,
+        )
+        self.planner = Planner(config, self.embeddings.model_id, clock=clock, rng=rng)
+        self.l1 = L1(config.l1_size, config.l1_ttl) if config.l1_size else None
+        self.decision: Decision = config.decision or default_decision()
+        self.semantic = SemanticLayer(config, self.planner, self.embeddings, self.decision)
+        self.invalidation = Invalidation(self.planner, self.semantic, self.l1)
+
+    @property
+    def embedding_model(self) -> str:
+        return self.embeddings.model_id
+
+    @property
+    def rng(self) -> random.Random:
+        """The randomness of TTL jitter and early refresh (replace it to make a test exact)."""
+        return self.planner.rng
+
+    @rng.setter
+    def rng(self, rng: random.Random) -> None:
+        self.planner.rng = rng
+
+    # --- lookup ---------------------------------------------------------------------------------
+
+    def lookup(self, plan: Plan) -> Flow[LookupResult]:
+        """The L1 tier (when on), then the exact and semantic layers; exact hits fill the L1."""
+        result, _ = yield from self.lookup_or_lock(plan, None)
+        return result
+
+    def lookup_or_lock(
+        self, plan: Plan, lock: tuple[str, int] | None
+    ) -> Flow[tuple[LookupResult, bool]]:
+        """:meth:`lookup`, taking the request's compute lock (``lock``: a token and a TTL in ms)
+        in the same round trip as the exact read; with whether the lock was taken."""
+        if self.l1 is None or self.planner.bypass_reason(plan):
+            return (yield from self._lookup(plan, lock))
+        entry = self.l1.get(plan.exact_key)
+        if entry is not None:
+            return self.planner.hit(plan, "l1", entry, 1.0, plan.digest, ("l1",)), False
+        epoch = self.l1.epoch  # an invalidation from now on keeps this read out of the L1
+        result, locked = yield from self._lookup(plan, lock)
+        if result.layer == "exact" and result.entry is not None:
+            self.l1.put(plan.exact_key, result.entry, epoch)
+        return replace(result, tried=("l1", *result.tried)), locked
+
+    def _lookup(self, plan: Plan, lock: tuple[str, int] | None) -> Flow[tuple[LookupResult, bool]]:
+        """Exact layer, then the semantic layer; the first GETs of both share one round trip."""
+        bypass = self.planner.bypass_reason(plan)
+        if bypass:
+            return self.planner.miss(plan, bypass), False
+        semantic = plan.skip_semantic is None
+        vector = self.embeddings.recall(plan.text) if semantic else None
+        reads: list[Command] = [commands.get(plan.exact_key)]
+        if semantic and vector is None:
+            reads.append(commands.get(self.embeddings.key(plan.text)))
+        # The lock goes first: a store that lands after it is seen by the GET behind it.
+        first = (commands.take_lock(plan.lock_key, *lock),) if lock is not None else ()
+        replies = yield Commands((*first, *reads))
+        locked = bool(first) and is_ok(replies[0])
+        result = yield from self._layers(plan, replies[len(first) :], vector)
+        return result, locked
+
+    def _layers(self, plan: Plan, replies: Sequence[Any], vector: Any) -> Flow[LookupResult]:
+        found = yield from self._exact_hit(plan, replies[0])
+        if found is not None:
+            return found
+        if plan.skip_semantic is not None:
+            return replace(self.planner.miss(plan, plan.skip_semantic), tried=("exact",))
+        both: tuple[Layer, ...] = ("exact", "semantic")
+        start = time.perf_counter()
+        try:
+            vector, writes = yield from self.embeddings.vector(
+                plan.text, replies[1] if vector is None else vector
+            )
+        except Exception as exc:  # the embedder failed: the exact layer still answered
+            log.warning("semcache: embedding failed, semantic layer skipped: %s", exc)
+            return replace(self.planner.miss(plan, "embedding-failed"), tried=both, embedded=True)
+        embed_ms = (time.perf_counter() - start) * 1000 if writes else 0.0
+        result = yield from self.semantic.search(plan, vector, writes)
+        return replace(result, tried=both, embedded=bool(writes), embed_ms=embed_ms)
+
+    def _exact_hit(self, plan: Plan, raw: Any) -> Flow[LookupResult | None]:
+        if raw is None or isinstance(raw, Exception):
+            return None
+        entry = Entry.from_json(raw)
+        if entry is None:
+            log.warning("semcache: corrupt exact entry %s removed", plan.exact_key)
+            yield Commands((commands.unlink(plan.exact_key), commands.unlink(plan.doc_key)))
+            return None
+        if self.config.sliding_ttl and entry.ttl_ms:
+            yield Commands((commands.renew(plan.exact_key, entry.ttl_ms),))
+        return self.planner.hit(plan, "exact", entry, 1.0, plan.digest, ("exact",))
+
+    # --- feedback -------------------------------------------------------------------------------
+
+    def feedback(self, result: LookupResult, correct: bool) -> Flow[bool]:
+        """Add ``(similarity, correct)`` to the evidence of the semantic entry a lookup served (or,
+        on a miss, of its nearest candidate) and store the entry's new cut-off. False when there
+        is no such entry (an exact hit, a miss without candidates, an entry since removed)."""
+        digest = result.matched_key if result.layer == "semantic" else result.nearest_key
+        similarity = result.similarity if result.layer == "semantic" else result.best_similarity
+        if digest is None or similarity is None or result.layer == "exact":
+            return False
+        key = self.planner.keys(result.namespace).doc(tenant_tag(result.tenant), digest)
+        per_entry = getattr(self.decision, "per_entry", None)
+        return (
+            yield from feedback_flow(key, similarity, correct, per_entry, self.config.threshold)
+        )
+
+    # --- store ----------------------------------------------------------------------------------
+
+    def store(
+        self,
+        plan: Plan,
+        response: Mapping[str, Any],
+        *,
+        ttl: TTL = "default",
+        tags: Iterable[str] = (),
+        latency_ms: float | None = None,
+        cost_usd: float | None = None,
+        streamed: bool = False,
+        unlock: str | None = None,
+    ) -> Flow[bool]:
+        """Write the exact entry, the semantic document and the tag sets in one pipeline (with the
+        release of the request's compute lock, given its token as ``unlock``)."""
+        if self.config.read_only or self.planner.bypass_reason(plan):
+            return False
+        entry = self._entry(plan, response, self.entry_ttl_ms(ttl), tuple(tags))
+        entry = replace(entry, latency_ms=latency_ms, cost_usd=cost_usd, streamed=streamed)
+        vector: Vectors | None = None
+        writes: list[Command] = []
+        if plan.skip_semantic is None:
+            try:
+                vector, writes = yield from self.embeddings.vector(
+                    plan.text, self.embeddings.recall(plan.text)
+                )
+            except Exception as exc:
+                log.warning("semcache: embedding failed, stored in the exact layer only: %s", exc)
+            else:
+                yield from self.semantic.ensure_index(plan.keys)
+        if self.l1 is not None:
+            self.l1.discard(plan.exact_key)
+        release = (commands.release_lock(plan.lock_key, unlock),) if unlock is not None else ()
+        batch = (*writes, *self._entry_commands(plan, entry, vector))
+        replies = (yield Commands((*batch, *release)))[: len(batch)]
+        failed = [r for r in replies if isinstance(r, Exception)]
+        if failed:
+            log.warning("semcache: %d store commands failed: %s", len(failed), failed[0])
+        return not failed
+
+    def store_many(
+        self,
+        items: Sequence[tuple[Plan, Mapping[str, Any]]],
+        *,
+        ttl: TTL = "default",
+        tags: Iterable[str] = (),
+    ) -> Flow[int]:
+        """Store many (plan, response) pairs: one batched embedding of their semantic texts through
+        the embedding cache, then one pipeline of writes. Returns how many pairs Redis took."""
+        if self.config.read_only:
+            return 0
+        items = [(p, r) for p, r in items if not self.planner.bypass_reason(p)]
+        tags = tuple(tags)
+        vectors = yield from self._batch_vectors([plan for plan, _ in items])
+        batch: list[Command] = []
+        owners: list[int] = []
+        for i, (plan, response) in enumerate(items):
+            entry = self._entry(plan, response, self.entry_ttl_ms(ttl), tags)
+            rows = self._entry_commands(plan, entry, vectors.get(plan.text))
+            batch += rows
+            owners += [i] * len(rows)
+        replies = yield Commands(tuple(batch))
+        failed = {i for i, r in zip(owners, replies, strict=True) if isinstance(r, Exception)}
+        if failed:
+            log.warning("semcache: %d of %d entries not stored", len(failed), len(items))
+        return len(items) - len(failed)
+
+    def _batch_vectors(self, plans: Sequence[Plan]) -> Flow[dict[str, Vectors]]:
+        """Vectors of the plans that use the semantic layer, embedded in one batch; their indexes."""
+        semantic = [plan for plan in plans if plan.skip_semantic is None]
+        if not semantic:
+            return {}
+        texts = list(dict.fromkeys(plan.text for plan in semantic))
+        try:
+            rows = yield from self.embeddings.embed(texts)
+        except Exception as exc:
+            log.warning("semcache: embedding failed, stored in the exact layer only: %s", exc)
+            return {}
+        for keys in {plan.keys.namespace: plan.keys for plan in semantic}.values():
+            yield from self.semantic.ensure_index(keys)
+        return dict(zip(texts, rows, strict=True))
+
+    def _entry(
+        self, plan: Plan, response: Mapping[str, Any], ttl_ms: int | None, tags: tuple[str, ...]
+    ) -> Entry:
+        return Entry(
+            response=dict(response),
+            kind=plan.canon.kind,
+            model=plan.canon.model,
+            text=plan.text,
+            created_at=self.planner.clock(),
+            ttl_ms=ttl_ms,
+            tags=tags,
+        )
+
+    def _entry_commands(self, plan: Plan, entry: Entry, vector: Vectors | None) -> list[Command]:
+        """The exact entry, the semantic document (given a vector) and the tag sets."""
+        value = entry.to_json()
+        batch = [commands.put(plan.exact_key, value, entry.ttl_ms)]
+        if vector is not None:
+            batch += self.semantic.document(plan, vector, value, entry.ttl_ms)
+        for tag in entry.tags:
+            if not isinstance(tag, str) or not tag:
+                raise ConfigurationError("tags must be non-empty strings")
+            key = plan.keys.tag(plan.tenant_tag, tag_digest(tag))
+            batch += commands.add_to_tag(key, plan.digest, entry.ttl_ms)
+        return batch
+
+    def entry_ttl_ms(self, ttl: TTL) -> int | None:
+        """An entry's TTL in ms, drawn in [ttl * (1 - jitter), ttl] so entries do not expire together."""
+        seconds = self.config.ttl if ttl == "default" else ttl
+        check_ttl(seconds)
+        return self.planner.entry_ttl_ms(seconds)

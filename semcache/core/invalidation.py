@@ -1,0 +1,94 @@
+"""Invalidation: removing entries by key, by tag, by tenant or a whole namespace, from both layers
+and from every process's L1 (announced on the namespace's pub/sub channel). No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from semcache.core.l1 import L1, message
+from semcache.core.ops import Commands, Flow, Scan
+from semcache.core.plan import Planner
+from semcache.core.semantic import SemanticLayer
+from semcache.redis import commands
+from semcache.redis.keys import Keys, tag_digest, tenant_tag
+from semcache.redis.replies import text
+
+#: Keys removed per UNLINK round trip.
+CHUNK = 512
+
+
+class Invalidation:
+    """Removes what a caller names, and tells every L1 about it."""
+
+    def __init__(self, planner: Planner, semantic: SemanticLayer, l1: L1 | None) -> None:
+        self.planner = planner
+        self.semantic = semantic
+        self.l1 = l1
+
+    def invalidate(
+        self,
+        *,
+        keys: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        tenant: str | None = None,
+        all_tenants: bool = False,
+        namespace: str | None = None,
+    ) -> Flow[int]:
+        """Remove entries by key digest or by tag (both layers, and every process's L1); returns
+        the number of Redis keys removed."""
+        ks = self.planner.keys(namespace)
+        tt = tenant_tag(tenant)
+        keys, tags = tuple(keys), tuple(tags)
+        victims: list[str] = []
+        for digest in keys:
+            victims += [ks.exact(tt, digest), ks.doc(tt, digest)]
+        for tag in tags:
+            if all_tenants:
+                tag_keys = yield Scan(ks.tag("*", tag_digest(tag)))
+            else:
+                tag_keys = [ks.tag(tt, tag_digest(tag))]
+            for tag_key in tag_keys:
+                victims += yield from self._tag_members(ks, text(tag_key))
+        removed = yield from self._unlink(victims)
+        exact = [ks.exact(tt, digest) for digest in keys]
+        digests = [tag_digest(tag) for tag in tags]
+        note = message(keys=exact, tags=digests, tenant=None if all_tenants else tt)
+        yield from self._announce(ks, note)
+        return removed
+
+    def delete(self, *, namespace: str | None = None, tenant: str | None = None) -> Flow[int]:
+        """Delete one tenant of a namespace, or (tenant None) the whole namespace and its index."""
+        ks = self.planner.keys(namespace)
+        tt = None if tenant is None else tenant_tag(tenant)
+        victims: list[str] = []
+        for pattern in ks.patterns(tt):
+            victims += [text(k) for k in (yield Scan(pattern))]
+        removed = yield from self._unlink(victims)
+        if tenant is None:
+            yield Commands(tuple(commands.drop_index(index) for index in ks.indexes))
+            self.semantic.forget_index(ks.namespace)
+        yield from self._announce(ks, message(tenant=tt, drop=True))
+        return removed
+
+    def _announce(self, ks: Keys, note: str) -> Flow[None]:
+        """Drop L1 copies here at once and in every other process through pub/sub."""
+        if self.l1 is not None:
+            self.l1.apply(ks.namespace, note)
+        yield Commands((commands.publish(ks.channel, note),))
+
+    def _tag_members(self, ks: Keys, tag_key: str) -> Flow[list[str]]:
+        tenant = tag_key.split(":")[-2]
+        (members,) = yield Commands((commands.tag_members(tag_key),))
+        out = [tag_key]
+        for member in members or ():
+            digest = text(member)
+            out += [ks.exact(tenant, digest), ks.doc(tenant, digest)]
+        return out
+
+    def _unlink(self, victims: list[str]) -> Flow[int]:
+        removed = 0
+        for start in range(0, len(victims), CHUNK):
+            chunk = victims[start : start + CHUNK]
+            replies = yield Commands(tuple(commands.unlink(key) for key in chunk))
+            removed += sum(r for r in replies if isinstance(r, int))
+        return removed

@@ -1,0 +1,191 @@
+"""The semantic layer: its index, the nearest-neighbour search and the decision over candidates.
+No I/O: the search and the index checks are yielded as commands.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from semcache._errors import DimensionMismatchError
+from semcache.core.config import CacheConfig
+from semcache.core.embeddings import EmbeddingCache
+from semcache.core.ops import Commands, Flow
+from semcache.core.plan import Plan, Planner
+from semcache.core.types import Entry, LookupResult
+from semcache.decision.protocol import Candidate, Decision
+from semcache.embedding.embedders import Vectors
+from semcache.redis import commands
+from semcache.redis.keys import Keys
+from semcache.redis.replies import (
+    INDEX_FIELDS,
+    already_exists,
+    parse_index_dimension,
+    parse_index_fields,
+    parse_search,
+    text,
+)
+
+log = logging.getLogger("semcache")
+
+Command = tuple[Any, ...]
+
+
+class SemanticLayer:
+    """The namespace indexes this process has checked, and the search over them."""
+
+    def __init__(
+        self,
+        config: CacheConfig,
+        planner: Planner,
+        embeddings: EmbeddingCache,
+        decision: Decision,
+    ) -> None:
+        self.config = config
+        self.planner = planner
+        self.embeddings = embeddings
+        self.decision = decision
+        self._ready: set[str] = set()
+
+    # --- the index ------------------------------------------------------------------------------
+
+    def ensure_index(self, keys: Keys) -> Flow[None]:
+        """Create the namespace's index (one per shard) on first use; refuse an index of another
+        dimension."""
+        if keys.namespace in self._ready:
+            return
+        embedder = self.embeddings.embedder
+        assert embedder is not None
+        dimension = embedder.dimension
+        infos = yield Commands(tuple(commands.index_info(index) for index in keys.indexes))
+        for shard, info in enumerate(infos):
+            missing = isinstance(info, Exception)
+            if not missing and not parse_index_fields(info) >= INDEX_FIELDS:
+                # An index of another version or another program under our name: its documents
+                # stay, the index is rebuilt over them (old documents simply match no scope).
+                log.warning("semcache: index %s has another schema; rebuilt", keys.indexes[shard])
+                yield Commands((commands.drop_index(keys.indexes[shard]),))
+                missing = True
+            if missing:
+                yield from self._create(keys, dimension, shard)
+                continue
+            existing = parse_index_dimension(info)
+            if existing is not None and existing != dimension:
+                raise DimensionMismatchError(
+                    f"namespace {keys.namespace!r} has a semantic index of dimension {existing}, "
+                    f"but the embedder {self.embeddings.model_id!r} makes {dimension}; "
+                    "use another namespace or flush this one"
+                )
+        self._ready.add(keys.namespace)
+
+    def _create(self, keys: Keys, dimension: int, shard: int) -> Flow[None]:
+        command = commands.create_index(keys, dimension, self.config.index, shard)
+        (reply,) = yield Commands((command,))
+        if isinstance(reply, Exception) and not already_exists(reply):
+            raise reply
+
+    def forget_index(self, namespace: str) -> None:
+        """Check the namespace's index again on next use (it was dropped, or may have been)."""
+        self._ready.discard(namespace)
+
+    # --- search ---------------------------------------------------------------------------------
+
+    def search(self, plan: Plan, vector: Vectors, writes: list[Command]) -> Flow[LookupResult]:
+        """The nearest candidates in scope, and the decision stage's verdict over them; ``writes``
+        (the embedding cache's) ride with the search."""
+        yield from self.ensure_index(plan.keys)
+        # One KNN per shard in one pipeline: a cluster pipeline writes to every node before it
+        # reads, so the shards are searched in parallel; their candidates merge by distance.
+        searches = tuple(
+            commands.knn(
+                plan.keys,
+                vector=self.embeddings.as_index_bytes(vector),
+                scope=plan.scope,
+                k=self.config.top_k,
+                ef=None,
+                fields=self.decision.return_fields,
+                shard=shard,
+            )
+            for shard in range(plan.keys.shards)
+        )
+        replies = (yield Commands((*writes, *searches)))[len(writes) :]
+        failed = [reply for reply in replies if isinstance(reply, Exception)]
+        if failed:
+            self.forget_index(plan.keys.namespace)  # recreated on the next call if it was dropped
+            log.warning("semcache: semantic search failed: %s", failed[0])
+            return self.planner.miss(plan, "search-failed")
+        rows = [row for reply in replies for row in parse_search(reply)]
+        candidates, stale = self._candidates(plan, rows)
+        del candidates[self.config.top_k :]
+        if stale:
+            log.warning("semcache: %d corrupt semantic entries removed", len(stale))
+            yield Commands(tuple(commands.unlink(doc) for doc in stale))  # one slot per command
+        if not candidates:
+            return self.planner.miss(plan, "no-candidates")
+        return (yield from self._decide(plan, candidates))
+
+    def _decide(self, plan: Plan, candidates: list[Candidate]) -> Flow[LookupResult]:
+        verdict = yield from self.decision.decide(plan.text, candidates, plan.threshold)
+        best = candidates[0].similarity
+        chosen = verdict.accepted
+        if chosen is None:
+            missed = self.planner.miss(plan, verdict.reason, best)
+            return replace(
+                missed, checks=verdict.checks, nearest_key=candidates[0].digest,
+                judge_calls=verdict.judge_calls, judge_usd=verdict.judge_usd,
+            )  # fmt: skip
+        result = self.planner.hit(plan, "semantic", chosen.entry, chosen.similarity, chosen.digest)
+        result = replace(
+            result, best_similarity=best, checks=verdict.checks,
+            judge_calls=verdict.judge_calls, judge_usd=verdict.judge_usd,
+        )  # fmt: skip
+        if self.config.sliding_ttl and chosen.entry.ttl_ms:
+            yield Commands(self._renew(plan, chosen.digest, chosen.entry.ttl_ms))
+        return result
+
+    def _candidates(
+        self, plan: Plan, rows: list[tuple[str, dict[str, Any]]]
+    ) -> tuple[list[Candidate], list[str]]:
+        """Decode search rows, nearest first. Documents whose entry is corrupt are set aside for
+        removal; a document of another scope, tenant or embedding model is never a candidate."""
+        expected = {"scope": plan.scope, "tenant": plan.tenant_tag, "emb": self.embeddings.tag}
+        candidates, stale = [], []
+        for doc, fields in rows:
+            if any(text(fields.get(name, b"")) != want for name, want in expected.items()):
+                log.error(
+                    "semcache: search returned %s from outside the query's scope; ignored", doc
+                )
+                continue
+            entry = Entry.from_json(fields.get("entry", b""))
+            if entry is None:
+                stale.append(doc)
+                continue
+            similarity = 1.0 - float(fields.get("dist", 2.0))  # RediSearch cosine distance
+            candidates.append(
+                Candidate(
+                    doc.rsplit(":", 1)[-1], similarity, entry, text(fields.get("text", b"")), fields
+                )
+            )
+        candidates.sort(key=lambda c: -c.similarity)
+        return candidates, stale
+
+    @staticmethod
+    def _renew(plan: Plan, digest: str, ttl_ms: int) -> tuple[Command, ...]:
+        return (
+            commands.renew(plan.keys.doc(plan.tenant_tag, digest), ttl_ms),
+            commands.renew(plan.keys.exact(plan.tenant_tag, digest), ttl_ms),
+        )
+
+    # --- documents ------------------------------------------------------------------------------
+
+    def document(
+        self, plan: Plan, vector: Vectors, value: str, ttl_ms: int | None
+    ) -> list[Command]:
+        """The commands that write a request's semantic document."""
+        fields = (
+            ("vec", self.embeddings.as_index_bytes(vector)), ("scope", plan.scope),
+            ("tenant", plan.tenant_tag), ("emb", self.embeddings.tag), ("text", plan.text),
+            ("entry", value), ("created", repr(self.planner.clock())),
+        )  # fmt: skip
+        return commands.put_document(plan.doc_key, fields, ttl_ms)

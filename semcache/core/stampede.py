@@ -1,0 +1,68 @@
+"""Stampede control: identical misses share one upstream call; hot entries refresh early.
+
+- In one process, identical concurrent misses wait for the first (single-flight, in the shells).
+- Across processes, the first miss takes a short Redis lock (``SET NX PX``); the others poll the exact
+  key for the stored answer until ``stampede_wait`` runs out, then call upstream themselves.
+- XFetch (Vattani, Chierichetti, Lowenstein 2015): a hit near its expiry is flagged ``refresh`` with a
+  probability that grows as expiry nears and with the cost of recomputing, so one caller refreshes a
+  hot entry before it expires instead of all callers at once after (see ``Planner.hit``).
+
+The flows here yield operations like the rest of the core; nothing touches a socket.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from semcache.core.ops import Commands, Flow, Sleep
+from semcache.core.plan import Plan, Planner
+from semcache.core.types import Entry, LookupResult
+from semcache.redis import commands
+from semcache.redis.replies import is_ok
+
+
+@dataclass(eq=False)
+class Flight:
+    """One caller's place among identical concurrent misses (see ``Cache.join_flight``).
+
+    ``shared`` is the hit another caller stored while this one waited; when it is None, this caller
+    calls upstream, stores, and leaves the flight so that the callers waiting on it go on.
+    """
+
+    plan: Plan
+    shared: LookupResult | None = None
+    leader: bool = False
+    lock: str | None = None
+    event: Any = None
+
+
+def acquire(plan: Plan, token: str, ttl_ms: int) -> Flow[bool]:
+    """Take the request's compute lock; True when this caller should call upstream."""
+    (reply,) = yield Commands((commands.take_lock(plan.lock_key, token, ttl_ms),))
+    return is_ok(reply)
+
+
+def release(plan: Plan, token: str) -> Flow[None]:
+    yield Commands((commands.release_lock(plan.lock_key, token),))
+
+
+def await_entry(
+    planner: Planner, plan: Plan, wait: float, poll: float = 0.025
+) -> Flow[LookupResult | None]:
+    """Poll the exact key until another process stores the answer, or ``wait`` seconds pass."""
+    deadline = time.monotonic() + wait
+    while True:
+        (raw, lock) = yield Commands((commands.get(plan.exact_key), commands.exists(plan.lock_key)))
+        entry = Entry.from_json(raw) if isinstance(raw, bytes) else None
+        if entry is not None:
+            return planner.hit(plan, "exact", entry, 1.0, plan.digest)
+        if not lock or time.monotonic() >= deadline:  # the leader gave up, or we waited enough
+            return None
+        yield Sleep(poll)
+
+
+def token() -> str:
+    return f"{random.getrandbits(64):016x}"

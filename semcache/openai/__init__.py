@@ -1,0 +1,108 @@
+"""Drop-in caching for OpenAI clients (and any OpenAI-compatible server reached through them).
+
+Example::
+
+    import openai, semcache
+    client = semcache.wrap(openai.OpenAI(), cache=semcache.Cache())
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=[...])   # unchanged call
+    semcache.openai.cache_info(reply)    # CacheInfo(layer='exact', similarity=1.0, ...) or a miss
+
+    aclient = semcache.wrap(openai.AsyncOpenAI(), cache=semcache.AsyncCache())
+
+Covered: ``chat.completions.create``, ``completions.create``, ``responses.create`` (streamed or not)
+and ``embeddings.create`` (per input, through the embedding cache). Everything else goes upstream
+untouched. Per-request control: :class:`Options` through ``extra_body={"semcache": {...}}``,
+``extra_headers={"x-semcache-...": ...}`` or the :func:`cache_options` context manager.
+Importing this module does not import ``openai``; :func:`wrap` needs it (``semcache[openai]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
+
+from semcache._errors import missing_extra
+from semcache.openai._options import CacheInfo as CacheInfo
+from semcache.openai._options import Options as Options
+from semcache.openai._options import cache_options as cache_options
+from semcache.openai._options import check_options
+
+if TYPE_CHECKING:
+    from semcache._shell import AsyncCache, Cache
+
+__all__ = ["CacheInfo", "Options", "cache_info", "cache_options", "wrap"]
+
+C = TypeVar("C")
+
+
+def wrap(
+    client: C,
+    *,
+    cache: Cache | AsyncCache | None = None,
+    record_usage: bool = True,
+    **defaults: Unpack[Options],
+) -> C:
+    """Return a copy of an ``openai.OpenAI`` / ``openai.AsyncOpenAI`` client that answers from the
+    cache. The copy is a real client of the same type; the original is left as it was, and the copy
+    takes over its connection pool (closing the copy closes it).
+
+    Args:
+        client: the client to wrap (any base URL: OpenAI, Azure, vLLM, Ollama, ...).
+        cache: a :class:`semcache.Cache` (sync clients) or :class:`semcache.AsyncCache` (async clients;
+            a sync ``Cache`` also works there, run in a worker thread). Default: a new one.
+        record_usage: when a streamed miss did not ask for usage, ask upstream for it anyway (and hide
+            it from the caller), so the stored entry carries token usage. Turn off for servers that
+            reject ``stream_options``.
+        defaults: :class:`Options` applied to every call (``tenant="acme"``, ``ttl=600``, ...).
+
+    Returns hits with the real SDK types (``ChatCompletion``, ``Stream[ChatCompletionChunk]``, ...);
+    read how a call was answered with :func:`cache_info`.
+
+    Example::
+
+        client = semcache.wrap(openai.OpenAI(), cache=semcache.Cache(), tenant="acme")
+    """
+    check_options(defaults)
+    try:
+        from semcache.openai._client import wrap_client
+    except ImportError as exc:
+        if exc.name == "httpx2":
+            raise ImportError(
+                "semcache.wrap() needs openai 3.x (built on httpx2); upgrade with: "
+                "pip install 'openai>=3'"
+            ) from exc
+        if exc.name not in ("openai", "anyio"):
+            raise
+        raise missing_extra("openai", "openai") from exc
+    return wrap_client(client, cache=cache, defaults=dict(defaults), record_usage=record_usage)
+
+
+def cache_info(obj: object) -> CacheInfo | None:
+    """How the cache answered a call made through a wrapped client; None for objects it never saw.
+
+    Works on what the SDK returns: a parsed response (``ChatCompletion``, ``Response``, ...), each
+    chunk or event of a stream, a ``Stream`` / ``AsyncStream``, the ``with_raw_response`` /
+    ``with_streaming_response`` wrappers and a bare ``httpx2.Response``. Parsed objects also carry it
+    as the attribute ``semcache`` (not a model field: ``model_dump()`` and equality are unchanged).
+
+    Example::
+
+        info = semcache.openai.cache_info(reply)
+        if info and info.hit:
+            print(info.layer, info.similarity)
+    """
+    info = getattr(obj, "semcache", None)
+    if isinstance(info, CacheInfo):
+        return info
+    for holder in (obj, getattr(obj, "http_response", None), getattr(obj, "response", None)):
+        headers = getattr(holder, "headers", None)
+        if isinstance(headers, Mapping):
+            return CacheInfo.from_headers(_lower(headers))
+    return None
+
+
+def _lower(headers: Mapping[str, Any]) -> Mapping[str, str]:
+    # httpx2 headers are case-insensitive already; plain dicts are not.
+    if hasattr(headers, "multi_items"):
+        return headers
+    return {str(k).lower(): str(v) for k, v in headers.items()}

@@ -1,0 +1,242 @@
+"""Every Redis command and Lua script semcache sends, spelled here and nowhere else. No I/O.
+
+Each function is a domain verb that returns the command (a tuple) for a flow to yield inside
+:class:`semcache.core.ops.Commands`; how replies read back is in :mod:`semcache.redis.replies`.
+Every command names its key first, so a cluster pipeline routes each to the node that owns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from semcache.redis.keys import Keys
+
+if TYPE_CHECKING:  # types only: the index parameters are configuration, not wire
+    from semcache.core.types import IndexParams
+
+Command = tuple[Any, ...]
+
+# Delete the lock only if it still holds our token (a slow leader must not free another's lock).
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+#: Append an observation to ``fb``, keeping the last ARGV[2] characters; nil if the entry is gone.
+APPEND = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local fb = (redis.call('HGET', KEYS[1], 'fb') or '') .. ARGV[1]
+local keep = tonumber(ARGV[2])
+if #fb > keep then fb = string.sub(fb, #fb - keep + 1) end
+redis.call('HSET', KEYS[1], 'fb', fb)
+return fb
+"""
+
+#: Store the cut-off computed from ``fb`` = ARGV[1], unless newer evidence arrived meanwhile.
+SET_THRESHOLD = """
+if redis.call('HGET', KEYS[1], 'fb') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'thr', ARGV[2])
+return 1
+"""
+
+#: Fields every KNN query returns; ``scope``, ``tenant`` and ``emb`` let the core verify each
+#: candidate again after the search (defence in depth for tenant isolation).
+KNN_FIELDS = ("dist", "entry", "text", "scope", "tenant", "emb")
+
+
+# --- plain values ----------------------------------------------------------------------------------
+
+
+def get(key: str) -> Command:
+    return ("GET", key)
+
+
+def put(key: str, value: Any, ttl_ms: int | None) -> Command:
+    """Write a value, expiring in ``ttl_ms`` (None or 0: never)."""
+    return ("SET", key, value, "PX", ttl_ms) if ttl_ms else ("SET", key, value)
+
+
+def get_many(keys: Iterable[str]) -> Command:
+    """One MGET for keys that a single node holds (no cluster)."""
+    return ("MGET", *keys)
+
+
+def is_get(command: Command) -> bool:
+    """True for a plain single-key read (which a single node can batch into one MGET)."""
+    return len(command) == 2 and command[0] == "GET"
+
+
+def needs_routing(command: Command) -> bool:
+    """True for a command a cluster client must send through a pipeline to reach the node that owns
+    its key (redis-py sends FT.CREATE alone to its default node)."""
+    return bool(command[0] == "FT.CREATE")
+
+
+def unlink(key: str) -> Command:
+    return ("UNLINK", key)
+
+
+def exists(key: str) -> Command:
+    return ("EXISTS", key)
+
+
+def renew(key: str, ttl_ms: int) -> Command:
+    """Set a key's expiry anew (sliding TTL)."""
+    return ("PEXPIRE", key, ttl_ms)
+
+
+# --- semantic documents ----------------------------------------------------------------------------
+
+
+def put_document(key: str, fields: Iterable[tuple[str, Any]], ttl_ms: int | None) -> list[Command]:
+    """Replace a semantic document (a hash) with ``fields``, expiring in ``ttl_ms`` (None: never)."""
+    flat = [item for pair in fields for item in pair]
+    return [
+        ("DEL", key),
+        ("HSET", key, *flat),
+        ("PEXPIRE", key, ttl_ms) if ttl_ms else ("PERSIST", key),
+    ]
+
+
+def add_to_tag(key: str, digest: str, ttl_ms: int | None) -> list[Command]:
+    """Add an entry to a tag set, which lives as long as its longest-lived member."""
+    if ttl_ms is None:
+        return [("SADD", key, digest), ("PERSIST", key)]
+    return [("SADD", key, digest), ("PEXPIRE", key, ttl_ms, "NX"), ("PEXPIRE", key, ttl_ms, "GT")]
+
+
+def tag_members(key: str) -> Command:
+    return ("SMEMBERS", key)
+
+
+def append_feedback(key: str, record: str, keep_bytes: int) -> Command:
+    return ("EVAL", APPEND, 1, key, record, keep_bytes)
+
+
+def set_entry_threshold(key: str, evidence: Any, cutoff: float) -> Command:
+    return ("EVAL", SET_THRESHOLD, 1, key, evidence, f"{cutoff:.4f}")
+
+
+# --- the semantic index ----------------------------------------------------------------------------
+
+
+def index_info(index: str) -> Command:
+    return ("FT.INFO", index)
+
+
+def drop_index(index: str) -> Command:
+    """Drop an index, keeping its documents."""
+    return ("FT.DROPINDEX", index)
+
+
+def list_indexes() -> Command:
+    return ("FT._LIST",)
+
+
+def create_index(keys: Keys, dimension: int, params: IndexParams, shard: int = 0) -> Command:
+    """FT.CREATE of a namespace's semantic index (one of its shards), on a single node and on a
+    cluster alike: its first key is the hash-tagged index name, so a cluster pipeline sends it to
+    the node that owns the documents (RediSearch without its coordinator indexes one node's keys).
+    The same command redisvl builds from the same schema."""
+    attrs: list[Any] = ["TYPE", params.datatype.upper(), "DIM", dimension]
+    attrs += ["DISTANCE_METRIC", "COSINE"]
+    if params.algorithm == "hnsw":
+        attrs += ["M", params.m, "EF_CONSTRUCTION", params.ef_construction]
+        attrs += ["EF_RUNTIME", params.ef_runtime, "EPSILON", 0.01]
+    tags = [arg for name in ("scope", "tenant", "emb") for arg in (name, "TAG", "SEPARATOR", ",")]
+    return (
+        "FT.CREATE", keys.index_of(shard), "ON", "HASH", "PREFIX", 1, keys.prefix_of(shard),
+        "SCORE", 1.0, "SCHEMA", "vec", "VECTOR", params.algorithm.upper(), len(attrs), *attrs,
+        *tags,
+    )  # fmt: skip
+
+
+def knn(
+    keys: Keys,
+    *,
+    vector: bytes,
+    scope: str,
+    k: int,
+    ef: int | None,
+    fields: tuple[str, ...] = (),
+    shard: int = 0,
+) -> Command:
+    """FT.SEARCH for the k nearest documents inside one scope (in one shard of the namespace).
+
+    The scope digest already covers tenant, namespace, version and embedding model, so one tag
+    filter is a hard filter on all of them (one tag keeps RediSearch's hybrid query fast). Tag values
+    are hex digests, so no user text ever reaches the query string.
+    """
+    ef_clause = f" EF_RUNTIME {int(ef)}" if ef else ""
+    query = f"@scope:{{{scope}}}=>[KNN {int(k)} @vec $vec{ef_clause} AS dist]"
+    returned = (*KNN_FIELDS, *fields)
+    return (
+        "FT.SEARCH", keys.index_of(shard), query, "PARAMS", 2, "vec", vector, "SORTBY", "dist",
+        "RETURN", len(returned), *returned, "LIMIT", 0, int(k), "DIALECT", 2,
+    )  # fmt: skip
+
+
+# --- stampede locks --------------------------------------------------------------------------------
+
+
+def take_lock(key: str, token: str, ttl_ms: int) -> Command:
+    return ("SET", key, token, "NX", "PX", ttl_ms)
+
+
+def release_lock(key: str, token: str) -> Command:
+    return ("EVAL", RELEASE, 1, key, token)
+
+
+# --- invalidation ----------------------------------------------------------------------------------
+
+
+def publish(channel: str, message: str) -> Command:
+    return ("PUBLISH", channel, message)
+
+
+# --- counters --------------------------------------------------------------------------------------
+
+
+def add_int(key: str, field: str, amount: int) -> Command:
+    return ("HINCRBY", key, field, amount)
+
+
+def add_float(key: str, field: str, amount: float) -> Command:
+    return ("HINCRBYFLOAT", key, field, repr(amount))
+
+
+def keep_for(key: str, seconds: int) -> Command:
+    return ("EXPIRE", key, seconds)
+
+
+def count_hit(key: str, member: str, n: int) -> Command:
+    return ("ZINCRBY", key, n, member)
+
+
+def keep_top(key: str, n: int) -> Command:
+    """Trim a sorted set to its ``n`` highest members."""
+    return ("ZREMRANGEBYRANK", key, 0, -n - 1)
+
+
+def read_counters(key: str) -> Command:
+    return ("HGETALL", key)
+
+
+def top(key: str, n: int) -> Command:
+    return ("ZREVRANGE", key, 0, n - 1, "WITHSCORES")
+
+
+# --- the embedded server's cluster setup -----------------------------------------------------------
+
+
+def add_slots(first: int, last: int) -> Command:
+    return ("CLUSTER", "ADDSLOTSRANGE", first, last)
+
+
+def meet(host: str, port: int) -> Command:
+    return ("CLUSTER", "MEET", host, port)
+
+
+def cluster_info() -> Command:
+    return ("CLUSTER", "INFO")

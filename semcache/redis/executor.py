@@ -1,0 +1,127 @@
+"""The executors: what carries out the operations flows yield, against one Redis client and one
+embedder. The sync and async executors are the only code that sends a cache's commands.
+
+A batch of one command (or, on a single node, of GETs only: one MGET) goes as a plain command, the
+hot path of exact hits; anything else goes as one non-transactional pipeline whose errors come back
+in place. Index creation is an ordinary command (see ``commands.create_index``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+from redis.exceptions import ResponseError
+
+from semcache.core.ops import Call, Commands, Embed, Op, Scan, Sleep, Wait
+from semcache.embedding.embedders import Embedder
+from semcache.redis import commands
+from semcache.redis.cluster import AsyncClient, Client
+
+Command = tuple[Any, ...]
+Unpack = Callable[[Any], list[Any]]
+
+
+def as_one(batch: tuple[Command, ...], cluster: bool) -> tuple[Command, Unpack] | None:
+    """A batch that one plain command can carry (a single command, or GETs as one MGET on a
+    single node), with how to turn its reply back into one reply per command; None otherwise."""
+    if len(batch) == 1 and not (cluster and commands.needs_routing(batch[0])):
+        return batch[0], lambda reply: [reply]
+    if not cluster and len(batch) > 1 and all(commands.is_get(c) for c in batch):
+        return commands.get_many(c[1] for c in batch), list
+    return None
+
+
+class SyncExecutor:
+    """Executes operations with a ``redis.Redis`` / ``RedisCluster`` client and an embedder."""
+
+    def __init__(self, client: Client, embedder: Embedder | None) -> None:
+        self.client = client
+        self.embedder = embedder
+        self.cluster = isinstance(client, RedisCluster)
+
+    def __call__(self, op: Op) -> Any:
+        if isinstance(op, Commands):
+            return self.commands(op.commands)
+        if isinstance(op, Embed):
+            assert self.embedder is not None
+            return self.embedder.embed(list(op.texts))
+        if isinstance(op, Call):
+            return op.fn(*op.args)
+        if isinstance(op, Sleep):
+            return time.sleep(op.seconds)
+        if isinstance(op, Wait):
+            return op.event.wait(op.timeout)
+        assert isinstance(op, Scan)
+        return list(self.client.scan_iter(match=op.pattern, count=1000))
+
+    def commands(self, batch: tuple[Command, ...]) -> list[Any]:
+        one = as_one(batch, self.cluster)
+        if one is not None:
+            command, unpack = one
+            try:
+                return unpack(self.client.execute_command(*command))  # type: ignore[no-untyped-call]
+            except ResponseError as exc:
+                return [exc] * len(batch)
+        pipe = self.client.pipeline(transaction=False)
+        for command in batch:
+            pipe.execute_command(*command)
+        return pipe.execute(raise_on_error=False)
+
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class AsyncExecutor:
+    """The asyncio twin of :class:`SyncExecutor` (a sync-only judge runs on a worker thread)."""
+
+    def __init__(self, client: AsyncClient, embedder: Embedder | None) -> None:
+        self.client = client
+        self.embedder = embedder
+        self.cluster = isinstance(client, AsyncRedisCluster)
+
+    async def __call__(self, op: Op) -> Any:
+        if isinstance(op, Commands):
+            return await self.commands(op.commands)
+        if isinstance(op, Embed):
+            assert self.embedder is not None
+            return await self.embedder.aembed(list(op.texts))
+        if isinstance(op, Call):
+            if op.afn is not None:
+                return await op.afn(*op.args)
+            return await asyncio.to_thread(op.fn, *op.args)
+        if isinstance(op, Sleep):
+            return await asyncio.sleep(op.seconds)
+        if isinstance(op, Wait):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(op.event.wait(), op.timeout)
+            return None
+        assert isinstance(op, Scan)
+        return [key async for key in self.client.scan_iter(match=op.pattern, count=1000)]
+
+    async def commands(self, batch: tuple[Command, ...]) -> list[Any]:
+        one = as_one(batch, self.cluster)
+        if one is not None:
+            command, unpack = one
+            try:
+                return unpack(await self.client.execute_command(*command))
+            except ResponseError as exc:
+                return [exc] * len(batch)
+        pipe = self.client.pipeline(transaction=False)
+        for command in batch:
+            pipe.execute_command(*command)
+        return await pipe.execute(raise_on_error=False)
+
+    async def ping(self) -> bool:
+        return bool(await self.client.ping())
+
+    async def close(self) -> None:
+        await self.client.aclose()
