@@ -1,453 +1,30 @@
-"""``Cache`` and ``AsyncCache``: thin sync and async shells over one set of flows.
+"""``Cache`` and ``AsyncCache``: thin sync and async shells over the flows of ``_flows.py``.
 
-Every public method is a flow written once in :class:`Flows` (planning, the breaker, timing,
-accounting and counter writes included); :class:`Cache` drives it with the sync executor and
-:class:`AsyncCache` awaits it with the async one (``semcache.redis.executor``). The shells own
-nothing else but their client's life cycle.
+Each public method is one line: the shared flow, driven by the sync executor (:class:`Cache`) or
+awaited on the async one (:class:`AsyncCache`). The shells own nothing else but their client's
+life cycle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
-import logging
 import threading
-import time
-from collections.abc import (
-    AsyncIterator,
-    Callable,
-    Coroutine,
-    Iterable,
-    Iterator,
-    Mapping,
-)
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-import numpy as np
-import numpy.typing as npt
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-from redis.retry import Retry
-
-from semcache._errors import ConfigurationError, SearchModuleMissingError
-from semcache.accounting.accounting import Accounting
-from semcache.accounting.prices import Price, PriceTable, as_price_table
-from semcache.accounting.stats import Stats
-from semcache.core.config import CacheConfig
-from semcache.core.engine import TTL, Core
-from semcache.core.ops import Commands, Flow, Wait, adrive, drive
-from semcache.core.plan import Plan, ms
-from semcache.core.resilience import Breaker
-from semcache.core.stampede import Flight, acquire, await_entry, release, token
-from semcache.core.types import LookupResult, check_namespace
-from semcache.decision.protocol import Decision
-from semcache.embedding.embedders import Batching, Embedder, SentenceTransformerEmbedder
-from semcache.redis import cluster, commands
+from semcache._flows import NO_RETRY, NO_RETRY_ASYNC, Flows
+from semcache.core.ops import Flow, adrive, drive
+from semcache.core.plan import Plan
+from semcache.core.types import LookupResult
+from semcache.embedding.embedders import Embedder
+from semcache.redis import cluster
 from semcache.redis.executor import AsyncExecutor, SyncExecutor
-from semcache.redis.listener import Listener
-from semcache.redis.replies import unknown_command
-from semcache.server import ensure_server
-
-log = logging.getLogger("semcache")
 
 T = TypeVar("T")
-S = TypeVar("S", bound="Flows[Any]")
+S = TypeVar("S", bound="Flows[Any, Any]")
 P = ParamSpec("P")
-E = TypeVar("E", SyncExecutor, AsyncExecutor)
-
-#: The cache's own client never retries: a failed cache call is a miss, and the breaker decides
-#: when to try Redis again.
-_NO_RETRY = Retry(NoBackoff(), 0)
-_NO_RETRY_ASYNC = AsyncRetry(NoBackoff(), 0)
-
-#: Failures that make the cache step aside rather than fail the caller.
-STEP_ASIDE = (RedisError, OSError, TimeoutError, ValueError, TypeError, RuntimeError)
-
-
-def _config(
-    config: CacheConfig | None, namespace: str | None, threshold: float | None, ttl: TTL
-) -> CacheConfig:
-    config = config or CacheConfig()
-    overrides: dict[str, Any] = {}
-    if namespace is not None:
-        overrides["namespace"] = namespace
-    if threshold is not None:
-        overrides["threshold"] = threshold
-    if ttl != "default":
-        overrides["ttl"] = ttl
-    return config if not overrides else dataclasses.replace(config, **overrides)
-
-
-class Flows(Generic[E]):
-    """Everything ``Cache`` and ``AsyncCache`` do, written once as flows over one executor."""
-
-    #: What single-flight followers wait on (``threading.Event`` or ``asyncio.Event``).
-    _new_event: Callable[[], Any]
-
-    def __init__(
-        self,
-        *,
-        executor: Callable[[Any, Embedder | None], E],
-        client: Any,
-        config: CacheConfig,
-        embedder: Embedder | None,
-        clock: Callable[[], float],
-        prices: PriceTable | Mapping[str, Price] | None,
-        owns_client: bool,
-    ) -> None:
-        if config.semantic and embedder is None:
-            embedder = Batching(SentenceTransformerEmbedder())
-        self.config = config
-        self.embedder = embedder
-        self._executor: E = executor(client, embedder)
-        self._owns_client = owns_client
-        self._core = Core(config, embedder, clock=clock)
-        self._breaker = Breaker(on_change=self._breaker_changed)
-        self._started = False
-        self._flights: dict[str, Any] = {}
-        self._flight_lock = threading.Lock()
-        self._accounting = Accounting(
-            embedding_model=self._core.embedding_model, prices=as_price_table(prices), clock=clock
-        )
-        self._listener: Listener | None = None
-        if self._core.l1 is not None:
-            subscriber = cluster.subscriber(client)
-            self._listener = Listener(self._core.l1, lambda: subscriber).start()
-
-    # --- what other modules may ask -------------------------------------------------------------
-
-    @property
-    def namespace(self) -> str:
-        return self.config.namespace
-
-    @property
-    def client(self) -> Any:
-        """The Redis client the cache sends its commands with."""
-        return self._executor.client
-
-    @property
-    def decision(self) -> Decision:
-        """The decision stage the semantic layer uses (``config.decision`` or the default)."""
-        return self._core.decision
-
-    def plan(
-        self,
-        request: Mapping[str, Any],
-        *,
-        tenant: str | None = None,
-        namespace: str | None = None,
-        threshold: float | None = None,
-    ) -> Plan:
-        """Canonicalise a request without I/O; raises InvalidRequestError for a malformed one."""
-        return self._core.planner.plan(
-            request, tenant=tenant, namespace=namespace, threshold=threshold
-        )
-
-    def bypasses(self, plan: Plan) -> bool:
-        """True when the cache neither looks this request up nor stores it (e.g. a stochastic
-        request under ``stochastic="bypass"``)."""
-        return self._core.planner.bypass_reason(plan) is not None
-
-    def stores(self, plan: Plan) -> bool:
-        """True when a miss of this request would be stored (not read-only, not bypassed)."""
-        return not self.config.read_only and not self.bypasses(plan)
-
-    # --- running flows --------------------------------------------------------------------------
-
-    def _breaker_changed(self, state: str) -> None:
-        """Count the breaker's state changes in the stats (flushed once Redis answers again)."""
-        self._accounting.breaker(self.namespace, opened=state == "open")
-
-    def _startup(self) -> Flow[None]:
-        # FT.INFO names a key (the index, hash-tagged), so a cluster routes it to the node that
-        # will serve this namespace; a missing index answers an error of its own.
-        (reply,) = yield Commands((commands.index_info(self._core.planner.keys().index),))
-        if unknown_command(reply):
-            raise SearchModuleMissingError(
-                "this Redis server has no search module (RediSearch with vector fields); use "
-                "Redis 8, Redis Stack, a managed Redis with search, or semcache's embedded server"
-            )
-        if self.config.semantic:
-            yield from self._core.semantic.ensure_index(self._core.planner.keys())
-        self._started = True
-
-    def _safe(self, flow: Flow[T], fallback: T) -> Flow[T]:
-        """Run ``flow`` behind the breaker (and the one-time startup check): a Redis failure, or
-        a configuration the server refuses, gives ``fallback`` instead of an error."""
-        if not self._breaker.allow():
-            return fallback
-        try:
-            if not self._started:
-                yield from self._startup()
-            value = yield from flow
-        except ConfigurationError as exc:
-            log.error("semcache: %s", exc)
-            return fallback
-        except STEP_ASIDE as exc:
-            self._breaker.failure(exc)
-            log.debug("semcache: cache operation failed: %r", exc)
-            return fallback
-        self._breaker.success()
-        return value
-
-    def _count(self, due: bool) -> Flow[None]:
-        """Write the pending counters when the accounting says they are due."""
-        if due:
-            yield from self._safe(self._accounting.flush(), None)
-
-    # --- the flows of the public methods --------------------------------------------------------
-
-    def _f_lookup(
-        self,
-        request: Mapping[str, Any],
-        *,
-        tenant: str | None = None,
-        namespace: str | None = None,
-        threshold: float | None = None,
-        bypass: bool = False,
-    ) -> Flow[LookupResult]:
-        """Look a request up: exact layer, then semantic. A miss is a result, never an exception.
-
-        Raises InvalidRequestError (before any I/O) for a malformed request.
-        """
-        plan = self.plan(request, tenant=tenant, namespace=namespace, threshold=threshold)
-        if bypass:
-            return self._core.planner.miss(plan, "bypass")
-        return (yield from self._f_lookup_plan(plan))
-
-    def _f_lookup_plan(self, plan: Plan) -> Flow[LookupResult]:
-        """Look up an already planned request."""
-        result, _ = yield from self._looked_up(plan, None)
-        return result
-
-    def _looked_up(
-        self, plan: Plan, lock: tuple[str, int] | None
-    ) -> Flow[tuple[LookupResult, bool]]:
-        """A timed, counted lookup (taking the compute lock with it when ``lock`` is given)."""
-        start = time.perf_counter()
-        unavailable = (self._core.planner.miss(plan, "unavailable"), False)
-        result, locked = yield from self._safe(self._core.lookup_or_lock(plan, lock), unavailable)
-        result = dataclasses.replace(result, lookup_ms=(time.perf_counter() - start) * 1000)
-        yield from self._count(self._accounting.lookup(plan, result))
-        return result, locked
-
-    def _f_store(
-        self,
-        request: Mapping[str, Any],
-        response: Mapping[str, Any],
-        *,
-        tenant: str | None = None,
-        namespace: str | None = None,
-        ttl: TTL = "default",
-        tags: Iterable[str] = (),
-        latency_ms: float | None = None,
-        cost_usd: float | None = None,
-        streamed: bool = False,
-    ) -> Flow[bool]:
-        """Store a response for a request in both layers; True when Redis took it."""
-        plan = self.plan(request, tenant=tenant, namespace=namespace)
-        flow = self._f_store_plan(
-            plan, response, ttl=ttl, tags=tags, latency_ms=latency_ms, cost_usd=cost_usd,
-            streamed=streamed,
-        )  # fmt: skip
-        return (yield from flow)
-
-    def _f_store_plan(
-        self,
-        plan: Plan,
-        response: Mapping[str, Any],
-        *,
-        ttl: TTL = "default",
-        tags: Iterable[str] = (),
-        latency_ms: float | None = None,
-        cost_usd: float | None = None,
-        streamed: bool = False,
-    ) -> Flow[bool]:
-        """Store for an already planned request (arguments as :meth:`store`)."""
-        flow = self._stored(
-            plan, response, ttl=ttl, tags=tags, latency_ms=latency_ms, cost_usd=cost_usd,
-            streamed=streamed, unlock=None,
-        )  # fmt: skip
-        return (yield from flow)
-
-    def _stored(self, plan: Plan, response: Mapping[str, Any], **store: Any) -> Flow[bool]:
-        """A timed, counted store (``store``: the keyword arguments of ``Core.store``)."""
-        start = time.perf_counter()
-        stored = yield from self._safe(self._core.store(plan, response, **store), False)
-        elapsed = (time.perf_counter() - start) * 1000
-        yield from self._count(self._accounting.store(plan, elapsed, stored))
-        return stored
-
-    def _f_store_many(
-        self,
-        pairs: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]],
-        *,
-        tenant: str | None = None,
-        namespace: str | None = None,
-        ttl: TTL = "default",
-        tags: Iterable[str] = (),
-    ) -> Flow[int]:
-        """Store many ``(request, response)`` pairs at once: their semantic texts are embedded in
-        one batch (through the embedding cache) and every write goes in one pipeline. Returns how
-        many pairs Redis took. Raises InvalidRequestError, before any I/O, for a malformed request.
-
-        Example::
-
-            cache.store_many([(request_a, answer_a), (request_b, answer_b)], tags=("faq",))
-        """
-        items = [(self.plan(q, tenant=tenant, namespace=namespace), a) for q, a in pairs]
-        return (yield from self._safe(self._core.store_many(items, ttl=ttl, tags=tags), 0))
-
-    def _f_embed(self, texts: list[str]) -> Flow[npt.NDArray[np.float32]]:
-        """Vectors for texts through the embedding cache (float32, one row per text)."""
-        return (yield from self._core.embeddings.embed(texts))
-
-    def _f_cached_vectors(self, model: str, texts: list[str]) -> Flow[list[bytes | None]]:
-        """Float32 bytes an upstream embedding ``model`` made for each text, or None where not
-        cached (or where Redis is unavailable)."""
-        missing: list[bytes | None] = [None] * len(texts)
-        found = yield from self._safe(self._core.embeddings.upstream(model, texts), missing)
-        yield from self._count(self._accounting.vectors(self.namespace, model, texts, found))
-        return found
-
-    def _f_store_vectors(self, model: str, texts: list[str], vectors: list[bytes]) -> Flow[None]:
-        """Cache float32 bytes an upstream embedding ``model`` made for each text."""
-        flow = self._core.embeddings.store_upstream(model, texts, vectors)
-        yield from self._safe(flow, None)
-
-    def _f_invalidate(
-        self,
-        *,
-        keys: Iterable[str] = (),
-        tags: Iterable[str] = (),
-        tenant: str | None = None,
-        all_tenants: bool = False,
-        namespace: str | None = None,
-    ) -> Flow[int]:
-        """Remove entries by key digest (``LookupResult.key``) or by tag, from both layers, for one
-        tenant (or all with ``all_tenants=True``). Returns the number of Redis keys removed."""
-        return (
-            yield from self._core.invalidation.invalidate(
-                keys=keys, tags=tags, tenant=tenant, all_tenants=all_tenants, namespace=namespace
-            )
-        )
-
-    def _f_invalidate_tenant(
-        self, tenant: str | None, *, namespace: str | None = None
-    ) -> Flow[int]:
-        """Remove every entry of one tenant in a namespace."""
-        return (yield from self._core.invalidation.delete(namespace=namespace, tenant=tenant or ""))
-
-    def _f_delete_namespace(self, *, namespace: str | None = None) -> Flow[int]:
-        """Delete every entry of a namespace (default: this cache's) and drop its index."""
-        return (yield from self._core.invalidation.delete(namespace=namespace))
-
-    def _f_feedback(self, result: LookupResult, correct: bool) -> Flow[bool]:
-        """Say whether a lookup's answer was right: the evidence of the entry's own threshold.
-
-        On a semantic hit it labels the entry that answered; on a semantic miss (when the caller
-        compared the fresh answer with the nearest candidate's), that candidate. Returns True when
-        an entry's evidence was updated. See :class:`semcache.PerEntryThresholds`.
-
-        Example::
-
-            result = cache.lookup(request)
-            if result.hit and user_says_wrong:
-                cache.feedback(result, correct=False)
-        """
-        applied = yield from self._safe(self._core.feedback(result, bool(correct)), False)
-        ns = result.namespace or self.namespace
-        yield from self._count(self._accounting.feedback(ns, bool(correct), applied))
-        return applied
-
-    def _f_stats(
-        self, *, namespace: str | None = None, days: int | None = None, local: bool = False
-    ) -> Flow[Stats]:
-        """What the cache saved and cost, per layer (see :class:`semcache.Stats`).
-
-        Args:
-            namespace: whose counters (default: this cache's namespace).
-            days: only the last ``days`` days (UTC), today included; None: every day kept.
-            local: this process's counters only, without Redis.
-
-        Pending counters are written first, so the result includes this process's latest lookups
-        and every other process's written ones. When Redis is unavailable, this process's counters
-        are returned (``source="process"``).
-        """
-        ns = check_namespace(namespace) if namespace is not None else self.namespace
-        if not local:
-            yield from self._safe(self._accounting.flush(), None)
-            found = yield from self._safe(self._accounting.read(ns, days), None)
-            if found is not None:
-                return found
-        return self._accounting.local(ns)
-
-    def _f_join_flight(self, plan: Plan) -> Flow[Flight]:
-        """The start of :meth:`single_flight`, for callers that cannot use a ``with`` block: waits
-        while another caller computes the same request. Always pair with :meth:`leave_flight`."""
-        with self._flight_lock:
-            event = self._flights.get(plan.exact_key)
-            leader = event is None
-            if event is None:
-                event = self._flights[plan.exact_key] = self._new_event()
-        if not leader:
-            yield Wait(event, self.config.stampede_wait)
-            shared = yield from self._f_lookup_plan(plan)
-            return Flight(plan, shared if shared.hit else None)
-        flight = Flight(plan, leader=True, lock=token(), event=event)
-        assert flight.lock is not None
-        held = yield from self._safe(acquire(plan, flight.lock, self._lock_ms()), False)
-        return (yield from self._led(flight, held, recheck=True))
-
-    def _led(self, flight: Flight, held: bool, *, recheck: bool) -> Flow[Flight]:
-        """A leader's flight once its lock was asked for: without the lock it waits for the holder
-        (another process); with it, it checks once more unless its lookup came with the lock (a
-        caller whose lookup missed just before another stored the answer must not call upstream)."""
-        if not held:
-            flight.lock = None
-        if held and not recheck:
-            return flight
-        wait = 0.0 if held else self.config.stampede_wait
-        flight.shared = yield from self._safe(
-            await_entry(self._core.planner, flight.plan, wait), None
-        )
-        return flight
-
-    def _lock_ms(self) -> int:
-        lock_ms = ms(self.config.lock_ttl)
-        assert lock_ms is not None
-        return lock_ms
-
-    def _f_leave_flight(self, flight: Flight) -> Flow[None]:
-        """The end of :meth:`single_flight`: free the lock and wake the callers waiting."""
-        if flight.lock is not None:
-            yield from self._safe(release(flight.plan, flight.lock), None)
-        self._end_flight(flight)
-
-    def _end_flight(self, flight: Flight) -> None:
-        if flight.leader:
-            with self._flight_lock:
-                self._flights.pop(flight.plan.exact_key, None)
-            flight.event.set()
-
-    def _f_count_indexes(self) -> Flow[int]:
-        """How many search indexes the server has (any program's); raises when Redis or its search
-        module does not answer (``semcache doctor``)."""
-        (reply,) = yield Commands((commands.list_indexes(),))
-        if isinstance(reply, Exception):
-            raise reply
-        return len(reply)
-
-    def _f_flush_counters(self) -> Flow[None]:
-        """Write this process's pending counters to Redis now."""
-        yield from self._safe(self._accounting.flush(), None)
-
-    def _stop_listener(self) -> None:
-        if self._listener is not None:
-            self._listener.stop()
 
 
 def _sync(flow: Callable[Concatenate[S, P], Flow[T]]) -> Callable[Concatenate[S, P], T]:
@@ -472,7 +49,7 @@ def _async(
     return method
 
 
-class Cache(Flows[SyncExecutor]):
+class Cache(Flows[SyncExecutor, cluster.Client]):
     """A layered LLM cache on Redis: exact layer, then semantic layer.
 
     Args:
@@ -498,32 +75,16 @@ class Cache(Flows[SyncExecutor]):
 
     _new_event = threading.Event
 
-    def __init__(
-        self,
-        *,
-        redis_url: str | None = None,
-        redis_client: cluster.Client | None = None,
-        embedder: Embedder | None = None,
-        namespace: str | None = None,
-        threshold: float | None = None,
-        ttl: TTL = "default",
-        config: CacheConfig | None = None,
-        timeout: float = 0.25,
-        clock: Callable[[], float] = time.time,
-        prices: PriceTable | Mapping[str, Price] | None = None,
-    ) -> None:
-        owns = redis_client is None
-        if redis_client is None:
-            url = redis_url if redis_url is not None else ensure_server().url
-            redis_client = cluster.connect(url, timeout, _NO_RETRY, probe=redis_url is not None)
-        super().__init__(
-            executor=SyncExecutor, client=redis_client, config=_config(config, namespace, threshold, ttl),
-            embedder=embedder, clock=clock, prices=prices, owns_client=owns,
-        )  # fmt: skip
-        try:
-            drive(self._startup(), self._executor)
-        except (RedisError, OSError) as exc:
-            log.warning("semcache: Redis unreachable at start (%s); cache steps aside", exc)
+    @staticmethod
+    def _connect(url: str, timeout: float, *, probe: bool) -> cluster.Client:
+        return cluster.connect(url, timeout, NO_RETRY, probe=probe)
+
+    @staticmethod
+    def _executor_of(client: cluster.Client, embedder: Embedder | None) -> SyncExecutor:
+        return SyncExecutor(client, embedder)
+
+    def _opened(self) -> None:
+        drive(self._f_connect(), self._executor)
 
     lookup = _sync(Flows._f_lookup)
     lookup_plan = _sync(Flows._f_lookup_plan)
@@ -568,8 +129,7 @@ class Cache(Flows[SyncExecutor]):
 
     def close(self) -> None:
         """Write pending counters and close the Redis client if the cache made it."""
-        self.flush_counters()
-        self._stop_listener()
+        drive(self._f_closing(), self._executor)
         if self._owns_client:
             self._executor.close()
 
@@ -580,7 +140,7 @@ class Cache(Flows[SyncExecutor]):
         self.close()
 
 
-class AsyncCache(Flows[AsyncExecutor]):
+class AsyncCache(Flows[AsyncExecutor, cluster.AsyncClient]):
     """The asyncio twin of :class:`Cache`: the same arguments and methods, awaited.
 
     Checks (search module, index dimension) run on ``await cache.connect()``, ``async with``, or the
@@ -589,37 +149,17 @@ class AsyncCache(Flows[AsyncExecutor]):
 
     _new_event = asyncio.Event
 
-    def __init__(
-        self,
-        *,
-        redis_url: str | None = None,
-        redis_client: cluster.AsyncClient | None = None,
-        embedder: Embedder | None = None,
-        namespace: str | None = None,
-        threshold: float | None = None,
-        ttl: TTL = "default",
-        config: CacheConfig | None = None,
-        timeout: float = 0.25,
-        clock: Callable[[], float] = time.time,
-        prices: PriceTable | Mapping[str, Price] | None = None,
-    ) -> None:
-        owns = redis_client is None
-        if redis_client is None:
-            url = redis_url if redis_url is not None else ensure_server().url
-            redis_client = cluster.aconnect(
-                url, timeout, _NO_RETRY_ASYNC, probe=redis_url is not None
-            )
-        super().__init__(
-            executor=AsyncExecutor, client=redis_client, config=_config(config, namespace, threshold, ttl),
-            embedder=embedder, clock=clock, prices=prices, owns_client=owns,
-        )  # fmt: skip
+    @staticmethod
+    def _connect(url: str, timeout: float, *, probe: bool) -> cluster.AsyncClient:
+        return cluster.aconnect(url, timeout, NO_RETRY_ASYNC, probe=probe)
+
+    @staticmethod
+    def _executor_of(client: cluster.AsyncClient, embedder: Embedder | None) -> AsyncExecutor:
+        return AsyncExecutor(client, embedder)
 
     async def connect(self) -> AsyncCache:
         """Check the server and create the index now; raises ConfigurationError on a mismatch."""
-        try:
-            await adrive(self._startup(), self._executor)
-        except (RedisError, OSError) as exc:
-            log.warning("semcache: Redis unreachable at start (%s); cache steps aside", exc)
+        await adrive(self._f_connect(), self._executor)
         return self
 
     lookup = _async(Flows._f_lookup)
@@ -652,8 +192,7 @@ class AsyncCache(Flows[AsyncExecutor]):
 
     async def aclose(self) -> None:
         """Write pending counters and close the Redis client if the cache made it."""
-        await self.flush_counters()
-        await asyncio.to_thread(self._stop_listener)
+        await adrive(self._f_closing(), self._executor)
         if self._owns_client:
             await self._executor.close()
 
