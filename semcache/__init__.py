@@ -22,6 +22,8 @@ from semcache.accounting.stats import LayerStats as LayerStats
 from semcache.accounting.stats import Stats as Stats
 from semcache.core.canonical import SemanticPolicy as SemanticPolicy
 from semcache.core.config import CacheConfig as CacheConfig
+from semcache.core.plan import Plan as Plan
+from semcache.core.stampede import Flight as Flight
 from semcache.core.types import Entry as Entry
 from semcache.core.types import IndexParams as IndexParams
 from semcache.core.types import LookupResult as LookupResult
@@ -56,6 +58,7 @@ __all__ = [
     "Embedder",
     "EmbeddingJudge",
     "Entry",
+    "Flight",
     "Guard",
     "GuardedDecision",
     "IndexParams",
@@ -64,6 +67,7 @@ __all__ = [
     "LookupResult",
     "OpenAIEmbedder",
     "PerEntryThresholds",
+    "Plan",
     "Price",
     "PriceTable",
     "SearchModuleMissingError",

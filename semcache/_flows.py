@@ -31,7 +31,7 @@ from semcache.accounting.prices import Price, PriceTable, as_price_table
 from semcache.accounting.stats import Stats
 from semcache.core.config import CacheConfig
 from semcache.core.engine import TTL, Core
-from semcache.core.ops import Call, Commands, Flow, Wait
+from semcache.core.ops import Call, Commands, Defer, Flow, Wait
 from semcache.core.plan import Plan, ms
 from semcache.core.resilience import Breaker
 from semcache.core.stampede import Flight, acquire, await_entry, release, token
@@ -200,8 +200,12 @@ class Flows(Generic[E, C]):
 
     def _f_closing(self) -> Flow[None]:
         """Before the client closes: write pending counters, stop the L1 listener."""
-        yield from self._safe(self._accounting.flush(), None)
+        yield from self._safe(self._accounting.write(), None)
+        yield from self._safe(self._send_deferred(), None)
         yield Call(self._stop_listener)
+
+    def _send_deferred(self) -> Flow[None]:
+        yield Commands(())  # an empty round trip carries what waits to ride with the next one
 
     def _safe(self, flow: Flow[T], fallback: T) -> Flow[T]:
         """Run ``flow`` behind the breaker (and the one-time startup check): a Redis failure, or
@@ -225,7 +229,7 @@ class Flows(Generic[E, C]):
     def _count(self, due: bool) -> Flow[None]:
         """Write the pending counters when the accounting says they are due."""
         if due:
-            yield from self._safe(self._accounting.flush(), None)
+            yield from self._safe(self._accounting.write(), None)
 
     # --- the flows of the public methods --------------------------------------------------------
 
@@ -408,7 +412,7 @@ class Flows(Generic[E, C]):
         """
         ns = check_namespace(namespace) if namespace is not None else self.namespace
         if not local:
-            yield from self._safe(self._accounting.flush(), None)
+            yield from self._safe(self._accounting.write(), None)
             found = yield from self._safe(self._accounting.read(ns, days), None)
             if found is not None:
                 return found
@@ -423,13 +427,65 @@ class Flows(Generic[E, C]):
             if event is None:
                 event = self._flights[plan.exact_key] = self._new_event()
         if not leader:
-            yield Wait(event, self.config.stampede_wait)
-            shared = yield from self._f_lookup_plan(plan)
-            return Flight(plan, shared if shared.hit else None)
+            return (yield from self._follow(plan, event))
         flight = Flight(plan, leader=True, lock=token(), event=event)
         assert flight.lock is not None
         held = yield from self._safe(acquire(plan, flight.lock, self._lock_ms()), False)
         return (yield from self._led(flight, held, recheck=True))
+
+    def _f_lookup_and_join(self, plan: Plan) -> Flow[tuple[LookupResult, Flight | None]]:
+        """:meth:`lookup_plan`, then, on a miss, :meth:`join_flight`, with the compute lock taken in
+        the lookup's own round trip (a hit that took it frees it with the next round trip). Pair a
+        flight with :meth:`store_and_leave` (which frees the lock with the store) or
+        :meth:`leave_flight`."""
+        lock = token()
+        result, locked = yield from self._looked_up(plan, (lock, self._lock_ms()))
+        release = Defer((commands.release_lock(plan.lock_key, lock),))
+        if result.hit:
+            if locked:
+                yield release
+            return result, None
+        with self._flight_lock:
+            event = self._flights.get(plan.exact_key)
+            leader = event is None
+            if event is None:
+                event = self._flights[plan.exact_key] = self._new_event()
+        if not leader:
+            if locked:  # another process's lock expired; this process's leader goes on
+                yield release
+            return result, (yield from self._follow(plan, event))
+        flight = Flight(plan, leader=True, lock=lock, event=event)
+        return result, (yield from self._led(flight, locked, recheck=False))
+
+    def _f_store_and_leave(
+        self,
+        plan: Plan,
+        response: Mapping[str, Any],
+        *,
+        flight: Flight | None,
+        ttl: TTL = "default",
+        tags: Iterable[str] = (),
+        latency_ms: float | None = None,
+        cost_usd: float | None = None,
+        streamed: bool = False,
+    ) -> Flow[bool]:
+        """:meth:`store_plan`, then :meth:`leave_flight`, the lock freed in the store's pipeline."""
+        lock = flight.lock if flight is not None else None
+        flow = self._stored(
+            plan, response, ttl=ttl, tags=tags, latency_ms=latency_ms, cost_usd=cost_usd,
+            streamed=streamed, unlock=lock,
+        )  # fmt: skip
+        stored = yield from flow
+        if flight is not None:
+            flight.lock = None  # freed (or left to expire if Redis did not answer)
+            self._end_flight(flight)
+        return stored
+
+    def _follow(self, plan: Plan, event: Any) -> Flow[Flight]:
+        """Wait for this process's leader of the request, then look its answer up."""
+        yield Wait(event, self.config.stampede_wait)
+        shared = yield from self._f_lookup_plan(plan)
+        return Flight(plan, shared if shared.hit else None)
 
     def _led(self, flight: Flight, held: bool, *, recheck: bool) -> Flow[Flight]:
         """A leader's flight once its lock was asked for: without the lock it waits for the holder
@@ -458,8 +514,9 @@ class Flows(Generic[E, C]):
 
     def _end_flight(self, flight: Flight) -> None:
         if flight.leader:
-            with self._flight_lock:
-                self._flights.pop(flight.plan.exact_key, None)
+            with self._flight_lock:  # only its own: a later flight may hold the key by now
+                if self._flights.get(flight.plan.exact_key) is flight.event:
+                    del self._flights[flight.plan.exact_key]
             flight.event.set()
 
     def _f_count_indexes(self) -> Flow[int]:
@@ -470,9 +527,10 @@ class Flows(Generic[E, C]):
             raise reply
         return len(reply)
 
-    def _f_flush_counters(self) -> Flow[None]:
-        """Write this process's pending counters to Redis now."""
-        yield from self._safe(self._accounting.flush(), None)
+    def _f_write_counters(self) -> Flow[None]:
+        """Write this process's pending counters to Redis now (they are written in batches
+        anyway, and on close)."""
+        yield from self._safe(self._accounting.write(), None)
 
     def _stop_listener(self) -> None:
         if self._listener is not None:

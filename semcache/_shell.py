@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -27,13 +29,25 @@ S = TypeVar("S", bound="Flows[Any, Any]")
 P = ParamSpec("P")
 
 
+def _adopt(method: Callable[..., Any], flow: Callable[..., Any]) -> None:
+    """Give a shell method its flow's name, docstring and signature, returning what the flow
+    returns (``Flow[X]`` → ``X``), so help() and get_type_hints() show the public method."""
+    functools.update_wrapper(method, flow)  # __wrapped__: type hints resolve in the flow's module
+    hints = dict(flow.__annotations__)
+    hints["return"] = re.sub(r"^Flow\[(.*)\]$", r"\1", str(hints["return"]))
+    method.__annotations__ = hints
+    method.__signature__ = inspect.signature(flow).replace(  # type: ignore[attr-defined]
+        return_annotation=hints["return"]
+    )
+
+
 def _sync(flow: Callable[Concatenate[S, P], Flow[T]]) -> Callable[Concatenate[S, P], T]:
     """A ``Cache`` method: the flow, driven by the sync executor."""
 
     def method(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return drive(flow(self, *args, **kwargs), self._executor)
 
-    functools.update_wrapper(method, flow)
+    _adopt(method, flow)
     return method
 
 
@@ -45,7 +59,7 @@ def _async(
     async def method(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await adrive(flow(self, *args, **kwargs), self._executor)
 
-    functools.update_wrapper(method, flow)
+    _adopt(method, flow)
     return method
 
 
@@ -97,12 +111,15 @@ class Cache(Flows[SyncExecutor, cluster.Client]):
     invalidate = _sync(Flows._f_invalidate)
     invalidate_tenant = _sync(Flows._f_invalidate_tenant)
     delete_namespace = _sync(Flows._f_delete_namespace)
-    flush = delete_namespace  # the old name of delete_namespace, kept working
-    flush_counters = _sync(Flows._f_flush_counters)
+    flush = delete_namespace
+    """Deprecated: the old name of :meth:`delete_namespace`, kept working."""
+    write_counters = _sync(Flows._f_write_counters)
     count_indexes = _sync(Flows._f_count_indexes)
     feedback = _sync(Flows._f_feedback)
     stats = _sync(Flows._f_stats)
     join_flight = _sync(Flows._f_join_flight)
+    lookup_and_join = _sync(Flows._f_lookup_and_join)
+    store_and_leave = _sync(Flows._f_store_and_leave)
     leave_flight = _sync(Flows._f_leave_flight)
 
     @contextlib.contextmanager
@@ -173,12 +190,15 @@ class AsyncCache(Flows[AsyncExecutor, cluster.AsyncClient]):
     invalidate = _async(Flows._f_invalidate)
     invalidate_tenant = _async(Flows._f_invalidate_tenant)
     delete_namespace = _async(Flows._f_delete_namespace)
-    flush = delete_namespace  # the old name of delete_namespace, kept working
-    flush_counters = _async(Flows._f_flush_counters)
+    flush = delete_namespace
+    """Deprecated: the old name of :meth:`delete_namespace`, kept working."""
+    write_counters = _async(Flows._f_write_counters)
     count_indexes = _async(Flows._f_count_indexes)
     feedback = _async(Flows._f_feedback)
     stats = _async(Flows._f_stats)
     join_flight = _async(Flows._f_join_flight)
+    lookup_and_join = _async(Flows._f_lookup_and_join)
+    store_and_leave = _async(Flows._f_store_and_leave)
     leave_flight = _async(Flows._f_leave_flight)
 
     @contextlib.asynccontextmanager

@@ -28,19 +28,44 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from semcache._errors import missing_extra
 from semcache.core.config import CacheConfig
 from semcache.replay._figures import Figures
 from semcache.replay._logs import BadLine as BadLine
 from semcache.replay._logs import Log as Log
 from semcache.replay._logs import LogRecord as LogRecord
 from semcache.replay._logs import read_log as read_log
+from semcache.replay._plot import pyplot as _pyplot
 from semcache.replay._replay import ReplayReport as ReplayReport
 from semcache.replay._replay import replay as replay
 from semcache.replay._replay import simulate, trace_log
 from semcache.replay._replay import threshold_grid as threshold_grid
 
 DEFAULT_GRID = "0.50:1.00:0.01"
+
+
+__all__ = [
+    "BadLine",
+    "CurvePoint",
+    "Log",
+    "LogRecord",
+    "Pair",
+    "PairFile",
+    "Recommendation",
+    "ReplayReport",
+    "Scores",
+    "at",
+    "curve",
+    "evaluate_log",
+    "log_curve",
+    "plot_curves",
+    "plot_distributions",
+    "read_log",
+    "read_pairs",
+    "recommend",
+    "replay",
+    "score_pairs",
+    "threshold_grid",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,23 +272,6 @@ def at(points: Sequence[CurvePoint], threshold: float) -> CurvePoint:
 
 
 # --- plots -----------------------------------------------------------------------------------------
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg") if not _interactive() else None
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise missing_extra("matplotlib", "plot") from exc
-    return plt
-
-
-def _interactive() -> bool:
-    import sys
-
-    return "ipykernel" in sys.modules or "IPython" in sys.modules
 
 
 def _axes(ax: Any) -> Any:

@@ -1,9 +1,9 @@
-"""Accounting: what each lookup saved and cost, counted in process and flushed to Redis in batches.
+"""Accounting: what each lookup saved and cost, counted in process and written to Redis in batches.
 
 The shells report every lookup and store to an :class:`Accounting`; recording is a few dictionary
 additions, never a Redis round trip. When a batch is due (every ``flush_every`` seconds or
-``flush_events`` events, and on ``stats()`` / ``close()``) the shell runs :meth:`Accounting.flush`,
-a flow like any in ``_core``: HINCRBY / HINCRBYFLOAT on one hash per namespace and day
+``flush_events`` events, and on ``stats()`` / ``close()``) the shell runs :meth:`Accounting.write`,
+a flow like any in ``semcache.core``: HINCRBY / HINCRBYFLOAT on one hash per namespace and day
 (``semcache:stats:<namespace>:<yyyy-mm-dd>``), so every process adds into the same totals.
 Latency histograms are stored as bucket counts, so percentiles merge across processes.
 
@@ -129,7 +129,7 @@ class Accounting:
 
     # --- flows ----------------------------------------------------------------------------------
 
-    def flush(self) -> Flow[None]:
+    def write(self) -> Flow[None]:
         """Send pending counters in one pipeline; on failure they stay pending for the next one."""
         pending, entries = self._take()
         if not pending and not entries:

@@ -6,17 +6,32 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from semcache.accounting.accounting import hit_counters
 from semcache.accounting.prices import PriceTable
 from semcache.core.plan import Plan
 from semcache.core.types import Entry, LookupResult
-from semcache.replay._figures import Saving
 
 #: The ``object`` of the placeholder stored for a logged request without a response.
 PLACEHOLDER = "semcache.replay.placeholder"
 _LAYER = "hit"
+
+
+@dataclass(frozen=True, slots=True)
+class Saving:
+    """What answering one request from the cache saved (usd None: no price known)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usd: float | None = None
+    known: bool = True
+    """False when the answering entry carried no usage (nothing to count)."""
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
 
 def saving_of(plan: Plan, response: Mapping[str, Any] | None) -> Saving:

@@ -155,7 +155,7 @@ def _run(
             )  # fmt: skip
         finally:
             if namespace is None:
-                cache.flush()
+                cache.delete_namespace()
 
 
 def _progress(items: Iterable[Any], desc: str, total: int) -> Iterable[Any]:

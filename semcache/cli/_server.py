@@ -60,7 +60,7 @@ def flush(redis_url: str | None, namespace: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Remove every entry of namespace {namespace!r}?", abort=True)
     with open_cache(redis_url, namespace, semantic=False) as cache:
-        click.echo(f"removed {cache.flush()} keys")
+        click.echo(f"removed {cache.delete_namespace()} keys")
 
 
 @main.command()

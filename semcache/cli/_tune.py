@@ -196,8 +196,9 @@ def _text(report: dict[str, Any], points: list[Any]) -> str:
 
 def _plot(path: Path, scores: Any, points: list[Any], mark: Any) -> None:
     from semcache import tuning
+    from semcache.replay._plot import pyplot
 
-    plt = tuning._pyplot()
+    plt = pyplot()
     panels = 2 if scores is not None else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
     if scores is not None:

@@ -181,7 +181,10 @@ class Core:
     ) -> Flow[bool]:
         """Write the exact entry, the semantic document and the tag sets in one pipeline (with the
         release of the request's compute lock, given its token as ``unlock``)."""
+        release = (commands.release_lock(plan.lock_key, unlock),) if unlock is not None else ()
         if self.config.read_only or self.planner.bypass_reason(plan):
+            if release:
+                yield Commands(release)
             return False
         entry = self._entry(plan, response, self.entry_ttl_ms(ttl), tuple(tags))
         entry = replace(entry, latency_ms=latency_ms, cost_usd=cost_usd, streamed=streamed)
@@ -198,7 +201,6 @@ class Core:
                 yield from self.semantic.ensure_index(plan.keys)
         if self.l1 is not None:
             self.l1.discard(plan.exact_key)
-        release = (commands.release_lock(plan.lock_key, unlock),) if unlock is not None else ()
         batch = (*writes, *self._entry_commands(plan, entry, vector))
         replies = (yield Commands((*batch, *release)))[: len(batch)]
         failed = [r for r in replies if isinstance(r, Exception)]

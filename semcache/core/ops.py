@@ -65,7 +65,15 @@ class Wait:
     timeout: float
 
 
-Op = Commands | Embed | Scan | Call | Sleep | Wait
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """Send these Redis commands with the executor's next round trip, whatever it is, and ignore
+    their replies (a lock release that must not cost a hit a round trip of its own)."""
+
+    commands: tuple[tuple[Any, ...], ...]
+
+
+Op = Commands | Embed | Scan | Call | Sleep | Wait | Defer
 Flow = Generator[Op, Any, T]
 
 

@@ -31,7 +31,7 @@ from semcache.openai._options import (
     from_headers,
     resolve,
 )
-from semcache.openai._restream import replay
+from semcache.openai._restream import restream
 from semcache.openai._sse import Recorder
 
 log = logging.getLogger("semcache")
@@ -70,12 +70,23 @@ class Lookup:
 
 
 @dataclass(frozen=True, slots=True)
+class LookupAndJoin:
+    """Look up and, on a miss, join the single flight (the compute lock rides with the lookup):
+    the result is ``(LookupResult, Flight | None)``."""
+
+    plan: Plan
+
+
+@dataclass(frozen=True, slots=True)
 class Store:
+    """Store an answer, leaving ``flight`` in the same round trip (its lock freed with the writes)."""
+
     plan: Plan
     body: dict[str, Any]
     options: RequestOptions
     latency_ms: float
     streamed: bool
+    flight: Flight | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +135,7 @@ class Relay:
         return _decoded(self.upstream, self.info, stream=stream)
 
 
-CacheOp = Lookup | Store | GetVectors | PutVectors | Join | Leave
+CacheOp = Lookup | LookupAndJoin | Store | GetVectors | PutVectors | Join | Leave
 WrapOp = Send | Read | Relay | CacheOp
 WrapFlow = Generator[WrapOp, Any, httpx2.Response]
 
@@ -133,11 +144,14 @@ def cache_call(op: CacheOp, cache: Any) -> Callable[[], Any]:
     """The cache method call an operation stands for (awaitable when ``cache`` is an AsyncCache)."""
     if isinstance(op, Lookup):
         return lambda: cache.lookup_plan(op.plan)
+    if isinstance(op, LookupAndJoin):
+        return lambda: cache.lookup_and_join(op.plan)
     if isinstance(op, Store):
         o = op.options
-        return lambda: cache.store_plan(
-            op.plan, op.body, ttl=o.ttl, tags=o.tags, latency_ms=op.latency_ms, streamed=op.streamed
-        )
+        return lambda: cache.store_and_leave(
+            op.plan, op.body, flight=op.flight, ttl=o.ttl, tags=o.tags, latency_ms=op.latency_ms,
+            streamed=op.streamed,
+        )  # fmt: skip
     if isinstance(op, GetVectors):
         return lambda: cache.cached_vectors(op.model, op.texts)
     if isinstance(op, Join):
@@ -149,8 +163,9 @@ def cache_call(op: CacheOp, cache: Any) -> Callable[[], Any]:
 
 def fallback(op: CacheOp) -> Any:
     """What a cache operation returns when the cache fails in a way it did not handle itself."""
-    if isinstance(op, Lookup):
-        return LookupResult(layer=None, key=op.plan.digest, reason="unavailable")
+    if isinstance(op, Lookup | LookupAndJoin):
+        missed = LookupResult(layer=None, key=op.plan.digest, reason="unavailable")
+        return missed if isinstance(op, Lookup) else (missed, None)
     if isinstance(op, GetVectors):
         return [None] * len(op.texts)
     return False if isinstance(op, Store) else None  # Join: no flight, just call upstream
@@ -216,20 +231,26 @@ def generate(call: Call, settings: Settings) -> WrapFlow:
         return relay(upstream, CacheInfo(layer=None, reason="uncacheable"))
     info = CacheInfo(layer=None, key=plan.digest, reason="bypass")
     refreshing = call.options.bypass  # the caller wants a fresh answer, not the stored one
+    storing = not call.options.no_store and settings.stores(plan)
+    flight: Flight | None = None
     if not call.options.bypass:
-        result = yield Lookup(plan)
+        # Identical misses share one upstream call: a miss joins their flight, its compute lock
+        # taken in the lookup's own round trip.
+        if storing:
+            result, flight = yield LookupAndJoin(plan)
+        else:
+            result = yield Lookup(plan)
         # XFetch flagged this hit near expiry: this caller recomputes it, the others keep hitting.
         refreshing = result.hit and result.refresh
-        hit = replay_hit(call, result) if result.hit and not refreshing else None
+        hit = restream_hit(call, result) if result.hit and not refreshing else None
         if hit is not None:
             return hit
         info = CacheInfo.of(result) if not refreshing else replace(info, reason="refresh")
-    storing = not call.options.no_store and settings.stores(plan)
-    # Identical misses share one upstream call; a refresh does not wait for what it replaces.
-    flight: Flight | None = (yield Join(plan)) if storing and not refreshing else None
+        if result.hit and storing and not refreshing:  # a hit that cannot be replayed: a miss
+            flight = yield Join(plan)
     if flight is not None and flight.shared is not None:  # another caller just stored the answer
         yield Leave(flight)
-        hit = replay_hit(call, flight.shared)
+        hit = restream_hit(call, flight.shared)
         if hit is not None:
             return hit
         flight = None
@@ -266,7 +287,7 @@ def _upstream(
     if streamed:
 
         def at_end(body: dict[str, Any]) -> Store:
-            return Store(plan, body, call.options, _since(start), streamed=True)
+            return Store(plan, body, call.options, _since(start), streamed=True, flight=flight)
 
         recorder = Recorder(call.endpoint, drop_usage=inject)
         relayed: httpx2.Response = yield Relay(upstream, recorder, at_end, info, leave)
@@ -274,8 +295,8 @@ def _upstream(
     content = yield Read(upstream)
     body = complete_body(call.endpoint, content)
     if body is not None:
-        yield Store(plan, body, call.options, _since(start), streamed=False)
-    if leave is not None:
+        yield Store(plan, body, call.options, _since(start), streamed=False, flight=flight)
+    elif leave is not None:
         yield leave
     return buffered(upstream, content, info)
 
@@ -382,12 +403,12 @@ def _plan(call: Call, settings: Settings) -> Plan | None:
 # --- responses ------------------------------------------------------------------------------------
 
 
-def replay_hit(call: Call, result: LookupResult) -> httpx2.Response | None:
+def restream_hit(call: Call, result: LookupResult) -> httpx2.Response | None:
     """The response for a hit, as JSON or as a stream; None when the entry cannot be replayed."""
     body = result.response or {}
     try:
         if call.stream:
-            content = replay(call.endpoint, body, include_usage=call.wants_usage)
+            content = restream(call.endpoint, body, include_usage=call.wants_usage)
             kind = "text/event-stream; charset=utf-8"
         else:
             content = json.dumps(body, ensure_ascii=False).encode()

@@ -15,7 +15,7 @@ from semcache.openai._sse import DONE, encode
 _MESSAGE_LATER = frozenset({"tool_calls", "function_call"})
 
 
-def replay(kind: str, body: dict[str, Any], *, include_usage: bool) -> bytes:
+def restream(kind: str, body: dict[str, Any], *, include_usage: bool) -> bytes:
     """The whole SSE body of a streamed hit."""
     if kind == "responses":
         events = [encode(e, e["type"]) for e in response_events(body)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
-from semcache.core.ops import Call, Commands, Embed, Op, Scan, Sleep, Wait
+from semcache.core.ops import Call, Commands, Defer, Embed, Op, Scan, Sleep, Wait
 from semcache.embedding.embedders import Embedder
 from semcache.redis import commands
 from semcache.redis.cluster import AsyncClient, Client
@@ -37,6 +38,24 @@ def as_one(batch: tuple[Command, ...], cluster: bool) -> tuple[Command, Unpack] 
     return None
 
 
+class Deferred:
+    """Commands waiting to ride with the next round trip (see :class:`semcache.core.ops.Defer`)."""
+
+    def __init__(self) -> None:
+        self._commands: list[Command] = []
+        self._lock = threading.Lock()
+
+    def add(self, batch: tuple[Command, ...]) -> None:
+        with self._lock:
+            self._commands += batch
+
+    def take(self, batch: tuple[Command, ...]) -> tuple[int, tuple[Command, ...]]:
+        """How many deferred commands go first, and the batch with them."""
+        with self._lock:
+            waiting, self._commands = tuple(self._commands), []
+        return len(waiting), (*waiting, *batch)
+
+
 class SyncExecutor:
     """Executes operations with a ``redis.Redis`` / ``RedisCluster`` client and an embedder."""
 
@@ -44,10 +63,14 @@ class SyncExecutor:
         self.client = client
         self.embedder = embedder
         self.cluster = isinstance(client, RedisCluster)
+        self.deferred = Deferred()
 
     def __call__(self, op: Op) -> Any:
         if isinstance(op, Commands):
-            return self.commands(op.commands)
+            skip, batch = self.deferred.take(op.commands)
+            return self.commands(batch)[skip:] if batch else []
+        if isinstance(op, Defer):
+            return self.deferred.add(op.commands)
         if isinstance(op, Embed):
             assert self.embedder is not None
             return self.embedder.embed(list(op.texts))
@@ -87,10 +110,14 @@ class AsyncExecutor:
         self.client = client
         self.embedder = embedder
         self.cluster = isinstance(client, AsyncRedisCluster)
+        self.deferred = Deferred()
 
     async def __call__(self, op: Op) -> Any:
         if isinstance(op, Commands):
-            return await self.commands(op.commands)
+            skip, batch = self.deferred.take(op.commands)
+            return (await self.commands(batch))[skip:] if batch else []
+        if isinstance(op, Defer):
+            return self.deferred.add(op.commands)
         if isinstance(op, Embed):
             assert self.embedder is not None
             return await self.embedder.aembed(list(op.texts))

@@ -8,22 +8,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from semcache.accounting.savings import Saving as Saving
+
 ReplayLayer = Literal["exact", "semantic"]
-
-
-@dataclass(frozen=True, slots=True)
-class Saving:
-    """What answering one request from the cache saved (usd None: no price known)."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    usd: float | None = None
-    known: bool = True
-    """False when the answering entry carried no usage (nothing to count)."""
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass(frozen=True, slots=True)

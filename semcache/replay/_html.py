@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from semcache.replay._figures import Figures, Outcome
+from semcache.replay._plot import pyplot
 from semcache.replay._replay import ReplayReport
 from semcache.replay._text import render_text
 
@@ -24,9 +25,7 @@ svg{max-width:100%;height:auto}
 def render_html(report: ReplayReport, *, title: str = "semcache replay") -> str:
     """The report with plots: hit rate over the log, similarity of hits and false hits, savings
     per layer, and the sweep when there is one."""
-    from semcache.tuning import _pyplot
-
-    plt = _pyplot()
+    plt = pyplot()
     plots = [
         ("Hit rate over the log", _hit_rate_over_log(plt, report.outcomes)),
         ("Similarity of semantic hits", _similarities(plt, report.outcomes)),

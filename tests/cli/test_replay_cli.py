@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from test_replay import EXPECTED, hand_log
 
 from semcache.cli import main
+from tests.replay.test_replay import EXPECTED, hand_log
 
 TABLE = "test_replay:table_embedder"
 

@@ -130,11 +130,11 @@ def test_flush_commands_keep_integer_and_float_fields_apart() -> None:
 def test_a_failed_flush_keeps_its_counters_for_the_next_one() -> None:
     accounting = Accounting(embedding_model="local", prices=PriceTable(), clock=lambda: 0.0)
     accounting._record("ns", {"exact:hits": 1.0}, None)
-    flow = accounting.flush()
+    flow = accounting.write()
     assert isinstance(next(flow), Commands)
     with pytest.raises(ConnectionError):
         flow.throw(ConnectionError("Redis went away"))  # what a shell does when the pipeline fails
-    retry = accounting.flush()
+    retry = accounting.write()
     commands = next(retry).commands
     assert ("HINCRBY", "semcache:stats:ns:1970-01-01", "exact:hits", 1) in commands
 

@@ -10,6 +10,13 @@ from __future__ import annotations
 
 import pytest
 
+from tests.openai.test_wrapper import (  # noqa: F401
+    test_chat_miss_then_exact_hit_returns_the_same_completion,
+    test_completions_and_responses_hit_with_their_own_types,
+    test_responses_function_calls_round_trip,
+    test_semantic_hit_is_marked_with_layer_and_similarity,
+    test_tool_calls_and_refusals_round_trip,
+)
 from tests.test_async_cache import (  # noqa: F401
     test_async_dimension_mismatch_raises_on_connect,
     test_async_exact_semantic_and_tenant_isolation,
@@ -41,13 +48,6 @@ from tests.test_cache import (  # noqa: F401
     test_unrelated_question_misses,
     test_version_bump_retires_older_entries,
     test_wrong_size_embedding_cache_value_is_recomputed,
-)
-from tests.test_wrapper import (  # noqa: F401
-    test_chat_miss_then_exact_hit_returns_the_same_completion,
-    test_completions_and_responses_hit_with_their_own_types,
-    test_responses_function_calls_round_trip,
-    test_semantic_hit_is_marked_with_layer_and_similarity,
-    test_tool_calls_and_refusals_round_trip,
 )
 
 

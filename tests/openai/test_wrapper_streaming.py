@@ -242,7 +242,7 @@ COMPLETION_BODY = {
 def test_replayed_stream_records_back_to_the_same_body(
     kind: str, body: dict[str, Any], usage: bool
 ) -> None:
-    from semcache.openai._restream import replay
+    from semcache.openai._restream import restream as replay
     from semcache.openai._sse import Recorder
 
     stream = replay(kind, body, include_usage=usage)

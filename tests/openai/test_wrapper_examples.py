@@ -16,7 +16,7 @@ from openai_server import FakeOpenAI
 
 import semcache
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def load(name: str) -> ModuleType:

@@ -258,7 +258,7 @@ CHILD = textwrap.dedent(
 
 
 def test_two_processes_add_up_in_redis(redis_url: str, namespace: str) -> None:
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     script = CHILD.format(root=root, namespace=namespace, url=redis_url)
     child = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120

@@ -10,7 +10,7 @@ from semcache import CacheConfig, GuardedDecision, PerEntryThresholds
 from semcache.decision.thresholds import append, decode, encode, entry_threshold
 from semcache.redis.commands import APPEND
 from tests.conftest import answer, chat
-from tests.test_decide import STORED, table_embedder
+from tests.decision.test_decide import STORED, table_embedder
 
 QUERY = "convert six feet into meters"
 
