@@ -75,8 +75,9 @@ def _config(
     return config if not overrides else dataclasses.replace(config, **overrides)
 
 
-class Flows(Generic[E, C]):
-    """Everything ``Cache`` and ``AsyncCache`` do, written once as flows over one executor."""
+class Base(Generic[E, C]):
+    """What the shells share besides their flows: configuration, the core, the breaker, the
+    accounting, the L1 listener, and how a flow runs (behind the breaker, after the startup check)."""
 
     #: What single-flight followers wait on (``threading.Event`` or ``asyncio.Event``).
     _new_event: Callable[[], Any]
@@ -230,6 +231,27 @@ class Flows(Generic[E, C]):
         """Write the pending counters when the accounting says they are due."""
         if due:
             yield from self._safe(self._accounting.write(), None)
+
+    def _f_count_indexes(self) -> Flow[int]:
+        """How many search indexes the server has (any program's); raises when Redis or its search
+        module does not answer (``semcache doctor``)."""
+        (reply,) = yield Commands((commands.list_indexes(),))
+        if isinstance(reply, Exception):
+            raise reply
+        return len(reply)
+
+    def _f_write_counters(self) -> Flow[None]:
+        """Write this process's pending counters to Redis now (they are written in batches
+        anyway, and on close)."""
+        yield from self._safe(self._accounting.write(), None)
+
+    def _stop_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+
+
+class Layers(Base[E, C]):
+    """The flows of the lookups, stores, vectors, invalidation, feedback and stats."""
 
     # --- the flows of the public methods --------------------------------------------------------
 
@@ -418,6 +440,11 @@ class Flows(Generic[E, C]):
                 return found
         return self._accounting.local(ns)
 
+
+class Flows(Layers[E, C]):
+    """Everything ``Cache`` and ``AsyncCache`` do, written once as flows over one executor: the
+    layers' flows, and single flight (identical misses share one upstream call)."""
+
     def _f_join_flight(self, plan: Plan) -> Flow[Flight]:
         """The start of :meth:`single_flight`, for callers that cannot use a ``with`` block: waits
         while another caller computes the same request. Always pair with :meth:`leave_flight`."""
@@ -518,20 +545,3 @@ class Flows(Generic[E, C]):
                 if self._flights.get(flight.plan.exact_key) is flight.event:
                     del self._flights[flight.plan.exact_key]
             flight.event.set()
-
-    def _f_count_indexes(self) -> Flow[int]:
-        """How many search indexes the server has (any program's); raises when Redis or its search
-        module does not answer (``semcache doctor``)."""
-        (reply,) = yield Commands((commands.list_indexes(),))
-        if isinstance(reply, Exception):
-            raise reply
-        return len(reply)
-
-    def _f_write_counters(self) -> Flow[None]:
-        """Write this process's pending counters to Redis now (they are written in batches
-        anyway, and on close)."""
-        yield from self._safe(self._accounting.write(), None)
-
-    def _stop_listener(self) -> None:
-        if self._listener is not None:
-            self._listener.stop()

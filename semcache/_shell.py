@@ -16,7 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from semcache._flows import NO_RETRY, NO_RETRY_ASYNC, Flows
+from semcache._flows import NO_RETRY, NO_RETRY_ASYNC, Base, Flows
 from semcache.core.ops import Flow, adrive, drive
 from semcache.core.plan import Plan
 from semcache.core.types import LookupResult
@@ -25,7 +25,7 @@ from semcache.redis import cluster
 from semcache.redis.executor import AsyncExecutor, SyncExecutor
 
 T = TypeVar("T")
-S = TypeVar("S", bound="Flows[Any, Any]")
+S = TypeVar("S", bound="Base[Any, Any]")
 P = ParamSpec("P")
 
 
