@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from semcache.core.config import CacheConfig
-from semcache.replay._figures import Figures
+from semcache.replay._figures import Figures, figures
 from semcache.replay._logs import BadLine as BadLine
 from semcache.replay._logs import Log as Log
 from semcache.replay._logs import LogRecord as LogRecord
@@ -235,8 +235,6 @@ def evaluate_log(
 ) -> list[Figures]:
     """What a cache would do on a log at each threshold, computed offline (no Redis) with the
     same rules as :func:`replay`."""
-    from semcache.replay._figures import figures
-
     trace, _ = trace_log(records, embedder, floor=min(thresholds), config=config)
     return [figures(t, simulate(trace, t), labelled=trace.labelled) for t in thresholds]
 
