@@ -16,6 +16,7 @@ from semcache._decide import Decision as Decision
 from semcache._decide import GuardedDecision as GuardedDecision
 from semcache._decide import ThresholdDecision as ThresholdDecision
 from semcache._decide import Verdict as Verdict
+from semcache._embed_onnx import OnnxEmbedder as OnnxEmbedder
 from semcache._embedders import Batching as Batching
 from semcache._embedders import CallableEmbedder as CallableEmbedder
 from semcache._embedders import Embedder as Embedder
@@ -62,6 +63,7 @@ __all__ = [
     "InvalidRequestError",
     "LayerStats",
     "LookupResult",
+    "OnnxEmbedder",
     "OpenAIEmbedder",
     "PerEntryThresholds",
     "Price",

@@ -44,7 +44,7 @@ from semcache._core import (
     Scan,
     Sleep,
 )
-from semcache._embedders import Batching, Embedder, SentenceTransformerEmbedder
+from semcache._embedders import Batching, Embedder, default_local_embedder
 from semcache._errors import ConfigurationError, SearchModuleMissingError
 from semcache._l1 import Listener
 from semcache._prices import Price, PriceTable, as_price_table
@@ -106,7 +106,7 @@ def _replace(config: CacheConfig, overrides: dict[str, Any]) -> CacheConfig:
 
 
 def _default_embedder() -> Embedder:
-    return Batching(SentenceTransformerEmbedder())
+    return Batching(default_local_embedder())
 
 
 def _default_url() -> str:
