@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from semcache._embedders import DEFAULT_MODEL_ID, Vectors, _ThreadedAsync, normalize
+from semcache._errors import ConfigurationError
 from semcache._onnx import Array, GraphSpec, OnnxModel
 
 MANIFEST = Path(__file__).with_name("data") / "onnx" / "all-MiniLM-L6-v2.json"
@@ -55,7 +56,13 @@ class OnnxEmbedder(_ThreadedAsync):
                     f"{package} is not installed; install it with: pip install semcache"
                 )
         directory = Path(model_dir) if model_dir is not None else _weights_dir()
-        spec = GraphSpec.from_manifest(Path(manifest or MANIFEST), directory)
+        manifest = Path(manifest or MANIFEST)
+        if not manifest.is_file():
+            raise ConfigurationError(f"OnnxEmbedder: no graph manifest at {manifest}")
+        spec = GraphSpec.from_manifest(manifest, directory)
+        missing = [str(p) for p in (spec.graph, spec.weights, spec.tokenizer) if not p.is_file()]
+        if missing:
+            raise ConfigurationError(f"OnnxEmbedder: missing {', '.join(missing)}")
         self._model = OnnxModel(spec, threads=threads)
         self._batch_size = batch_size
         self._model_id = model_id

@@ -179,13 +179,13 @@ def _load_sentence_transformer(path: str | None, device: str, threads: int) -> A
     return SentenceTransformer(path, device=device)
 
 
-def default_local_embedder() -> Embedder:
+def default_local_embedder(threads: int = 1) -> Embedder:
     """all-MiniLM-L6-v2 on ONNX Runtime when it is installed (the default install), else on torch."""
     if importlib.util.find_spec("onnxruntime") is not None:
         from semcache._embed_onnx import OnnxEmbedder
 
-        return OnnxEmbedder()
-    return SentenceTransformerEmbedder()
+        return OnnxEmbedder(threads=threads)
+    return SentenceTransformerEmbedder(threads=threads)
 
 
 class OpenAIEmbedder:
