@@ -64,6 +64,7 @@ class OnnxEmbedder(_ThreadedAsync):
         if missing:
             raise ConfigurationError(f"OnnxEmbedder: missing {', '.join(missing)}")
         self._model = OnnxModel(spec, threads=threads)
+        self._dimension = spec.dimension or 384
         self._batch_size = batch_size
         self._model_id = model_id
 
@@ -73,7 +74,7 @@ class OnnxEmbedder(_ThreadedAsync):
 
     @property
     def dimension(self) -> int:
-        return 384
+        return self._dimension
 
     def load(self) -> OnnxEmbedder:
         """Load the graph, weights and tokenizer now rather than on the first embed."""

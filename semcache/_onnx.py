@@ -39,6 +39,7 @@ class GraphSpec:
         initializers: graph initializer name -> safetensors tensor name.
         max_length: tokens per text (or pair) after truncation.
         output: the graph output to return.
+        dimension: the size of the output's last axis, when the manifest records it.
     """
 
     graph: Path
@@ -47,6 +48,7 @@ class GraphSpec:
     initializers: Mapping[str, str]
     max_length: int = 256
     output: str = "last_hidden_state"
+    dimension: int | None = None
 
     @classmethod
     def from_manifest(cls, manifest: Path, model_dir: Path) -> GraphSpec:
@@ -59,6 +61,7 @@ class GraphSpec:
             initializers=dict(meta["initializers"]),
             max_length=int(meta["max_length"]),
             output=str(meta["output"]),
+            dimension=int(meta["dimension"]) if "dimension" in meta else None,
         )
 
 
