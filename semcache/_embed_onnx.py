@@ -55,14 +55,7 @@ class OnnxEmbedder(_ThreadedAsync):
                 raise ImportError(
                     f"{package} is not installed; install it with: pip install semcache"
                 )
-        directory = Path(model_dir) if model_dir is not None else _weights_dir()
-        manifest = Path(manifest or MANIFEST)
-        if not manifest.is_file():
-            raise ConfigurationError(f"OnnxEmbedder: no graph manifest at {manifest}")
-        spec = GraphSpec.from_manifest(manifest, directory)
-        missing = [str(p) for p in (spec.graph, spec.weights, spec.tokenizer) if not p.is_file()]
-        if missing:
-            raise ConfigurationError(f"OnnxEmbedder: missing {', '.join(missing)}")
+        spec = _spec(Path(manifest or MANIFEST), model_dir)
         self._model = OnnxModel(spec, threads=threads)
         self._dimension = spec.dimension or 384
         self._batch_size = batch_size
@@ -92,6 +85,17 @@ def mean_pool(hidden: Array, mask: Array) -> Array:
     counts: Array = np.maximum(weights.sum(axis=1), 1e-9)
     pooled: Array = (hidden * weights).sum(axis=1) / counts
     return pooled
+
+
+def _spec(manifest: Path, model_dir: Path | None) -> GraphSpec:
+    """The shipped graph with the installed weights; missing files are a configuration error."""
+    if not manifest.is_file():
+        raise ConfigurationError(f"OnnxEmbedder: no graph manifest at {manifest}")
+    spec = GraphSpec.from_manifest(manifest, Path(model_dir) if model_dir else _weights_dir())
+    missing = [str(p) for p in (spec.graph, spec.weights, spec.tokenizer) if not p.is_file()]
+    if missing:
+        raise ConfigurationError(f"OnnxEmbedder: missing {', '.join(missing)}")
+    return spec
 
 
 def _weights_dir() -> Path:
