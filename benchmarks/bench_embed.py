@@ -10,7 +10,7 @@ In one run, on the same all-MiniLM-L6-v2 weights:
 - the first lookup of a fresh process (a subprocess: import semcache, ``Cache()``, one lookup that
   misses and embeds), against an already-running Redis, for each runtime, interleaved.
 
-Usage: HF_HUB_OFFLINE=1 python benchmarks/bench_embed.py [--quick]
+Usage: HF_HUB_OFFLINE=1 python benchmarks/bench_embed.py [--quick] [--only PART ...]
 (writes benchmarks/results/embed.json; needs the ``torch`` extra for the reference runtime)
 """
 
@@ -164,6 +164,7 @@ FIRST_LOOKUP = """
 import time
 start = time.perf_counter()
 import uuid, semcache
+imported = time.perf_counter() - start
 embedder = None
 if RUNTIME == "torch":
     embedder = semcache.Batching(semcache.SentenceTransformerEmbedder())
@@ -172,14 +173,17 @@ text = "How do I reset my password? " + uuid.uuid4().hex
 result = cache.lookup({"model": "m", "messages": [{"role": "user", "content": text}]})
 elapsed = time.perf_counter() - start
 assert result.layer is None and result.embedded, result
-print(elapsed)
+print(elapsed, time.process_time(), imported)
 """
 
 
 def first_lookup(url: str, runs: int) -> dict[str, Any]:
-    """Seconds from the start of a fresh process to its first lookup's result (a miss that embeds)."""
-    seconds: dict[str, list[float]] = {"onnx": [], "torch": []}
-    wall: dict[str, list[float]] = {"onnx": [], "torch": []}
+    """Seconds from the start of a fresh process to its first lookup's result (a miss that embeds).
+
+    Also the process's CPU seconds at that point (interpreter start included): on a machine whose
+    cores are taken by other jobs the wall time stretches, the CPU time much less.
+    """
+    samples: dict[str, list[tuple[float, ...]]] = {"onnx": [], "torch": []}
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     for i in range(runs):
         for runtime in ("onnx", "torch") if i % 2 else ("torch", "onnx"):
@@ -187,52 +191,70 @@ def first_lookup(url: str, runs: int) -> dict[str, Any]:
             start = time.perf_counter()
             out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                                  text=True, check=True)  # fmt: skip
-            wall[runtime].append(time.perf_counter() - start)
-            seconds[runtime].append(float(out.stdout.strip().splitlines()[-1]))
+            wall = time.perf_counter() - start
+            numbers = [float(x) for x in out.stdout.strip().splitlines()[-1].split()]
+            samples[runtime].append((*numbers, wall))
     row: dict[str, Any] = {"runs": runs}
-    for runtime in seconds:
+    for runtime, rows in samples.items():
+        elapsed, cpu, imported, wall = (np.array(column) for column in zip(*rows, strict=True))
         row[runtime] = {
-            "median_s": float(np.median(seconds[runtime])),
-            "max_s": max(seconds[runtime]),
-            "median_with_interpreter_start_s": float(np.median(wall[runtime])),
+            "median_s": float(np.median(elapsed)),
+            "max_s": float(elapsed.max()),
+            "median_cpu_s": float(np.median(cpu)),
+            "median_import_semcache_s": float(np.median(imported)),
+            "median_with_interpreter_start_s": float(np.median(wall)),
         }
     row["ratio_onnx_to_torch"] = row["onnx"]["median_s"] / row["torch"]["median_s"]
+    row["cpu_ratio_onnx_to_torch"] = row["onnx"]["median_cpu_s"] / row["torch"]["median_cpu_s"]
     return row
+
+
+PARTS = ("agreement", "decisions", "single_text", "batch", "first_lookup")
+
+
+def run_part(part: str, quick: bool, texts: list[str], runtimes: tuple[Any, Any]) -> Any:
+    if part == "agreement":
+        return agreement(*runtimes, texts)
+    if part == "decisions":
+        return decisions(*runtimes)
+    if part == "single_text":
+        return single_text(*runtimes, 100 if quick else 400)
+    if part == "batch":
+        return [throughput(texts, t, 1 if quick else 3) for t in (1, 2)]
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedServer(tmp, persist=False) as server:
+        return first_lookup(server.url, 2 if quick else 5)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--only", nargs="+", choices=PARTS, help="rerun these parts, keep the rest")
     args = parser.parse_args()
-    load_before = os.getloadavg()
+    parts = args.only or PARTS
+    result: dict[str, Any] = json.loads(RESULTS.read_text()) if args.only else {}
+    result["machine"] = f"{platform.machine()} {platform.system()}, {platform.python_version()}, "
+    result["machine"] += f"{os.cpu_count()} cores"
     texts = varied_texts()
-    onnx = semcache.OnnxEmbedder().load()
-    torch = semcache.SentenceTransformerEmbedder()
-    torch.embed(texts[:2])
-    result: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()} {platform.system()}, {platform.python_version()}, "
-        f"{os.cpu_count()} cores",
-        "agreement": agreement(onnx, torch, texts),
-        "decisions": decisions(onnx, torch),
-    }
-    _show("agreement", result["agreement"])
-    _show("decisions", result["decisions"])
-    result["single_text"] = single_text(onnx, torch, 100 if args.quick else 400)
-    _show("single text (1 thread, interleaved)", result["single_text"])
-    result["batch"] = [throughput(texts, t, 1 if args.quick else 3) for t in (1, 2)]
-    for row in result["batch"]:
-        _show(f"batch of {len(texts)} ({row['threads']} threads)", row)
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedServer(tmp, persist=False) as server:
-        result["first_lookup"] = first_lookup(server.url, 2 if args.quick else 5)
-    _show("first lookup of a fresh process", result["first_lookup"])
-    result["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    runtimes = (semcache.OnnxEmbedder().load(), semcache.SentenceTransformerEmbedder())
+    runtimes[1].embed(texts[:2])  # load outside the timings
+    for part in parts:
+        before = os.getloadavg()
+        row = run_part(part, args.quick, texts, runtimes)
+        after = os.getloadavg()
+        result[part] = row
+        result.setdefault("runs", {})[part] = {
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "load_average_1min": [round(before[0], 2), round(after[0], 2)],
+        }
+        _show(f"{part} (load average {before[0]:.2f} -> {after[0]:.2f})", row)
+    result.pop("load_average", None)
+    result.pop("date", None)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"load average {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f}; wrote {RESULTS}")
+    print(f"wrote {RESULTS}")
 
 
-def _show(title: str, row: dict[str, Any]) -> None:
+def _show(title: str, row: Any) -> None:
     print(f"{title}: {json.dumps(row, default=float)}")
 
 
