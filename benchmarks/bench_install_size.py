@@ -5,7 +5,7 @@ Each configuration is installed (not editable) into a new venv, the model weight
 extra's cost is its venv's size minus the bare default install's. ``torch`` installs torch==2.13.0
 (the CPU build) first, as the README says.
 
-Usage: python benchmarks/bench_install_size.py [--only NAME ...]
+Usage: python benchmarks/bench_install_size.py [--only NAME ...] [--existing NAME=VENV ...]
 (writes benchmarks/results/install_size.json; needs the package registry, takes minutes)
 """
 
@@ -56,10 +56,23 @@ def install(venv: Path, extras: str) -> float:
     return size_mb(venv)
 
 
+def add_existing(venvs: dict[str, str]) -> None:
+    """Record the sizes of venvs installed by hand (e.g. an older version of semcache)."""
+    result = json.loads(RESULTS.read_text())
+    for name, path in venvs.items():
+        result.setdefault("existing_venv_mb", {})[name] = size_mb(Path(path))
+        print(f"{name:<40} {result['existing_venv_mb'][name]:8.0f} MB")
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*", help="configuration names to measure")
+    parser.add_argument("--existing", nargs="+", metavar="NAME=VENV",
+                        help="only measure these existing venvs and add them to the results")  # fmt: skip
     args = parser.parse_args()
+    if args.existing:
+        return add_existing(dict(item.split("=", 1) for item in args.existing))
     sizes: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="semcache-sizes-") as tmp:
         for name, extras in CONFIGS.items():
