@@ -59,7 +59,10 @@ def install(venv: Path, extras: str) -> float:
 def add_existing(venvs: dict[str, str]) -> None:
     """Record the sizes of venvs installed by hand (e.g. an older version of semcache)."""
     result = json.loads(RESULTS.read_text())
+    result.pop("existing_venv_mb", None)
     for name, path in venvs.items():
+        if not Path(path, "bin", "python").exists():
+            raise SystemExit(f"{path} is not a venv")
         result.setdefault("existing_venv_mb", {})[name] = size_mb(Path(path))
         print(f"{name:<40} {result['existing_venv_mb'][name]:8.0f} MB")
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
@@ -72,7 +75,7 @@ def main() -> None:
                         help="only measure these existing venvs and add them to the results")  # fmt: skip
     args = parser.parse_args()
     if args.existing:
-        return add_existing(dict(item.split("=", 1) for item in args.existing))
+        return add_existing(dict(item.rsplit("=", 1) for item in args.existing))
     sizes: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="semcache-sizes-") as tmp:
         for name, extras in CONFIGS.items():
