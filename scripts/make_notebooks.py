@@ -60,7 +60,7 @@ TUNING = [
     "one-word meaning changes, other languages).",
     "import collections\n\nimport matplotlib.pyplot as plt\n\n"
     "import semcache\nfrom semcache import datasets, tuning\n\n"
-    "pairs = datasets.load_pairs()\nembedder = semcache.SentenceTransformerEmbedder(threads=2)\n"
+    "pairs = datasets.load_pairs()\nembedder = semcache.OnnxEmbedder(threads=2)\n"
     "scores = tuning.score_pairs(pairs, embedder)\n"
     "len(pairs), int(scores.labels.sum())",
     "## Distributions\n\nThe two histograms overlap: no threshold separates them cleanly.",

@@ -41,6 +41,7 @@ from semcache.embedding.embedders import CallableEmbedder as CallableEmbedder
 from semcache.embedding.embedders import Embedder as Embedder
 from semcache.embedding.embedders import OpenAIEmbedder as OpenAIEmbedder
 from semcache.embedding.embedders import SentenceTransformerEmbedder as SentenceTransformerEmbedder
+from semcache.embedding.onnx import OnnxEmbedder as OnnxEmbedder
 from semcache.openai import wrap as wrap
 
 __version__ = "0.1.0"
@@ -65,6 +66,7 @@ __all__ = [
     "InvalidRequestError",
     "LayerStats",
     "LookupResult",
+    "OnnxEmbedder",
     "OpenAIEmbedder",
     "PerEntryThresholds",
     "Plan",

@@ -37,7 +37,7 @@ from semcache.core.resilience import Breaker
 from semcache.core.stampede import Flight, acquire, await_entry, release, token
 from semcache.core.types import LookupResult, check_namespace
 from semcache.decision.protocol import Decision
-from semcache.embedding.embedders import Batching, Embedder, SentenceTransformerEmbedder
+from semcache.embedding.embedders import Batching, Embedder, default_local_embedder
 from semcache.redis import cluster, commands
 from semcache.redis.executor import AsyncExecutor, SyncExecutor
 from semcache.redis.listener import Listener
@@ -98,7 +98,7 @@ class Base(Generic[E, C]):
     ) -> None:
         config = _config(config, namespace, threshold, ttl)
         if config.semantic and embedder is None:
-            embedder = Batching(SentenceTransformerEmbedder())
+            embedder = Batching(default_local_embedder())
         self.config = config
         self.embedder = embedder
         self._owns_client = redis_client is None

@@ -8,7 +8,7 @@ most recall; and matplotlib plots of it all (``pip install 'semcache[plot]'``).
 Example::
 
     from semcache import datasets, tuning
-    scores = tuning.score_pairs(datasets.load_pairs(), semcache.SentenceTransformerEmbedder())
+    scores = tuning.score_pairs(datasets.load_pairs(), semcache.OnnxEmbedder())
     points = tuning.curve(scores)
     best = tuning.recommend(points, target_precision=0.95)
     best.point.threshold, best.point.recall

@@ -37,8 +37,8 @@ def redis_url(redis_server: EmbeddedServer) -> str:
 
 @pytest.fixture(scope="session")
 def embedder() -> semcache.Embedder:
-    """The real default embedder (all-MiniLM-L6-v2, offline), shared by the session."""
-    return semcache.Batching(semcache.SentenceTransformerEmbedder())
+    """The real default embedder (all-MiniLM-L6-v2 on ONNX Runtime, offline), shared by the session."""
+    return semcache.Batching(semcache.OnnxEmbedder())
 
 
 def hash_embedder(dimension: int = 16, model_id: str = "test-hash") -> semcache.CallableEmbedder:

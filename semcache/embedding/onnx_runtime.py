@@ -1,0 +1,161 @@
+"""A small runtime for BERT-style ONNX graphs whose weights live in a safetensors file.
+
+The graph ships in the package without its weights: every large initializer is an external-data
+reference that ``SessionOptions.add_external_initializers`` fills at load time from the model
+package's ``model.safetensors`` (read with ``safetensors.numpy``). A manifest next to the graph maps
+initializer names to tensor names (``scripts/export_onnx.py`` writes both). Texts are tokenized with
+``tokenizers`` from the package's ``tokenizer.json``: single texts or text pairs, so a cross-encoder
+graph runs here as well as the embedding model.
+
+Nothing heavy is imported until :meth:`OnnxModel.load` (or the first :meth:`OnnxModel.run`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[Any]
+TextInput = str | tuple[str, str]
+# (graph output for one padded batch, its attention mask) -> one row per text
+Reduce = Callable[[Array, Array], Array]
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """Where a graph, its weights and its tokenizer are, and how they fit together.
+
+    Args:
+        graph: the ``.onnx`` file (initializers as external-data references).
+        weights: the ``.safetensors`` file holding the initializers' values.
+        tokenizer: the ``tokenizer.json`` file.
+        initializers: graph initializer name -> safetensors tensor name.
+        max_length: tokens per text (or pair) after truncation.
+        output: the graph output to return.
+        dimension: the size of the output's last axis, when the manifest records it.
+    """
+
+    graph: Path
+    weights: Path
+    tokenizer: Path
+    initializers: Mapping[str, str]
+    max_length: int = 256
+    output: str = "last_hidden_state"
+    dimension: int | None = None
+
+    @classmethod
+    def from_manifest(cls, manifest: Path, model_dir: Path) -> GraphSpec:
+        """The spec described by an exporter manifest, with weights and tokenizer in ``model_dir``."""
+        meta = json.loads(manifest.read_text())
+        return cls(
+            graph=manifest.parent / meta["graph"],
+            weights=model_dir / meta["weights"],
+            tokenizer=model_dir / meta["tokenizer"],
+            initializers=dict(meta["initializers"]),
+            max_length=int(meta["max_length"]),
+            output=str(meta["output"]),
+            dimension=int(meta["dimension"]) if "dimension" in meta else None,
+        )
+
+
+class OnnxModel:
+    """One ONNX Runtime session and its tokenizer, loaded on first use; safe to share across threads.
+
+    Args:
+        spec: the graph, weights and tokenizer.
+        threads: intra-op threads. One short text on two contended cores runs faster on one thread,
+            so the default is 1; raise it for bulk work.
+
+    >>> model = OnnxModel(spec)                           # doctest: +SKIP
+    >>> hidden = model.run(["a text"], reduce=lambda out, mask: out[:, 0])  # doctest: +SKIP
+    """
+
+    def __init__(self, spec: GraphSpec, *, threads: int = 1) -> None:
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self.spec = spec
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._inputs: tuple[str, ...] = ()
+
+    def load(self) -> OnnxModel:
+        """Read the tokenizer, the graph and its weights now (idempotent)."""
+        with self._lock:
+            if self._session is None:
+                self._tokenizer = _tokenizer(self.spec)
+                self._session = _session(self.spec, self.threads)
+                self._inputs = tuple(i.name for i in self._session.get_inputs())
+        return self
+
+    def run(self, texts: Sequence[TextInput], *, reduce: Reduce, batch_size: int = 64) -> Array:
+        """``reduce`` of the graph output for each text (or pair), in the order given.
+
+        Texts are sorted by length and run in batches of ``batch_size`` padded to their longest
+        member, so a long text does not pad every other one.
+        """
+        if not texts:
+            raise ValueError("run needs at least one text")
+        self.load()
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        rows: list[Array] = []
+        for start in range(0, len(order), batch_size):
+            batch = [encodings[i] for i in order[start : start + batch_size]]
+            feeds = _feeds(batch, self._inputs)
+            (out,) = self._session.run([self.spec.output], feeds)
+            rows.append(reduce(out, feeds["attention_mask"]))
+        result = np.concatenate(rows)
+        return result[np.argsort(order, kind="stable")]
+
+
+def _feeds(encodings: Sequence[Any], inputs: Sequence[str]) -> dict[str, Array]:
+    """Right-padded int64 input_ids / attention_mask / token_type_ids, as many as the graph takes."""
+    width = max(len(e.ids) for e in encodings)
+    arrays = {name: np.zeros((len(encodings), width), dtype=np.int64) for name in _FIELDS}
+    for row, enc in enumerate(encodings):
+        n = len(enc.ids)
+        for name, field in _FIELDS.items():
+            arrays[name][row, :n] = getattr(enc, field)
+    return {name: arrays[name] for name in inputs}
+
+
+_FIELDS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+
+
+def _tokenizer(spec: GraphSpec) -> Any:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(spec.tokenizer))
+    tokenizer.no_padding()  # padded per batch in _feeds
+    tokenizer.enable_truncation(spec.max_length)
+    return tokenizer
+
+
+def _session(spec: GraphSpec, threads: int) -> Any:
+    import onnxruntime as ort
+    from safetensors.numpy import load_file
+
+    tensors = load_file(str(spec.weights))
+    missing = sorted(set(spec.initializers.values()) - set(tensors))
+    if missing:
+        raise ValueError(f"{spec.weights} lacks the tensors {missing[:3]} the graph needs")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # warnings about unused initializers are noise here
+    names = list(spec.initializers)
+    values = [ort.OrtValue.ortvalue_from_numpy(tensors[spec.initializers[n]]) for n in names]
+    options.add_external_initializers(names, values)
+    # ORT copies the values into the graph during construction; the arrays may go after it.
+    return ort.InferenceSession(
+        str(spec.graph), sess_options=options, providers=["CPUExecutionProvider"]
+    )
