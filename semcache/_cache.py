@@ -168,6 +168,24 @@ class _Shell(Generic[C]):
         """Canonicalise a request without I/O; raises InvalidRequestError for a malformed one."""
         return self.core.plan(request, tenant=tenant, namespace=namespace, threshold=threshold)
 
+    def preload(self) -> None:
+        """Load the embedding model (and a verifier the decision stage holds) now, so that the
+        first semantic lookup does not wait for it. No Redis I/O.
+
+        Example::
+
+            cache = semcache.Cache()
+            cache.preload()      # at start-up, before traffic
+        """
+        from semcache._preload import preload
+
+        preload(self.embedder, self.core.decision)
+
+    def _embedder(self) -> Embedder:
+        if self.embedder is None:
+            raise ConfigurationError("this cache has no semantic layer, so no embedder")
+        return self.embedder
+
     def _startup(self) -> Flow[None]:
         # FT.INFO names a key (the index, hash-tagged), so a cluster routes it to the node that
         # will serve this namespace; a missing index answers an error of its own.
@@ -368,8 +386,10 @@ class Cache(_Shell[_cluster.Client]):
         return self._run(self.core.store_many(items, ttl=ttl, tags=tags), 0)
 
     def embed(self, texts: list[str]) -> Any:
-        """Vectors for texts through the embedding cache (float32, one row per text)."""
-        return _drive(self.core.embed(texts), self._execute)
+        """Vectors for texts through the embedding cache (float32, one row per text); with Redis
+        unavailable, straight from the embedder."""
+        found = self._run(self.core.embed(texts), None)
+        return found if found is not None else self._embedder().embed(list(texts))
 
     def cached_vectors(self, model: str, texts: list[str]) -> list[bytes | None]:
         """Float32 bytes an upstream embedding ``model`` made for each text, or None where not
@@ -672,7 +692,8 @@ class AsyncCache(_Shell[_cluster.AsyncClient]):
 
     async def embed(self, texts: list[str]) -> Any:
         """See :meth:`Cache.embed`."""
-        return await _adrive(self.core.embed(texts), self._execute)
+        found = await self._run(self.core.embed(texts), None)
+        return found if found is not None else await self._embedder().aembed(list(texts))
 
     async def cached_vectors(self, model: str, texts: list[str]) -> list[bytes | None]:
         """See :meth:`Cache.cached_vectors`."""
