@@ -334,6 +334,9 @@ def test_the_embedded_server_is_announced_once_and_stopped_by_the_cli(tmp_path: 
         stopped = cli("server", "stop", env=env)
         assert stopped.stdout.strip() == "stopped"
         assert not EmbeddedServer(home).ping()
+        started = cli("server", "start", env=env)
+        assert started.stdout.startswith(f"started at unix://{home}/redis.sock (data in {home})")
+        assert "stop it with `semcache server stop`" in started.stdout
     finally:
         EmbeddedServer(home).stop()
 
