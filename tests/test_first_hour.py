@@ -36,11 +36,17 @@ TESTS = Path(__file__).resolve().parent
 UNREACHABLE = "redis://127.0.0.1:1"
 HASH = "conftest:hash_embedder"
 COUNTING = "test_first_hour:counting_embedder"
-ENV = {
-    **{k: v for k, v in os.environ.items() if k != "SEMCACHE_REDIS_URL"},
-    "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]),
-    "HF_HUB_OFFLINE": "1",
-}
+
+
+def environ() -> dict[str, str]:
+    """The environment of a subprocess: this one's (with the session's data directory), the
+    worktree importable, no Redis URL from outside."""
+    return {
+        **{k: v for k, v in os.environ.items() if k != "SEMCACHE_REDIS_URL"},
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]),
+        "HF_HUB_OFFLINE": "1",
+    }
+
 
 #: Texts the counting embedder was asked to embed, by every instance (tests reset it).
 EMBEDDED: list[str] = []
@@ -64,7 +70,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
-        env=env or ENV,
+        env=env or environ(),
         timeout=300,
     )
 
@@ -180,7 +186,7 @@ def test_the_local_server_example_fails_fast_in_one_line_without_a_server() -> N
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "openai_local_server.py"), "--base-url",
          "http://127.0.0.1:1/v1"],
-        capture_output=True, text=True, env=ENV, timeout=60,
+        capture_output=True, text=True, env=environ(), timeout=60,
     )  # fmt: skip
     line = one_line_failure(result)
     assert "no server at http://127.0.0.1:1/v1" in line
@@ -213,7 +219,7 @@ def on_a_terminal(*args: str) -> tuple[str, str]:
     # A new pseudo-terminal is 0 columns wide, where tqdm draws nothing; a real one is wider.
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=slave, env=ENV
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=slave, env=environ()
     )
     os.close(slave)
     chunks = []
@@ -321,7 +327,7 @@ def test_preload_loads_the_local_model(redis_url: str, namespace: str) -> None:
 
 def test_the_embedded_server_is_announced_once_and_stopped_by_the_cli(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {**ENV, "SEMCACHE_HOME": str(home)}
+    env = {**environ(), "SEMCACHE_HOME": str(home)}
     try:
         first = cli("stats", env=env)
         assert first.returncode == 0, first.stderr

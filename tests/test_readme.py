@@ -20,11 +20,21 @@ from semcache.server import EmbeddedServer
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 FIRST_SCREEN = README[: README.index("\n## ")]
-ENV = {
-    **{k: v for k, v in os.environ.items() if k not in ("SEMCACHE_REDIS_URL", "OPENAI_BASE_URL")},
-    "PYTHONPATH": str(ROOT),
-    "HF_HUB_OFFLINE": "1",
-}
+
+
+def environ() -> dict[str, str]:
+    """The environment of a subprocess: this one's (with the session's data directory), the
+    worktree importable, no Redis URL from outside."""
+    return {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("SEMCACHE_REDIS_URL", "OPENAI_BASE_URL")
+        },
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+    }
+
 
 #: Runs every ```python block of a Markdown file in order, in one namespace, as a reader would.
 HARNESS = """
@@ -44,7 +54,7 @@ def blocks(language: str) -> list[str]:
 @pytest.mark.slow
 def test_every_python_block_runs_as_written(tmp_path: Path, fake_openai: object) -> None:
     home = tmp_path / "home"  # a fresh embedded Redis, as on a newcomer's machine
-    env = {**ENV, "SEMCACHE_HOME": str(home), "OPENAI_API_KEY": "test",
+    env = {**environ(), "SEMCACHE_HOME": str(home), "OPENAI_API_KEY": "test",
            "OPENAI_BASE_URL": fake_openai.base_url}  # type: ignore[attr-defined]  # fmt: skip
     try:
         result = subprocess.run(
@@ -84,7 +94,7 @@ def test_the_first_screen_shows_what_replay_prints(tmp_path: Path, redis_url: st
     result = subprocess.run(
         [sys.executable, "-c", "from semcache.cli import main; main(prog_name='semcache')",
          "replay", "--sample", "--redis-url", redis_url],
-        capture_output=True, text=True, env=ENV, timeout=600,
+        capture_output=True, text=True, env=environ(), timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     for line in result.stdout.splitlines()[1:]:
