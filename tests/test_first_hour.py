@@ -240,13 +240,14 @@ def on_a_terminal(*args: str) -> tuple[str, str]:
 
 
 def test_progress_on_a_terminal_and_nothing_when_piped(redis_url: str) -> None:
-    args = ("replay", "--sample", "--embedder", HASH, "--redis-url", redis_url)
+    args = ("replay", "--sample", "--embedder", HASH, "--redis-url", redis_url, "--sweep",
+            "0.80:0.95:0.05")  # fmt: skip
     out, terminal = on_a_terminal(*args)
     assert "loading the embedding model..." in terminal
-    assert "embedding" in terminal and "replaying" in terminal
+    assert "embedding" in terminal and "replaying" in terminal and "sweeping" in terminal
     piped = cli(*args)
     assert piped.returncode == 0
-    assert "loading" not in piped.stderr and "replaying" not in piped.stderr
+    assert not any(w in piped.stderr for w in ("loading", "embedding", "replaying", "sweeping"))
     # the same report either way (line 0 names the namespace; latencies differ run to run)
     assert [x.split()[:3] for x in out.splitlines()[1:]] == [
         x.split()[:3] for x in piped.stdout.splitlines()[1:]

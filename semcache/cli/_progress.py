@@ -55,4 +55,5 @@ def bar(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it
 
 def replay_progress(items: Iterable[Any], desc: str, total: int) -> Iterable[Any]:
     """The ``progress`` callback of :func:`semcache.tuning.replay` and the sweeps."""
-    return bar(items, desc, total, unit="req" if desc == "replaying" else "batch")
+    units = {"replaying": "req", "sweeping": "threshold"}
+    return bar(items, desc, total, unit=units.get(desc, "batch"))
