@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
+import sys
+from urllib.parse import urlsplit
 
 import openai
 
@@ -61,6 +64,18 @@ def show(label: str, text: str | None, info: semcache.openai.CacheInfo | None) -
     print(f"{label:>10}: {served:<28} {(text or '').strip()[:70]}")
 
 
+def reachable(base_url: str, timeout: float = 2.0) -> str | None:
+    """None when something listens at ``base_url``, else why not (one line)."""
+    parts = urlsplit(base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout).close()
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        return f"no server at {base_url} ({why}): start one (`ollama serve`) or pass --base-url"
+    return None
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -69,6 +84,9 @@ if __name__ == "__main__":
     parser.add_argument("--model", default=os.environ.get("SEMCACHE_EXAMPLE_MODEL", "llama3.2"))
     parser.add_argument("--redis-url", default=os.environ.get("SEMCACHE_REDIS_URL"))
     args = parser.parse_args()
+    # Checked before the cache loads its model, so a missing server fails in a second, in one line.
+    if (problem := reachable(args.base_url)) is not None:
+        sys.exit(problem)
     with semcache.Cache(redis_url=args.redis_url, namespace="example-local") as sync_cache:
         main(args.base_url, args.model, sync_cache)
     async_cache = semcache.AsyncCache(redis_url=args.redis_url, namespace="example-local")

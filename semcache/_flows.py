@@ -26,12 +26,13 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from semcache._errors import ConfigurationError, SearchModuleMissingError
+from semcache._preload import preload
 from semcache.accounting.accounting import Accounting
 from semcache.accounting.prices import Price, PriceTable, as_price_table
 from semcache.accounting.stats import Stats
 from semcache.core.config import CacheConfig
 from semcache.core.engine import TTL, Core
-from semcache.core.ops import Call, Commands, Defer, Flow, Wait
+from semcache.core.ops import Call, Commands, Defer, Embed, Flow, Wait
 from semcache.core.plan import Plan, ms
 from semcache.core.resilience import Breaker
 from semcache.core.stampede import Flight, acquire, await_entry, release, token
@@ -149,6 +150,17 @@ class Base(Generic[E, C]):
     def decision(self) -> Decision:
         """The decision stage the semantic layer uses (``config.decision`` or the default)."""
         return self._core.decision
+
+    def preload(self) -> None:
+        """Load the embedding model (and a verifier the decision stage holds) now, so that the
+        first semantic lookup does not wait for it. No Redis I/O.
+
+        Example::
+
+            cache = semcache.Cache()
+            cache.preload()      # at start-up, before traffic
+        """
+        preload(self.embedder, self._core.decision)
 
     def plan(
         self,
@@ -357,8 +369,14 @@ class Layers(Base[E, C]):
         return (yield from self._safe(self._core.store_many(items, ttl=ttl, tags=tags), 0))
 
     def _f_embed(self, texts: list[str]) -> Flow[npt.NDArray[np.float32]]:
-        """Vectors for texts through the embedding cache (float32, one row per text)."""
-        return (yield from self._core.embeddings.embed(texts))
+        """Vectors for texts through the embedding cache (float32, one row per text); with Redis
+        unavailable, straight from the embedder."""
+        if self.embedder is None:
+            raise ConfigurationError("this cache has no semantic layer, so no embedder")
+        found = yield from self._safe(self._core.embeddings.embed(texts), None)
+        if found is None:
+            found = np.asarray((yield Embed(tuple(texts))), dtype=np.float32)
+        return found
 
     def _f_cached_vectors(self, model: str, texts: list[str]) -> Flow[list[bytes | None]]:
         """Float32 bytes an upstream embedding ``model`` made for each text, or None where not

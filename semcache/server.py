@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
+import logging
 import os
 import shutil
 import signal
@@ -31,6 +32,8 @@ from typing import Any
 
 from semcache._errors import ServerError
 from semcache.redis import admin
+
+log = logging.getLogger("semcache")
 
 SERVER_ENV = "SEMCACHE_REDIS_SERVER"
 MODULE_ENV = "SEMCACHE_SEARCH_MODULE"
@@ -112,11 +115,14 @@ class EmbeddedServer:
         extra_args: Sequence[str] = (),
     ) -> None:
         self.directory = Path(directory) if directory is not None else data_dir()
+        self._custom_dir = directory is not None and self.directory != data_dir()
         self.extra_args = tuple(extra_args)
         self.port = port
         self.persist = persist
         self.maxmemory = maxmemory
         self.maxmemory_policy = maxmemory_policy
+        self.launched = False
+        """True once :meth:`start` launched a new redis-server (False: it reused a running one)."""
 
     @property
     def socket(self) -> Path:
@@ -198,12 +204,22 @@ class EmbeddedServer:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.ping(0.2):
+                    self.launched = True
+                    log.info("semcache: %s", self.started_message())
                     return self
                 time.sleep(0.02)
             pid = self.pid()
             if pid is not None:
                 os.kill(pid, signal.SIGKILL)
             raise ServerError(f"redis-server did not answer in {timeout}s: {self._log_tail()}")
+
+    def started_message(self) -> str:
+        """What a person must hear when this server was launched: where, its data, how to stop."""
+        stop = "semcache server stop" + (f" --dir {self.directory}" if self._custom_dir else "")
+        return (
+            f"started the embedded Redis at {self.url} (data in {self.directory}); it keeps "
+            f"running after this process exits: stop it with `{stop}`"
+        )
 
     def stop(self, timeout: float = 20.0) -> bool:
         """Shut the server down (saving first when persistent); False if none was running."""

@@ -14,7 +14,8 @@ Example::
     best.point.threshold, best.point.recall
     tuning.plot_curves(points, mark=best.point)
 
-Replaying a log through a real cache lives here too: :func:`read_log`, :func:`replay`.
+Replaying a log through a real cache lives here too: :func:`read_log`, :func:`replay`, and its
+report as text (:func:`render_text`) or as one HTML page with plots (:func:`render_html`).
 """
 
 from __future__ import annotations
@@ -30,15 +31,17 @@ import numpy.typing as npt
 
 from semcache.core.config import CacheConfig
 from semcache.replay._figures import Figures, figures
+from semcache.replay._html import render_html as render_html
 from semcache.replay._logs import BadLine as BadLine
 from semcache.replay._logs import Log as Log
 from semcache.replay._logs import LogRecord as LogRecord
 from semcache.replay._logs import read_log as read_log
 from semcache.replay._plot import pyplot as _pyplot
+from semcache.replay._replay import Progress, _quiet, simulate, trace_log
 from semcache.replay._replay import ReplayReport as ReplayReport
 from semcache.replay._replay import replay as replay
-from semcache.replay._replay import simulate, trace_log
 from semcache.replay._replay import threshold_grid as threshold_grid
+from semcache.replay._text import render_text as render_text
 
 DEFAULT_GRID = "0.50:1.00:0.01"
 
@@ -232,11 +235,16 @@ def evaluate_log(
     thresholds: Sequence[float],
     *,
     config: CacheConfig | None = None,
+    progress: Progress = _quiet,
 ) -> list[Figures]:
     """What a cache would do on a log at each threshold, computed offline (no Redis) with the
-    same rules as :func:`replay`."""
-    trace, _ = trace_log(records, embedder, floor=min(thresholds), config=config)
-    return [figures(t, simulate(trace, t), labelled=trace.labelled) for t in thresholds]
+    same rules as :func:`replay`. ``progress(items, description, total)`` wraps the embedding
+    batches and the thresholds (a tqdm bar, for example)."""
+    trace, _ = trace_log(records, embedder, floor=min(thresholds), config=config, progress=progress)
+    return [
+        figures(t, simulate(trace, t), labelled=trace.labelled)
+        for t in progress(thresholds, "sweeping", len(thresholds))
+    ]
 
 
 # --- choosing --------------------------------------------------------------------------------------

@@ -20,6 +20,21 @@ from semcache.server import EmbeddedServer
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A data directory of the session's own, so no test writes to the user's (tune's embedding
+    cache, an embedded server started by a cache without a URL); its server is stopped after."""
+    home = tmp_path_factory.mktemp("home")
+    before = os.environ.get("SEMCACHE_HOME")
+    os.environ["SEMCACHE_HOME"] = str(home)
+    yield home
+    EmbeddedServer(home).stop()
+    if before is None:
+        os.environ.pop("SEMCACHE_HOME")
+    else:
+        os.environ["SEMCACHE_HOME"] = before
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[EmbeddedServer]:
     """One private redis-server (with the search module) for the whole session."""

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from semcache.cli._app import JSON, REDIS_URL, main
+from semcache.cli._app import JSON, REDIS_URL, connect, load_model, main, writable
+from semcache.cli._progress import replay_progress, say, step
 
 
 @main.command()
@@ -94,6 +93,7 @@ def replay(
         grid = threshold_grid(sweep) if sweep else []
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--sweep") from exc
+    writable(html, "--html")
     parsed = read_log(path, responses=responses)
     for bad in parsed.bad_lines:
         click.echo(f"skipped {bad}", err=True)
@@ -105,13 +105,21 @@ def replay(
     if html is not None:
         from semcache.replay._html import render_html
 
-        html.write_text(render_html(report, title=f"semcache replay of {path.name}"), "utf-8")
+        with step("writing the HTML report"):
+            page = render_html(report, title=f"semcache replay of {path.name}")
+        html.write_text(page, "utf-8")
+        say(f"wrote the HTML report to {html}")
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         from semcache.replay._text import render_text
 
         click.echo(render_text(report, source=path.name, kept=namespace is not None))
+    if namespace is None:
+        say(
+            f"the replay used the throwaway namespace {report.namespace}, removed after it, so "
+            "`semcache stats` does not show it; keep one with --namespace NAME"
+        )
 
 
 def _log_path(log: Path | None, sample: bool) -> Path:
@@ -147,29 +155,14 @@ def _run(
         decision = semcache.GuardedDecision(guard=semcache.Guard(), per_entry=thresholds)
     config = semcache.CacheConfig(namespace=name, ttl=None, decision=decision)
     model = load_embedder(embedder) if embedder else None
+    url = connect(url)
     with semcache.Cache(redis_url=url, config=config, embedder=model) as cache:
+        load_model(cache)
         try:
             return run_replay(
-                cache, parsed, threshold=threshold, sweep=grid, progress=_progress,
+                cache, parsed, threshold=threshold, sweep=grid, progress=replay_progress,
                 feedback=feedback,
             )  # fmt: skip
         finally:
             if namespace is None:
                 cache.delete_namespace()
-
-
-def _progress(items: Iterable[Any], desc: str, total: int) -> Iterable[Any]:
-    """A tqdm bar on a terminal; nothing when stderr is piped."""
-    if not sys.stderr.isatty():
-        return items
-    from tqdm import tqdm
-
-    bar: Iterable[Any] = tqdm(
-        items,
-        desc=desc,
-        total=total,
-        unit="req" if desc == "replaying" else "batch",
-        leave=False,
-        file=sys.stderr,
-    )
-    return bar

@@ -8,6 +8,7 @@ import sys
 import click
 
 from semcache.cli._app import NAMESPACE, REDIS_URL, main, open_cache
+from semcache.cli._progress import step
 
 
 @main.group()
@@ -21,8 +22,12 @@ def start(directory: str | None) -> None:
     """Start the embedded server, or reuse the one already running."""
     from semcache.server import EmbeddedServer
 
-    srv = EmbeddedServer(directory).start()
-    click.echo(f"running at {srv.url} (data in {srv.directory})")
+    srv = EmbeddedServer(directory)
+    with step("starting the embedded Redis"):
+        srv.start()
+    state = "started" if srv.launched else "already running"
+    stop = "semcache server stop" + (f" --dir {directory}" if directory else "")
+    click.echo(f"{state} at {srv.url} (data in {srv.directory}); stop it with `{stop}`")
 
 
 @server.command()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
-from semcache.cli._app import JSON, NAMESPACE, REDIS_URL, main, open_cache
+from semcache.cli._app import JSON, NAMESPACE, REDIS_URL, main, open_cache, redact
+from semcache.cli._progress import say
 
 
 @main.command()
@@ -29,11 +29,17 @@ def stats(
     with open_cache(redis_url, namespace, semantic=False) as cache:
         found = cache.stats(days=days)
     if found.source != "redis":
-        click.echo(f"error: Redis unavailable at {redis_url or 'the embedded server'}", err=True)
-        sys.exit(1)
+        where = redact(redis_url) if redis_url else "the embedded server"
+        raise click.ClickException(f"Redis unavailable at {where}")
     if as_json:
         click.echo(json.dumps(found.to_dict(), indent=2))
     elif prometheus:
         click.echo(found.prometheus(), nl=False)
     else:
         click.echo(found.table())
+    if not found.lookups and not found.stores:
+        say(
+            f"namespace {namespace!r} has recorded no lookups yet: `semcache replay` uses a "
+            "throwaway namespace unless given --namespace NAME, and `semcache stats` reads "
+            "--namespace (default 'default')"
+        )

@@ -10,11 +10,15 @@ from typing import Any
 
 import click
 
-from semcache.cli._app import JSON, main
+from semcache.cli._app import JSON, load_model, main, writable
+from semcache.cli._progress import replay_progress, say
 
 
 @main.command()
-@click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "data", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--sample", is_flag=True, help="Tune on the labelled pairs shipped with semcache.")
 @click.option("--target-precision", type=click.FloatRange(0, 1), default=0.95, show_default=True)
 @click.option(
     "--grid",
@@ -48,8 +52,15 @@ from semcache.cli._app import JSON, main
     default=None,
     help="Save the distributions and curves to this image (PNG, SVG or PDF).",
 )
+@click.option(
+    "--no-embedding-cache",
+    "no_cache",
+    is_flag=True,
+    help="Embed every text again instead of reusing the vectors kept on disk by earlier runs.",
+)
 def tune(
-    data: Path,
+    data: Path | None,
+    sample: bool,
     target_precision: float,
     grid: str,
     embedder: str | None,
@@ -57,23 +68,32 @@ def tune(
     configs: bool,
     as_json: bool,
     plot: Path | None,
+    no_cache: bool,
 ) -> None:
     """Recommend a semantic threshold from DATA: labelled pairs ({"query", "candidate",
     "equivalent"} JSONL) or a request log whose lines carry a "group". Exits 1 when no threshold
-    reaches the target precision."""
+    reaches the target precision. Vectors are kept on disk (in semcache's data directory) by
+    (model id, text), so a second run on the same texts embeds nothing."""
     from semcache import tuning
 
+    data = _data_path(data, sample)
     try:
         thresholds = tuning.threshold_grid(grid)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--grid") from exc
+    writable(plot, "--plot")
     model = load_embedder(embedder)
+    if not no_cache:
+        from semcache.cli._embcache import DiskCachedEmbedder
+
+        model = DiskCachedEmbedder(model)
     report, scores = _evaluate(data, model, thresholds, guard)
     found = tuning.recommend(report["curve_points"], target_precision)
     report["target_precision"] = target_precision
     report["recommended"] = found.point.to_json() if found.point else None
     if plot is not None:
         _plot(plot, scores, report["curve_points"], found.point)
+        say(f"wrote the plot to {plot}")
     points = report.pop("curve_points")
     report["curve"] = [p.to_json() for p in points]
     calibration = _calibration(scores, target_precision) if configs else None
@@ -85,6 +105,18 @@ def tune(
 
         click.echo("\n" + table(calibration, target_precision))
     sys.exit(0 if found.reached else 1)
+
+
+def _data_path(data: Path | None, sample: bool) -> Path:
+    if sample and data is not None:
+        raise click.UsageError("give DATA or --sample, not both")
+    if sample:
+        from semcache.datasets import pairs_path
+
+        return pairs_path()
+    if data is None:
+        raise click.UsageError("give a DATA file, or --sample for the shipped labelled pairs")
+    return data
 
 
 def _calibration(scores: Any, target: float) -> Any:
@@ -107,7 +139,7 @@ def _evaluate(
         parsed = tuning.read_pairs(data)
         if not parsed.pairs:
             raise click.ClickException(f"{data}: no usable pair")
-        scores = tuning.score_pairs(parsed.pairs, model)
+        scores = _score(parsed.pairs, model)
         if guard:
             from semcache.decision.guard import Guard
 
@@ -126,7 +158,8 @@ def _evaluate(
         parsed_log = tuning.read_log(data)
         if not any(r.group is not None for r in parsed_log.records):
             raise click.ClickException(f"{data}: a log needs a 'group' on its lines to be tuned on")
-        sweep = tuning.evaluate_log(parsed_log.records, model, thresholds)
+        load_model(model)
+        sweep = tuning.evaluate_log(parsed_log.records, model, thresholds, progress=replay_progress)
         report = {"source": str(data), "kind": "log", "requests": len(parsed_log.records)}
         report["curve_points"] = tuning.log_curve(sweep)
         parsed, scores = parsed_log, None  # type: ignore[assignment]
@@ -136,6 +169,14 @@ def _evaluate(
         {"source": b.source, "line": b.line, "error": b.error} for b in parsed.bad_lines
     ]
     return report, scores
+
+
+def _score(pairs: Any, model: Any) -> Any:
+    """Score pairs; the model loads (and says so) before the texts are embedded."""
+    from semcache import tuning
+
+    load_model(model)
+    return tuning.score_pairs(pairs, model)
 
 
 def _is_pairs(path: Path) -> bool:

@@ -22,7 +22,8 @@ from typing import Any
 
 import click
 
-from semcache.cli._app import JSON, NAMESPACE, REDIS_URL, main
+from semcache.cli._app import JSON, NAMESPACE, REDIS_URL, connect, load_model, main
+from semcache.cli._progress import on_terminal
 
 Pair = tuple[Mapping[str, Any], Mapping[str, Any], str | None, tuple[str, ...]]
 
@@ -59,9 +60,11 @@ def warm(
     model = load_embedder(embedder) if embedder else None
     config = semcache.CacheConfig(namespace=namespace)
     counts: Counter[str] = Counter()
-    cache = semcache.Cache(redis_url=redis_url, config=config, embedder=model, timeout=timeout)
+    url = connect(redis_url)
+    cache = semcache.Cache(redis_url=url, config=config, embedder=model, timeout=timeout)
     with cache:
-        for pairs in _progress(_batches(file, batch, cache, counts), file):
+        load_model(cache)
+        for pairs in _progress(_batches(file, batch, cache, counts), file, counts):
             counts["stored"] += _store(cache, pairs, ttl, counts, retries)
     _report(counts, as_json)
 
@@ -135,17 +138,21 @@ def _store(
     return stored
 
 
-def _progress(batches: Iterator[list[Pair]], file: Path) -> Iterator[list[Pair]]:
-    """A tqdm bar (in lines of the file) on a terminal; nothing when stderr is piped."""
-    if not sys.stderr.isatty():
+def _progress(
+    batches: Iterator[list[Pair]], file: Path, counts: Counter[str]
+) -> Iterator[list[Pair]]:
+    """A tqdm bar (lines read of the file's total) on a terminal; nothing when stderr is piped."""
+    if not on_terminal():
         yield from batches
         return
     from tqdm import tqdm
 
-    with tqdm(desc=f"warming from {file.name}", unit="entry", file=sys.stderr) as bar:
+    with file.open("rb") as handle:
+        total = sum(1 for line in handle if line.strip())
+    with tqdm(desc=f"warming from {file.name}", total=total, unit="line", file=sys.stderr) as bar:
         for batch in batches:
             yield batch
-            bar.update(len(batch))
+            bar.update(counts["lines"] - bar.n)
 
 
 def _report(counts: Counter[str], as_json: bool) -> None:
@@ -156,7 +163,9 @@ def _report(counts: Counter[str], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"{result['stored']:,} of {result['lines']:,} lines stored")
+    stored, lines = counts["stored"], counts["lines"]
+    share = f" ({100 * stored / lines:.1f}%)" if lines else ""
+    click.echo(f"{stored:,} of {lines:,} lines stored{share}")
     if result["retried_batches"]:
         click.echo(f"  {result['retried_batches']:,} batches written again after a failure")
     for reason, n in skipped.items():

@@ -17,24 +17,34 @@ from semcache.replay._text import render_text
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 pre{background:#f6f8fa;padding:1em;overflow-x:auto}
-.plots{display:flex;flex-wrap:wrap;gap:1em}.plots figure{margin:0;width:520px}
+.plots{display:flex;flex-wrap:wrap;gap:1.5em}.plots figure{margin:0;width:520px}
+figcaption{font-weight:600;margin-bottom:.3em}figcaption small{font-weight:400;color:#555}
 svg{max-width:100%;height:auto}
 """
 
 
 def render_html(report: ReplayReport, *, title: str = "semcache replay") -> str:
-    """The report with plots: hit rate over the log, similarity of hits and false hits, savings
-    per layer, and the sweep when there is one."""
+    """The report with plots: hit rate over the log, the nearest entry's similarity for hits and
+    misses (with the threshold marked), savings per layer, and the sweep when there is one."""
     plt = pyplot()
+    t = report.figures.threshold
     plots = [
-        ("Hit rate over the log", _hit_rate_over_log(plt, report.outcomes)),
-        ("Similarity of semantic hits", _similarities(plt, report.outcomes)),
-        ("Savings per layer", _savings(plt, report.figures)),
+        ("Hit rate over the log", "", _hit_rate_over_log(plt, report.outcomes)),
+        (
+            "Similarity of the nearest entry, hits and misses",
+            f"every semantic lookup with a candidate; the dashed line is the threshold ({t:.3f})",
+            _similarities(plt, report.outcomes, t),
+        ),
+        ("Tokens and dollars saved per layer", "", _savings(plt, report.figures)),
     ]
     if report.sweep:
-        plots.append(("Threshold sweep", _sweep(plt, report.sweep)))
+        note = f"the dashed line is the threshold replayed ({t:.3f})"
+        plots.append(("Threshold sweep", note, _sweep(plt, report.sweep, t)))
     figures = "".join(
-        f"<figure>{svg}<figcaption>{html.escape(name)}</figcaption></figure>" for name, svg in plots
+        f"<figure><figcaption>{html.escape(name)}"
+        + (f"<br><small>{html.escape(note)}</small>" if note else "")
+        + f"</figcaption>{svg}</figure>"
+        for name, note, svg in plots
     )
     bad = "".join(f"<li>{html.escape(str(b))}</li>" for b in report.bad_lines)
     return (
@@ -71,7 +81,12 @@ def _hit_rate_over_log(plt: Any, outcomes: Sequence[Outcome]) -> str:
     return _svg(plt, fig)
 
 
-def _similarities(plt: Any, outcomes: Sequence[Outcome]) -> str:
+def _threshold(ax: Any, threshold: float) -> None:
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2,
+               label=f"threshold {threshold:.3f}")  # fmt: skip
+
+
+def _similarities(plt: Any, outcomes: Sequence[Outcome], threshold: float) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     groups: dict[str, list[float | None]] = {
         "correct hits": [
@@ -88,8 +103,9 @@ def _similarities(plt: Any, outcomes: Sequence[Outcome]) -> str:
     ):
         if values:
             ax.hist(values, bins=bins, alpha=0.6, label=f"{name} ({len(values)})", color=color)
-    ax.set(xlabel="cosine similarity", ylabel="lookups")
-    ax.legend()
+    _threshold(ax, threshold)
+    ax.set(xlabel="cosine similarity to the nearest entry", ylabel="lookups")
+    ax.legend(fontsize=9)
     return _svg(plt, fig)
 
 
@@ -108,14 +124,16 @@ def _savings(plt: Any, figures: Figures) -> str:
             (i, layer.tokens_saved),
             ha="center",
             va="bottom",
-            fontsize=8,
+            fontsize=12,
+            fontweight="bold",
         )
     ax.set(ylabel="tokens saved")
-    ax.margins(y=0.2)
+    ax.tick_params(labelsize=11)
+    ax.margins(y=0.3)
     return _svg(plt, fig)
 
 
-def _sweep(plt: Any, sweep: Sequence[Figures]) -> str:
+def _sweep(plt: Any, sweep: Sequence[Figures], threshold: float) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     xs = [f.threshold for f in sweep]
     ax.plot(xs, [f.hit_rate for f in sweep], label="hit rate")
@@ -125,6 +143,7 @@ def _sweep(plt: Any, sweep: Sequence[Figures]) -> str:
         label="semantic precision",
     )
     ax.plot(xs, [np.nan if f.recall is None else f.recall for f in sweep], label="semantic recall")
+    _threshold(ax, threshold)
     ax.set(xlabel="threshold", ylim=(0, 1.02))
-    ax.legend()
+    ax.legend(fontsize=9)
     return _svg(plt, fig)

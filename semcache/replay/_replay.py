@@ -326,7 +326,10 @@ def replay(
     outcomes = _real_pass(cache, plans, records, trace, progress, feedback)
     return ReplayReport(
         figures=figures(t, outcomes, labelled=trace.labelled),
-        sweep=tuple(figures(x, simulate(trace, x), labelled=trace.labelled) for x in sweep),
+        sweep=tuple(
+            figures(x, simulate(trace, x), labelled=trace.labelled)
+            for x in progress(sweep, "sweeping", len(sweep))
+        ),
         outcomes=tuple(outcomes),
         bad_lines=tuple(bad),
         records=tuple(records),

@@ -66,4 +66,5 @@ def test_an_unreachable_redis_is_an_error_not_zeros() -> None:
         port = s.getsockname()[1]
     result = CliRunner().invoke(main, ["stats", "--redis-url", f"redis://127.0.0.1:{port}"])
     assert result.exit_code == 1
-    assert "Redis unavailable" in result.output
+    assert result.output.startswith("Error: Redis unreachable at redis://127.0.0.1:")
+    assert len(result.output.splitlines()) == 1
