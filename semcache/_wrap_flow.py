@@ -28,6 +28,7 @@ from semcache._wrap_options import (
     CacheInfo,
     RequestOptions,
     from_body,
+    from_cache_control,
     from_headers,
     resolve,
 )
@@ -200,7 +201,11 @@ def handle(request: httpx2.Request, settings: Settings) -> WrapFlow:
         response: httpx2.Response = yield Send(rebuild(request) if controls else request)
         return response
     given = from_body(body.pop("semcache")) if "semcache" in body else {}
-    options = resolve(settings.defaults, from_headers(iter(controls)), given)
+    headers = {
+        **from_cache_control(request.headers.get("cache-control")),
+        **from_headers(iter(controls)),
+    }
+    options = resolve(settings.defaults, headers, given)
     forward = rebuild(request, body) if controls or given else request
     call = Call(endpoint=endpoint, body=body, options=options, forward=forward)
     if endpoint == "embeddings":

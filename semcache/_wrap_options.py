@@ -1,9 +1,10 @@
 """Per-request cache control for wrapped clients, and how a response says how it was answered. No I/O.
 
 Options come from four places; a later one overrides an earlier one field by field:
-the defaults given to ``wrap()``, the innermost ``cache_options()`` block, ``x-semcache-*`` request
-headers (``extra_headers``), and the ``"semcache"`` object of ``extra_body``. The wrapper strips the
-headers and the body key before the request goes upstream.
+the defaults given to ``wrap()``, the innermost ``cache_options()`` block, request headers
+(``extra_headers``: the standard ``Cache-Control: no-cache`` / ``no-store``, then ``x-semcache-*``),
+and the ``"semcache"`` object of ``extra_body``. The wrapper strips the ``x-semcache-*`` headers and
+the body key before the request goes upstream (``Cache-Control`` is a standard header and goes on).
 """
 
 from __future__ import annotations
@@ -116,6 +117,18 @@ def from_headers(headers: Iterator[tuple[str, str]]) -> dict[str, Any]:
     for name, value in headers:
         key = name.lower().removeprefix(HEADER_PREFIX).replace("-", "_")
         options[key] = _header_value(key, value.strip())
+    return options
+
+
+def from_cache_control(value: str | None) -> dict[str, Any]:
+    """Options from a standard ``Cache-Control`` request header (RFC 9111, section 5.2.1):
+    ``no-cache`` answers from upstream (and refreshes the entry), ``no-store`` stores nothing."""
+    directives = {d.split("=", 1)[0].strip().lower() for d in (value or "").split(",")}
+    options: dict[str, Any] = {}
+    if "no-cache" in directives:
+        options["bypass"] = True
+    if "no-store" in directives:
+        options["no_store"] = True
     return options
 
 
