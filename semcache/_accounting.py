@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from semcache import _otel
 from semcache._core import Commands, Flow, Plan, Scan
 from semcache._prices import PriceTable
 from semcache._stats import FLOAT_FIELDS, Counters, Stats, add, bucket
@@ -90,6 +91,7 @@ class Accounting:
     def lookup(self, plan: Plan, result: LookupResult) -> bool:
         """Record a lookup; True when a flush is due."""
         counters = lookup_counters(plan, result, self.prices, self.embedding_model)
+        _otel.record(plan.keys.namespace, result, counters)
         entry = (plan.tenant_tag, result.matched_key) if result.hit and result.matched_key else None
         return self._record(plan.keys.namespace, counters, entry)
 
