@@ -44,6 +44,14 @@ _ENDPOINTS: tuple[tuple[str, Endpoint], ...] = (
     ("/responses", "responses"),
     ("/embeddings", "embeddings"),
 )
+#: The usage a hit reports under ``usage_on_hit="zero"``, per body shape.
+_ZERO_USAGE: dict[str, dict[str, Any]] = {
+    "chat": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    "responses": {
+        "input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
+        "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0},
+    },
+}  # fmt: skip
 #: Headers that describe an encoded body; dropped where the body is passed on decoded.
 _BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
@@ -390,6 +398,11 @@ def _plan(call: Call, settings: Settings) -> Plan | None:
 def replay_hit(call: Call, result: LookupResult) -> httpx2.Response | None:
     """The response for a hit, as JSON or as a stream; None when the entry cannot be replayed."""
     body = result.response or {}
+    if call.options.usage_on_hit == "zero" and isinstance(body.get("usage"), dict):
+        body = {
+            **body,
+            "usage": _ZERO_USAGE["responses" if call.endpoint == "responses" else "chat"],
+        }
     try:
         if call.stream:
             content = replay(call.endpoint, body, include_usage=call.wants_usage)

@@ -32,6 +32,9 @@ class Options(TypedDict, total=False):
         namespace: the cache namespace to use instead of the cache's own.
         threshold: the cosine similarity a semantic match needs for this request.
         tags: tags stored with the entry, for ``cache.invalidate(tags=...)``.
+        usage_on_hit: ``"stored"`` (default): a hit replays the stored answer's token usage, as the
+            SDK would have returned it; ``"zero"``: a hit reports zero usage, so cost tools that
+            price ``usage`` (OpenTelemetry instrumentations, gateways) see it as free.
     """
 
     bypass: bool
@@ -41,6 +44,7 @@ class Options(TypedDict, total=False):
     namespace: str | None
     threshold: float | None
     tags: Sequence[str]
+    usage_on_hit: Literal["stored", "zero"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,7 @@ class RequestOptions:
     namespace: str | None = None
     threshold: float | None = None
     tags: tuple[str, ...] = ()
+    usage_on_hit: Literal["stored", "zero"] = "stored"
 
 
 _CONTEXT: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
@@ -101,6 +106,8 @@ def check_options(options: Mapping[str, Any]) -> RequestOptions:
         raise ConfigurationError("semcache option tags must be a list of non-empty strings")
     if "ttl" in options:
         check_ttl(options["ttl"])
+    if options.get("usage_on_hit", "stored") not in ("stored", "zero"):
+        raise ConfigurationError('semcache option usage_on_hit must be "stored" or "zero"')
     return RequestOptions(**{**options, "tags": tuple(tags)})
 
 
