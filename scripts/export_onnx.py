@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from semcache._embedders import DEFAULT_MODEL_ID  # noqa: E402
+from semcache.embedding.embedders import DEFAULT_MODEL_ID  # noqa: E402
 
 from semcache.embedding.onnx import MANIFEST  # noqa: E402
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from semcache import _otel
 from semcache.accounting.prices import PriceTable
 from semcache.accounting.stats import FLOAT_FIELDS, Counters, Stats, add, bucket
 from semcache.accounting.tokens import count_tokens, usage_of
@@ -84,6 +85,7 @@ class Accounting:
     def lookup(self, plan: Plan, result: LookupResult) -> bool:
         """Record a lookup; True when a flush is due."""
         counters = lookup_counters(plan, result, self.prices, self.embedding_model)
+        _otel.record(plan.keys.namespace, result, counters)
         entry = (plan.tenant_tag, result.matched_key) if result.hit and result.matched_key else None
         return self._record(plan.keys.namespace, counters, entry)
 

@@ -1,8 +1,9 @@
 """Per-token prices: overrides first, then genai-prices' maintained table; never a guess.
 
 A model neither overridden nor in the table is *unpriced*: its tokens are still counted, its dollars
-are not. Tiered prices (a higher rate past some prompt size) use their base tier. No I/O here:
-genai-prices carries its table offline.
+are not. A price from the table computes costs with genai-prices' own ``calc_price`` (tiered rates
+past some prompt size, cache reads); its ``input`` / ``output`` fields show the base tier. No I/O
+here: genai-prices carries its table offline.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import importlib.util
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from semcache._errors import ConfigurationError
@@ -51,6 +52,26 @@ class Price:
         return (
             (prompt - cached) * self.input + cached * cached_rate + completion * self.output
         ) / _MTOK
+
+
+@dataclass(frozen=True, slots=True)
+class _TablePrice(Price):
+    """A price from genai-prices: costs go through its ``calc_price`` (tiers, cache reads)."""
+
+    model_price: Any = field(default=None, repr=False, compare=False)
+
+    def cost(self, prompt: int, completion: int, cached: int = 0) -> float:
+        from genai_prices import Usage
+
+        # genai-prices counts cache reads inside input_tokens, as semcache counts them in prompt.
+        usage = Usage(
+            input_tokens=prompt, output_tokens=completion, cache_read_tokens=min(cached, prompt)
+        )
+        try:
+            return float(self.model_price.calc_price(usage)["total_price"])
+        except Exception as exc:  # a table problem must not break accounting: base tier instead
+            log.warning("semcache: genai-prices could not price a call: %r", exc)
+            return Price.cost(self, prompt, completion, cached)
 
 
 class PriceTable:
@@ -112,10 +133,11 @@ def _from_model_price(found: Any) -> Price | None:
     rates = {name: _base(getattr(found, f"{name}_mtok", None)) for name in ("input", "output")}
     if rates["input"] is None:
         return None
-    return Price(
+    return _TablePrice(
         input=rates["input"],
         output=rates["output"] or 0.0,
         cached_input=_base(getattr(found, "cache_read_mtok", None)),
+        model_price=found,
     )
 
 

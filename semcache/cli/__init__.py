@@ -12,6 +12,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
     raise missing_extra("click", "cli") from exc
 
+from semcache.cli import _proxy as _proxy
 from semcache.cli import _replay as _replay
 from semcache.cli import _server as _server
 from semcache.cli import _stats as _stats

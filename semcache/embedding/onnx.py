@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semcache._embedders import DEFAULT_MODEL_ID, Vectors, _ThreadedAsync, normalize
+from semcache.embedding.embedders import DEFAULT_MODEL_ID, Vectors, _ThreadedAsync, normalize
 from semcache._errors import ConfigurationError
 from semcache.embedding.onnx_runtime import Array, GraphSpec, OnnxModel
 

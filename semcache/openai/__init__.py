@@ -30,7 +30,15 @@ from semcache.openai._options import check_options
 if TYPE_CHECKING:
     from semcache._shell import AsyncCache, Cache
 
-__all__ = ["CacheInfo", "Options", "cache_info", "cache_options", "wrap"]
+__all__ = [
+    "CacheInfo",
+    "Options",
+    "async_http_client",
+    "cache_info",
+    "cache_options",
+    "http_client",
+    "wrap",
+]
 
 C = TypeVar("C")
 
@@ -63,8 +71,54 @@ def wrap(
         client = semcache.wrap(openai.OpenAI(), cache=semcache.Cache(), tenant="acme")
     """
     check_options(defaults)
+    wrap_client = _client_module().wrap_client
+    return wrap_client(client, cache=cache, defaults=dict(defaults), record_usage=record_usage)  # type: ignore[no-any-return]
+
+
+def http_client(
+    cache: Cache | None = None, *, record_usage: bool = True, **defaults: Unpack[Options]
+) -> Any:
+    """A caching HTTP client for anything that builds its own ``openai.OpenAI`` from one, such as
+    LangChain's ``ChatOpenAI(http_client=...)``: openai's default HTTP client with the cache of
+    :func:`wrap` under it (same arguments).
+
+    Example::
+
+        llm = ChatOpenAI(model="gpt-4o-mini", http_client=semcache.openai.http_client(cache),
+                         include_response_headers=True)
+        llm.invoke("Hi").response_metadata["headers"]["x-semcache-layer"]   # "exact" on a hit
+    """
+    return _http_client(cache, record_usage, defaults, asynchronous=False)
+
+
+def async_http_client(
+    cache: AsyncCache | Cache | None = None,
+    *,
+    record_usage: bool = True,
+    **defaults: Unpack[Options],
+) -> Any:
+    """The async twin of :func:`http_client` (``ChatOpenAI(http_async_client=...)``)."""
+    return _http_client(cache, record_usage, defaults, asynchronous=True)
+
+
+def _http_client(
+    cache: Cache | AsyncCache | None,
+    record_usage: bool,
+    defaults: Mapping[str, Any],
+    *,
+    asynchronous: bool,
+) -> Any:
+    check_options(defaults)
+    module = _client_module()
+    inner = module.default_http_client(asynchronous=asynchronous)
+    return module.caching_client(
+        inner, cache=cache, defaults=dict(defaults), record_usage=record_usage
+    )
+
+
+def _client_module() -> Any:
     try:
-        from semcache.openai._client import wrap_client
+        from semcache.openai import _client
     except ImportError as exc:
         if exc.name == "httpx2":
             raise ImportError(
@@ -74,7 +128,7 @@ def wrap(
         if exc.name not in ("openai", "anyio"):
             raise
         raise missing_extra("openai", "openai") from exc
-    return wrap_client(client, cache=cache, defaults=dict(defaults), record_usage=record_usage)
+    return _wrap_client
 
 
 def cache_info(obj: object) -> CacheInfo | None:

@@ -34,24 +34,41 @@ def wrap_client(
     record_usage: bool,
 ) -> C:
     inner = getattr(client, "_client", None)
-    if isinstance(client, openai.AsyncOpenAI) and isinstance(inner, httpx2.AsyncClient):
-        settings = Settings(cache or AsyncCache(), defaults, record_usage)
-        http: httpx2.Client | httpx2.AsyncClient = httpx2.AsyncClient(
-            transport=AsyncCachingTransport(inner, settings), timeout=inner.timeout
-        )
-    elif isinstance(client, openai.OpenAI) and isinstance(inner, httpx2.Client):
-        if isinstance(cache, AsyncCache):
-            raise TypeError("a sync openai.OpenAI client needs a semcache.Cache, not an AsyncCache")
-        settings = Settings(cache or Cache(), defaults, record_usage)
-        http = httpx2.Client(transport=CachingTransport(inner, settings), timeout=inner.timeout)
-    else:
+    ok = (isinstance(client, openai.AsyncOpenAI) and isinstance(inner, httpx2.AsyncClient)) or (
+        isinstance(client, openai.OpenAI) and isinstance(inner, httpx2.Client)
+    )
+    if not ok or inner is None:
         raise TypeError(
             "semcache.wrap() takes an openai.OpenAI or openai.AsyncOpenAI client on an httpx2 "
             f"HTTP client, not {type(client).__name__}"
         )
+    http = caching_client(inner, cache=cache, defaults=defaults, record_usage=record_usage)
     wrapped = client.with_options(http_client=http)  # type: ignore[attr-defined]
     wrapped.__class__ = _marking(type(client))
     return wrapped  # type: ignore[no-any-return]
+
+
+def caching_client(
+    inner: httpx2.Client | httpx2.AsyncClient,
+    *,
+    cache: Cache | AsyncCache | None,
+    defaults: Mapping[str, Any],
+    record_usage: bool,
+) -> httpx2.Client | httpx2.AsyncClient:
+    """An HTTP client that answers from the cache and sends the rest through ``inner``."""
+    if isinstance(inner, httpx2.AsyncClient):
+        settings = Settings(cache or AsyncCache(), defaults, record_usage)
+        transport = AsyncCachingTransport(inner, settings)
+        return httpx2.AsyncClient(transport=transport, timeout=inner.timeout)
+    if isinstance(cache, AsyncCache):
+        raise TypeError("a sync openai.OpenAI client needs a semcache.Cache, not an AsyncCache")
+    settings = Settings(cache or Cache(), defaults, record_usage)
+    return httpx2.Client(transport=CachingTransport(inner, settings), timeout=inner.timeout)
+
+
+def default_http_client(*, asynchronous: bool) -> httpx2.Client | httpx2.AsyncClient:
+    """openai's own default HTTP client (its timeouts, limits and redirects)."""
+    return openai.DefaultAsyncHttpxClient() if asynchronous else openai.DefaultHttpxClient()
 
 
 def _marking(cls: type) -> type:

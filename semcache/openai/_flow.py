@@ -28,6 +28,7 @@ from semcache.openai._options import (
     CacheInfo,
     RequestOptions,
     from_body,
+    from_cache_control,
     from_headers,
     resolve,
 )
@@ -43,6 +44,14 @@ _ENDPOINTS: tuple[tuple[str, Endpoint], ...] = (
     ("/responses", "responses"),
     ("/embeddings", "embeddings"),
 )
+#: The usage a hit reports under ``usage_on_hit="zero"``, per body shape.
+_ZERO_USAGE: dict[str, dict[str, Any]] = {
+    "chat": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    "responses": {
+        "input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
+        "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0},
+    },
+}  # fmt: skip
 #: Headers that describe an encoded body; dropped where the body is passed on decoded.
 _BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
@@ -215,7 +224,11 @@ def handle(request: httpx2.Request, settings: Settings) -> WrapFlow:
         response: httpx2.Response = yield Send(rebuild(request) if controls else request)
         return response
     given = from_body(body.pop("semcache")) if "semcache" in body else {}
-    options = resolve(settings.defaults, from_headers(iter(controls)), given)
+    headers = {
+        **from_cache_control(request.headers.get("cache-control")),
+        **from_headers(iter(controls)),
+    }
+    options = resolve(settings.defaults, headers, given)
     forward = rebuild(request, body) if controls or given else request
     call = Call(endpoint=endpoint, body=body, options=options, forward=forward)
     if endpoint == "embeddings":
@@ -406,6 +419,11 @@ def _plan(call: Call, settings: Settings) -> Plan | None:
 def restream_hit(call: Call, result: LookupResult) -> httpx2.Response | None:
     """The response for a hit, as JSON or as a stream; None when the entry cannot be replayed."""
     body = result.response or {}
+    if call.options.usage_on_hit == "zero" and isinstance(body.get("usage"), dict):
+        body = {
+            **body,
+            "usage": _ZERO_USAGE["responses" if call.endpoint == "responses" else "chat"],
+        }
     try:
         if call.stream:
             content = restream(call.endpoint, body, include_usage=call.wants_usage)

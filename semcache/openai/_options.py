@@ -1,9 +1,10 @@
 """Per-request cache control for wrapped clients, and how a response says how it was answered. No I/O.
 
 Options come from four places; a later one overrides an earlier one field by field:
-the defaults given to ``wrap()``, the innermost ``cache_options()`` block, ``x-semcache-*`` request
-headers (``extra_headers``), and the ``"semcache"`` object of ``extra_body``. The wrapper strips the
-headers and the body key before the request goes upstream.
+the defaults given to ``wrap()``, the innermost ``cache_options()`` block, request headers
+(``extra_headers``: the standard ``Cache-Control: no-cache`` / ``no-store``, then ``x-semcache-*``),
+and the ``"semcache"`` object of ``extra_body``. The wrapper strips the ``x-semcache-*`` headers and
+the body key before the request goes upstream (``Cache-Control`` is a standard header and goes on).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class Options(TypedDict, total=False):
         namespace: the cache namespace to use instead of the cache's own.
         threshold: the cosine similarity a semantic match needs for this request.
         tags: tags stored with the entry, for ``cache.invalidate(tags=...)``.
+        usage_on_hit: ``"stored"`` (default): a hit replays the stored answer's token usage, as the
+            SDK would have returned it; ``"zero"``: a hit reports zero usage, so cost tools that
+            price ``usage`` (OpenTelemetry instrumentations, gateways) see it as free.
     """
 
     bypass: bool
@@ -39,6 +43,7 @@ class Options(TypedDict, total=False):
     namespace: str | None
     threshold: float | None
     tags: Sequence[str]
+    usage_on_hit: Literal["stored", "zero"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,7 @@ class RequestOptions:
     namespace: str | None = None
     threshold: float | None = None
     tags: tuple[str, ...] = ()
+    usage_on_hit: Literal["stored", "zero"] = "stored"
 
 
 _CONTEXT: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
@@ -99,6 +105,8 @@ def check_options(options: Mapping[str, Any]) -> RequestOptions:
         raise ConfigurationError("semcache option tags must be a list of non-empty strings")
     if "ttl" in options:
         check_ttl(options["ttl"])
+    if options.get("usage_on_hit", "stored") not in ("stored", "zero"):
+        raise ConfigurationError('semcache option usage_on_hit must be "stored" or "zero"')
     return RequestOptions(**{**options, "tags": tuple(tags)})
 
 
@@ -115,6 +123,18 @@ def from_headers(headers: Iterator[tuple[str, str]]) -> dict[str, Any]:
     for name, value in headers:
         key = name.lower().removeprefix(HEADER_PREFIX).replace("-", "_")
         options[key] = _header_value(key, value.strip())
+    return options
+
+
+def from_cache_control(value: str | None) -> dict[str, Any]:
+    """Options from a standard ``Cache-Control`` request header (RFC 9111, section 5.2.1):
+    ``no-cache`` answers from upstream (and refreshes the entry), ``no-store`` stores nothing."""
+    directives = {d.split("=", 1)[0].strip().lower() for d in (value or "").split(",")}
+    options: dict[str, Any] = {}
+    if "no-cache" in directives:
+        options["bypass"] = True
+    if "no-store" in directives:
+        options["no_store"] = True
     return options
 
 
