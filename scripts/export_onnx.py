@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from semcache.embedding.embedders import DEFAULT_MODEL_ID  # noqa: E402
-
 from semcache.embedding.onnx import MANIFEST  # noqa: E402
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")

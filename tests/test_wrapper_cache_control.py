@@ -7,8 +7,8 @@ import openai
 import pytest
 from openai_server import FakeOpenAI
 
-from semcache.openai._options import from_cache_control
 from semcache.openai import cache_info
+from semcache.openai._options import from_cache_control
 
 CHAT = "chat/completions"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semcache.embedding.embedders import DEFAULT_MODEL_ID, Vectors, _ThreadedAsync, normalize
 from semcache._errors import ConfigurationError
+from semcache.embedding.embedders import DEFAULT_MODEL_ID, Vectors, _ThreadedAsync, normalize
 from semcache.embedding.onnx_runtime import Array, GraphSpec, OnnxModel
 
 MANIFEST = Path(__file__).with_name("data") / "onnx" / "all-MiniLM-L6-v2.json"

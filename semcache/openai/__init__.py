@@ -128,7 +128,7 @@ def _client_module() -> Any:
         if exc.name not in ("openai", "anyio"):
             raise
         raise missing_extra("openai", "openai") from exc
-    return _wrap_client
+    return _client
 
 
 def cache_info(obj: object) -> CacheInfo | None:

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from semcache._shell import AsyncCache, Cache
 from semcache._errors import ConfigurationError
+from semcache._shell import AsyncCache, Cache
 from semcache.accounting.stats import PROMETHEUS_CONTENT_TYPE
 from semcache.openai._flow import Settings, _endpoint
 from semcache.openai._transport import AsyncCachingTransport
