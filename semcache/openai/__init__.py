@@ -120,12 +120,7 @@ def _client_module() -> Any:
     try:
         from semcache.openai import _client
     except ImportError as exc:
-        if exc.name == "httpx2":
-            raise ImportError(
-                "semcache.wrap() needs openai 3.x (built on httpx2); upgrade with: "
-                "pip install 'openai>=3'"
-            ) from exc
-        if exc.name not in ("openai", "anyio"):
+        if exc.name not in ("openai", "anyio", "httpx2"):
             raise
         raise missing_extra("openai", "openai") from exc
     return _client

@@ -9,6 +9,7 @@ attaches :class:`~semcache.openai.CacheInfo` to every object parsed from a respo
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -34,39 +35,71 @@ def wrap_client(
     record_usage: bool,
 ) -> C:
     inner = getattr(client, "_client", None)
-    ok = (isinstance(client, openai.AsyncOpenAI) and isinstance(inner, httpx2.AsyncClient)) or (
-        isinstance(client, openai.OpenAI) and isinstance(inner, httpx2.Client)
-    )
-    if not ok or inner is None:
+    asynchronous = _asynchronous(inner)
+    if asynchronous is None or not isinstance(
+        client, openai.AsyncOpenAI if asynchronous else openai.OpenAI
+    ):
         raise TypeError(
-            "semcache.wrap() takes an openai.OpenAI or openai.AsyncOpenAI client on an httpx2 "
-            f"HTTP client, not {type(client).__name__}"
+            "semcache.wrap() takes an openai.OpenAI or openai.AsyncOpenAI client (openai>=1.40, "
+            f"on its own httpx or httpx2 HTTP client), not {type(client).__name__}"
+            + (f" on {type(inner).__name__}" if inner is not None else "")
         )
     http = caching_client(inner, cache=cache, defaults=defaults, record_usage=record_usage)
-    wrapped = client.with_options(http_client=http)  # type: ignore[attr-defined]
+    wrapped: Any = client.with_options(http_client=http)
     wrapped.__class__ = _marking(type(client))
     return wrapped  # type: ignore[no-any-return]
 
 
 def caching_client(
-    inner: httpx2.Client | httpx2.AsyncClient,
+    inner: Any,
     *,
     cache: Cache | AsyncCache | None,
     defaults: Mapping[str, Any],
     record_usage: bool,
-) -> httpx2.Client | httpx2.AsyncClient:
-    """An HTTP client that answers from the cache and sends the rest through ``inner``."""
-    if isinstance(inner, httpx2.AsyncClient):
-        settings = Settings(cache or AsyncCache(), defaults, record_usage)
-        transport = AsyncCachingTransport(inner, settings)
-        return httpx2.AsyncClient(transport=transport, timeout=inner.timeout)
-    if isinstance(cache, AsyncCache):
+) -> Any:
+    """An HTTP client of ``inner``'s kind (httpx2 for openai 3.x, httpx before) that answers from
+    the cache and sends the rest through ``inner``."""
+    asynchronous = _asynchronous(inner)
+    if asynchronous is None:
+        raise TypeError(f"not an httpx or httpx2 client: {type(inner).__name__}")
+    if not asynchronous and isinstance(cache, AsyncCache):
         raise TypeError("a sync openai.OpenAI client needs a semcache.Cache, not an AsyncCache")
-    settings = Settings(cache or Cache(), defaults, record_usage)
-    return httpx2.Client(transport=CachingTransport(inner, settings), timeout=inner.timeout)
+    settings = Settings(
+        cache or (AsyncCache() if asynchronous else Cache()), defaults, record_usage
+    )
+    if isinstance(inner, httpx2.AsyncClient):
+        return httpx2.AsyncClient(
+            transport=AsyncCachingTransport(inner, settings), timeout=inner.timeout
+        )
+    if isinstance(inner, httpx2.Client):
+        return httpx2.Client(transport=CachingTransport(inner, settings), timeout=inner.timeout)
+    import httpx
+
+    from semcache.openai import _httpx as _wrap_httpx
+
+    if asynchronous:
+        transport = _wrap_httpx.AsyncHttpxCachingTransport(inner, settings)
+        return httpx.AsyncClient(transport=transport, timeout=inner.timeout)
+    return httpx.Client(
+        transport=_wrap_httpx.HttpxCachingTransport(inner, settings), timeout=inner.timeout
+    )
 
 
-def default_http_client(*, asynchronous: bool) -> httpx2.Client | httpx2.AsyncClient:
+def _asynchronous(inner: Any) -> bool | None:
+    """True for an async HTTP client, False for a sync one, None for neither (httpx2 or httpx)."""
+    if isinstance(inner, httpx2.AsyncClient):
+        return True
+    if isinstance(inner, httpx2.Client):
+        return False
+    httpx = sys.modules.get("httpx")  # only present when something (openai < 3) imported it
+    if httpx is not None and isinstance(inner, httpx.AsyncClient):
+        return True
+    if httpx is not None and isinstance(inner, httpx.Client):
+        return False
+    return None
+
+
+def default_http_client(*, asynchronous: bool) -> Any:
     """openai's own default HTTP client (its timeouts, limits and redirects)."""
     return openai.DefaultAsyncHttpxClient() if asynchronous else openai.DefaultHttpxClient()
 

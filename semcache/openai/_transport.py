@@ -8,7 +8,7 @@ did not absorb itself is logged and replaced by a miss, so the call still goes u
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio.to_thread
@@ -33,18 +33,22 @@ log = logging.getLogger("semcache")
 
 
 class CachingTransport(httpx2.BaseTransport):
-    """Answers covered requests from the cache, and sends the rest through ``inner``."""
+    """Answers covered requests from the cache, and sends the rest through ``inner``
+    (or through ``send``, which an adapter for another HTTP library gives)."""
 
-    def __init__(self, inner: httpx2.Client, settings: Settings) -> None:
+    def __init__(
+        self, inner: Any, settings: Settings, send: Callable[[httpx2.Request], Any] | None = None
+    ) -> None:
         self.inner = inner
         self.settings = settings
+        self.send = send or (lambda request: inner.send(request, stream=True))
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         return _drive(handle(request, self.settings), self._execute)
 
     def _execute(self, op: WrapOp) -> Any:
         if isinstance(op, Send):
-            return self.inner.send(op.request, stream=True)
+            return self.send(op.request)
         if isinstance(op, Read):
             return _read(op.response)
         if isinstance(op, Relay):
@@ -61,9 +65,15 @@ class CachingTransport(httpx2.BaseTransport):
 class AsyncCachingTransport(httpx2.AsyncBaseTransport):
     """The asyncio twin of :class:`CachingTransport`. A sync ``Cache`` runs in a worker thread."""
 
-    def __init__(self, inner: httpx2.AsyncClient, settings: Settings) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        settings: Settings,
+        send: Callable[[httpx2.Request], Awaitable[Any]] | None = None,
+    ) -> None:
         self.inner = inner
         self.settings = settings
+        self.send = send or (lambda request: inner.send(request, stream=True))
         self._native = isinstance(settings.cache, AsyncCache)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -71,7 +81,7 @@ class AsyncCachingTransport(httpx2.AsyncBaseTransport):
 
     async def _execute(self, op: WrapOp) -> Any:
         if isinstance(op, Send):
-            return await self.inner.send(op.request, stream=True)
+            return await self.send(op.request)
         if isinstance(op, Read):
             return await _aread(op.response)
         if isinstance(op, Relay):
