@@ -147,6 +147,11 @@ class Base(Generic[E, C]):
         return self._executor.client
 
     @property
+    def available(self) -> bool:
+        """False while the circuit breaker has the cache stepping aside (Redis failing)."""
+        return self._breaker.state == "closed"
+
+    @property
     def decision(self) -> Decision:
         """The decision stage the semantic layer uses (``config.decision`` or the default)."""
         return self._core.decision

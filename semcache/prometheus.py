@@ -50,8 +50,5 @@ class SemcacheCollector(Collector):
         self.local = local
 
     def collect(self) -> Iterator[Metric]:
-        if self.local:
-            stats = self.cache.accounting.local(self.namespace or self.cache.namespace)
-        else:
-            stats = self.cache.stats(namespace=self.namespace)
+        stats = self.cache.stats(namespace=self.namespace, local=self.local)
         yield from text_string_to_metric_families(stats.prometheus())

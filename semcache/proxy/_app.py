@@ -80,7 +80,7 @@ class Proxy:
 
     async def health(self, request: Request) -> Response:
         """Always 200 while the proxy serves; ``cache`` says whether Redis is in the path."""
-        state = "up" if self.cache.breaker.state == "closed" else "stepping-aside"
+        state = "up" if self.cache.available else "stepping-aside"
         return JSONResponse({"status": "ok", "cache": state})
 
     async def metrics(self, request: Request) -> Response:
