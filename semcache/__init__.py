@@ -39,6 +39,7 @@ from semcache._thresholds import PerEntryThresholds as PerEntryThresholds
 from semcache._types import CacheConfig as CacheConfig
 from semcache._types import Entry as Entry
 from semcache._types import LookupResult as LookupResult
+from semcache._verifier import Verifier as Verifier
 from semcache.openai import wrap as wrap
 
 __version__ = "0.1.0"
@@ -75,5 +76,6 @@ __all__ = [
     "Stats",
     "ThresholdDecision",
     "Verdict",
+    "Verifier",
     "wrap",
 ]

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from semcache._core import Core, Plan
-from semcache._decide import Candidate
+from semcache._decide import Candidate, decision_floor, offline
 from semcache._embedders import Embedder
 from semcache._figures import Figures, Outcome, Saving, figures
 from semcache._logs import BadLine, Log, LogRecord
@@ -102,7 +102,7 @@ class ReplayReport:
 
 def simulate(trace: Trace, threshold: float) -> list[Outcome]:
     """Replay a trace at one threshold with the cache's rules, starting from an empty cache."""
-    if threshold < trace.floor - _EPSILON:
+    if decision_floor(trace.decision, threshold) < trace.floor - _EPSILON:
         raise ValueError(f"the trace only holds similarities >= {trace.floor}")
     n = len(trace.steps)
     by_digest: dict[str, int] = {}
@@ -160,8 +160,8 @@ def _decide(
     threshold: float,
 ) -> int | None:
     """The request whose entry the decision stage accepts among the top-k stored candidates."""
-    if float(sims.max()) < threshold:
-        return None  # no decision stage accepts a candidate below its threshold
+    if float(sims.max()) < decision_floor(trace.decision, threshold):
+        return None  # no decision stage accepts a candidate below its band
     order = np.lexsort((index, -sims))[: trace.top_k]
     if trace.decision is None:
         return int(index[order[0]])
@@ -315,9 +315,9 @@ def replay(
         plans,
         records,
         vectors,
-        floor=min([t, *sweep]),
+        floor=decision_floor(cache.core.decision, min([t, *sweep])),
         bypassed=bypassed,
-        decision=cache.core.decision,
+        decision=offline(cache.core.decision),
         top_k=cache.config.top_k,
     )
     outcomes = _real_pass(cache, plans, records, trace, progress, feedback)
@@ -451,9 +451,9 @@ def trace_log(
         plans,
         kept,
         vectors,
-        floor=floor,
+        floor=decision_floor(core.decision, floor),
         bypassed=bypassed,
-        decision=core.decision,
+        decision=offline(core.decision),
         top_k=core.config.top_k,
     )
     return trace, bad

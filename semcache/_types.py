@@ -49,7 +49,7 @@ class CacheConfig:
             before it calls upstream itself.
         lock_ttl: seconds a compute lock lives if its holder dies.
         decision: the decision stage that picks one of the ``top_k`` candidates or none
-            (default: the plain threshold).
+            (default: the lexical guard and the learned verifier, see ``semcache.Verifier``).
     """
 
     namespace: str = "default"
@@ -74,7 +74,8 @@ class CacheConfig:
     stampede_wait: float = 10.0
     lock_ttl: float = 30.0
     """The semantic layer's decision stage (a ``semcache.Decision``); None: the default, a
-    ``GuardedDecision`` with the lexical guard (``semcache.ThresholdDecision()``: the plain threshold)."""
+    ``GuardedDecision`` with the lexical guard and the shipped verifier
+    (``semcache.ThresholdDecision()``: the plain threshold)."""
 
     def __post_init__(self) -> None:
         check_namespace(self.namespace)

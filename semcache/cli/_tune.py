@@ -33,7 +33,8 @@ from semcache.cli._app import JSON, main
     "--guard/--no-guard",
     default=True,
     show_default=True,
-    help="Apply the lexical guard of the default decision stage to pairs (logs always use it).",
+    help="Decide pairs with the default decision stage (lexical guard and verifier), as the "
+    "cache does; --no-guard: the threshold alone (logs always use the default decision).",
 )
 @click.option(
     "--configs",
@@ -109,14 +110,13 @@ def _evaluate(
             raise click.ClickException(f"{data}: no usable pair")
         scores = tuning.score_pairs(parsed.pairs, model)
         if guard:
-            from semcache._guard import Guard
-
-            scores = scores.guarded(Guard())
+            scores = scores.decided(tuning.default_decision())
         positives = int(scores.labels.sum())
         report = {
             "source": str(data),
             "kind": "pairs",
             "guard": guard,
+            "decision": repr(scores.decision) if guard else "threshold",
             "pairs": len(parsed.pairs),
             "equivalent": positives,
             "not_equivalent": len(parsed.pairs) - positives,
