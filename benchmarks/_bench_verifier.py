@@ -77,6 +77,19 @@ def qqp_shared(data: Path, vectors_of: Any, memo: Verifier) -> dict[str, Any]:
     return out
 
 
+def subsample(pairs: Any, n: int, seed: int = 9) -> Any:
+    """A seeded sample of n of bench_accuracy's ``Pairs`` (all when n is 0 or more than there are)."""
+    if not n or n >= len(pairs.sims):
+        return pairs
+    import random
+    from dataclasses import replace
+
+    keep = sorted(random.Random(seed).sample(range(len(pairs.sims)), n))
+    return replace(pairs, queries=[pairs.queries[i] for i in keep],
+                   candidates=[pairs.candidates[i] for i in keep],
+                   labels=pairs.labels[keep], sims=pairs.sims[keep])  # fmt: skip
+
+
 def per_pair(name: str, pairs: Any, memo: Verifier) -> dict[str, Any]:
     """Each pair's query against its own candidate (``pairs`` is bench_accuracy's ``Pairs``)."""
     floor = min(cutoffs()) - memo.below

@@ -317,6 +317,12 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--verifier-only", action="store_true")
+    parser.add_argument(
+        "--pair-sample",
+        type=int,
+        default=0,
+        help="verifier rows: a seeded sample of this many pairs per set (0: all)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     embedder = semcache.SentenceTransformerEmbedder()
@@ -327,7 +333,7 @@ def main() -> None:
         pairs = score(name, q, c, labels, embedder)
         if not args.verifier_only:
             results[name] = evaluate(pairs, args.target)
-        checked[name] = verifier.per_pair(name, pairs, memo)
+        checked[name] = verifier.per_pair(name, verifier.subsample(pairs, args.pair_sample), memo)
     checked = {"QQP held-out": verifier.qqp_shared(args.data, lambda t: embed_all(t, embedder), memo),
                **checked}  # fmt: skip
     print(table(results, args.target))
