@@ -139,8 +139,10 @@ class Verifier:
         clone._lock = threading.Lock()
         return clone
 
-    def prefill(self, pairs: list[tuple[str, str]], batch: int = 64) -> None:
-        """Score ``pairs`` in batches into the memory of a :meth:`memoised` verifier."""
+    def prefill(self, pairs: list[tuple[str, str]], batch: int = 1) -> None:
+        """Score ``pairs`` into the memory of a :meth:`memoised` verifier. One pair at a time by
+        default, as a lookup scores its candidate: the int8 graph quantises activations per batch,
+        so a pair padded into a larger batch can score up to ~0.05 differently."""
         if self._memo is None:
             raise ValueError("prefill needs a memoised() verifier")
         todo = list(dict.fromkeys(p for p in pairs if p not in self._memo))

