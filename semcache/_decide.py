@@ -242,7 +242,7 @@ def decision_floor(decision: Any, threshold: float) -> float:
 
 def default_decision() -> Decision:
     """What ``CacheConfig(decision=None)`` means: every check that calls no remote model, the lexical
-    guard and the shipped verifier (see README, "Right answers on unseen traffic"); the guard alone
+    guard and the shipped verifier (see README, "Fewer wrong answers"); the guard alone
     when the verifier's runtime (onnxruntime, tokenizers: the ``local`` extra) is not installed."""
     if not verifier_runtime():
         log.warning(
