@@ -145,12 +145,20 @@ def choose_band(p: shared.Protocol, guard_ok: np.ndarray, probs: np.ndarray) -> 
     ok = [g for g in grid if (g[4]["lenient"]["precision"] or 0.0) >= TARGET]
     if ok:
         low, high, accept, _, m = max(ok, key=lambda g: (g[4]["lenient"]["recall"], -g[3]))
-        return {"low": low, "high": high, "accept": accept, "rule": f"precision >= {TARGET}", "dev": m}
+        return {
+            "low": low,
+            "high": high,
+            "accept": accept,
+            "rule": f"precision >= {TARGET}",
+            "dev": m,
+        }
     # Not reached: the most precision that keeps the goal's recall (a verifier that buys
     # precision by serving almost nothing would make the cache useless).
     ok = [g for g in grid if g[4]["lenient"]["recall"] >= RECALL_FLOOR]
     if ok:
-        low, high, accept, _, m = max(ok, key=lambda g: (g[4]["lenient"]["precision"] or 0.0, -g[3]))
+        low, high, accept, _, m = max(
+            ok, key=lambda g: (g[4]["lenient"]["precision"] or 0.0, -g[3])
+        )
         rule = f"precision >= {TARGET} not reached: the most precision at recall >= {RECALL_FLOOR}"
         return {"low": low, "high": high, "accept": accept, "rule": rule, "dev": m}
     raise RuntimeError(f"no band keeps recall {RECALL_FLOOR} on dev")
@@ -211,7 +219,10 @@ def finish(
     memo = Verifier(out).memoised()
     probs = shared.verifier_scores(proto, memo.score, min(LOWS))
     band = choose_band(proto, guard_ok, probs)
-    log(f"band on dev: {band['low']}..{band['high']} accept {band['accept']} ({band['rule']})", start)
+    log(
+        f"band on dev: {band['low']}..{band['high']} accept {band['accept']} ({band['rule']})",
+        start,
+    )
     recommended = {"threshold": band["accept"], "below": round(CUTOFF - band["low"], 4),
                    "above": round(band["high"] - CUTOFF, 4), "cutoff": CUTOFF}  # fmt: skip
     meta["recommended"] = recommended
