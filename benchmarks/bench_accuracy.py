@@ -22,8 +22,13 @@ excluded: it is the same for all).
 - second opinion: a simulated judge that agrees with the label 90% of the time (deterministic per
   pair), asked only inside the borderline band [t - 0.1, t + 0.05); its calls per lookup are the cost.
 
-Usage: python benchmarks/bench_accuracy.py [--target 0.95] [--data DIR]
-(writes benchmarks/results/accuracy.json and prints the table)
+Then the learned verifier out of sample (``benchmarks/_bench_verifier.py``): QQP held-out
+components in a shared index, PAWS cross-domain and the project's pairs, against the old default
+and the plain threshold in the same run.
+
+Usage: python benchmarks/bench_accuracy.py [--target 0.95] [--data DIR] [--verifier-only]
+(writes benchmarks/results/accuracy.json and prints the tables; ``--verifier-only`` runs the
+verifier part and keeps the rest of the JSON from the last full run)
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import semcache
+from benchmarks import _bench_verifier as verifier
+from benchmarks import _qqp
 from semcache import Guard, GuardedDecision, PerEntryThresholds, SecondOpinion, ThresholdDecision
 from semcache.core.types import Entry
 from semcache.decision.calibrate import run
@@ -54,7 +61,7 @@ from semcache.decision.protocol import Candidate
 from semcache.decision.thresholds import RECORD, append, encode
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.json"
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+DEFAULT_DATA = _qqp.DEFAULT_DATA
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "semcache" / "bench"
 GRID = sorted(
     {round(0.5 + i * 0.0025, 4) for i in range(201)}
@@ -309,18 +316,35 @@ def main() -> None:
         "--data", type=Path, default=Path(os.environ.get("SEMCACHE_DATA", DEFAULT_DATA))
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--verifier-only", action="store_true")
+    parser.add_argument(
+        "--pair-sample",
+        type=int,
+        default=0,
+        help="verifier rows: a seeded sample of this many pairs per set (0: all)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     embedder = semcache.SentenceTransformerEmbedder()
-    results = {}
+    old = json.loads(args.out.read_text()) if args.verifier_only and args.out.exists() else {}
+    results, checked = old.get("sets", {}), {}
+    memo = verifier.memo()
     for name, q, c, labels in load_sets(args.data):
         pairs = score(name, q, c, labels, embedder)
-        results[name] = evaluate(pairs, args.target)
+        if not args.verifier_only:
+            results[name] = evaluate(pairs, args.target)
+        checked[name] = verifier.per_pair(name, verifier.subsample(pairs, args.pair_sample), memo)
+    checked = {"QQP held-out": verifier.qqp_shared(args.data, lambda t: embed_all(t, embedder), memo),
+               **checked}  # fmt: skip
     print(table(results, args.target))
+    print(verifier.table(checked))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"target_precision": args.target, "embedder": embedder.model_id, "python": platform.python_version(),
-            "machine": platform.machine(), "cpus": os.cpu_count()}  # fmt: skip
-    args.out.write_text(json.dumps({"meta": meta, "sets": results}, indent=2) + "\n")
+            "machine": platform.machine(), "cpus": os.cpu_count(), "verifier": memo.model_id,
+            "default_cutoff": semcache.CacheConfig().threshold,
+            "verifier_band": [memo.below, memo.above], "verifier_accept": memo.threshold}  # fmt: skip
+    body = {"meta": {**old.get("meta", {}), **meta}, "sets": results, "verifier": checked}
+    args.out.write_text(json.dumps(body, indent=2) + "\n")
 
 
 if __name__ == "__main__":

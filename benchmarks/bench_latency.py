@@ -4,6 +4,9 @@ In one run, on the embedded Redis (unix socket) and the default local embedder:
 - floors: a bare redis-py GET round trip, and a bare embedding of one text;
 - p50/p99 of an exact hit, a semantic hit (embedding in process memory, in the Redis embedding cache,
   and not cached at all), and a miss, each as a ratio to its floor;
+- the learned verifier's added time: one bare verifier call (query + one candidate) and a semantic
+  lookup under the new default decision against the old one (guard only), on the same stored entries
+  and paraphrases, next to one bare embedding measured in the same run;
 - semantic lookup p50/p99 and recall@1 against brute force at 10k and 100k entries, for several
   EF_RUNTIME values (HNSW M=16, EF_CONSTRUCTION=200) and for FLAT.
 
@@ -11,7 +14,9 @@ The 10k/100k entries are vectors drawn around real embeddings of generated quest
 embeddings, each the centre of a cluster of noisy copies), so they cluster like real data without
 embedding 100k texts on 2 cores. Queries are near-duplicates of stored entries, as a cache serves.
 
-Usage: python benchmarks/bench_latency.py [--quick]   (writes benchmarks/results/latency.json)
+Usage: python benchmarks/bench_latency.py [--quick] [--verifier-only]
+(writes benchmarks/results/latency.json; ``--verifier-only`` measures the floors and the verifier
+and keeps the other rows of the JSON from the last full run)
 """
 
 from __future__ import annotations
@@ -123,6 +128,42 @@ def layer_latencies(cache: semcache.Cache, texts: list[str], fl: dict[str, Any])
     }
 
 
+def verifier_cost(
+    url: str, embedder: semcache.Embedder, texts: list[str], fl: dict[str, Any]
+) -> dict[str, Any]:
+    """The verifier's time per semantic lookup, against one bare embedding (``fl``)."""
+    embed_floor = fl["embed_one"]["p50_ms"]
+    verifier = semcache.Verifier().load()
+    pairs = [(f"Quick question: {t[0].lower()}{t[1:]}", t) for t in texts[:300]]
+    verifier.score(pairs[0][0], [pairs[0][1]])  # warm up outside the timings
+    bare = [timed(lambda q=q, c=c: verifier.score(q, [c])) for q, c in pairs]
+    out: dict[str, Any] = {"bare_call_one_candidate": summary(bare, embed_floor)}
+    old = semcache.GuardedDecision(guard=semcache.Guard())
+    for name, decision in (("old_default_guard", old), ("new_default", None)):
+        config = semcache.CacheConfig(
+            namespace=f"bench-{name.replace('_', '-')}", decision=decision
+        )
+        with semcache.Cache(redis_url=url, embedder=embedder, config=config) as cache:
+            for _, stored in pairs:
+                cache.store(chat(stored), ANSWER)
+            for query, _ in pairs:
+                cache.lookup(chat(query))  # the query's embedding is now in memory
+            results = [cache.lookup(chat(q)) for q, _ in pairs]
+            cache.flush()
+        row = summary([r.lookup_ms for r in results])
+        row["hit_rate"] = sum(r.layer == "semantic" for r in results) / len(results)
+        row["verified_share"] = sum(
+            any(c[0] == "verifier" for c in r.checks) for r in results
+        ) / len(results)
+        out[name] = row
+    added = out["new_default"]["p50_ms"] - out["old_default_guard"]["p50_ms"]
+    out["added_p50_ms"] = added
+    out["added_p99_ms"] = out["new_default"]["p99_ms"] - out["old_default_guard"]["p99_ms"]
+    out["added_p50_ratio_to_embed_one"] = added / embed_floor
+    out["threads"] = verifier.threads
+    return out
+
+
 def clustered(centres: np.ndarray, n: int, rng: np.random.Generator, noise: float) -> np.ndarray:
     picks = rng.integers(0, len(centres), n)
     rows = centres[picks] + rng.normal(0, noise, (n, centres.shape[1])).astype(np.float32)
@@ -191,6 +232,7 @@ def scale(client: redis.Redis, centres: np.ndarray, sizes: list[int], n_queries:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="10k entries only, fewer queries")
+    parser.add_argument("--verifier-only", action="store_true")
     args = parser.parse_args()
     embedder = semcache.Batching(semcache.SentenceTransformerEmbedder())
     texts = questions(2000)
@@ -200,6 +242,17 @@ def main() -> None:
         fl = floors(client, embedder, texts)
         print(f"floors: GET p50 {fl['redis_get']['p50_ms']:.3f} ms, "
               f"embed one text p50 {fl['embed_one']['p50_ms']:.2f} ms")  # fmt: skip
+        cost = verifier_cost(server.url, embedder, texts, fl)
+        print(f"verifier: bare call p50 {cost['bare_call_one_candidate']['p50_ms']:.2f} ms, p99 "
+              f"{cost['bare_call_one_candidate']['p99_ms']:.2f} ms; added to a semantic lookup p50 "
+              f"{cost['added_p50_ms']:.2f} ms (x{cost['added_p50_ratio_to_embed_one']:.2f} of one "
+              f"embedding), p99 {cost['added_p99_ms']:.2f} ms")  # fmt: skip
+        if args.verifier_only:
+            old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+            RESULTS.write_text(
+                json.dumps({**old, "floors_verifier_run": fl, "verifier": cost}, indent=2)
+            )
+            return
         with semcache.Cache(redis_url=server.url, embedder=embedder, namespace="bench") as cache:
             layers = layer_latencies(cache, texts, fl)
         for name, row in layers.items():
@@ -214,6 +267,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.system()}, {platform.python_version()}",
         "floors": fl,
         "layers": layers,
+        "verifier": cost,
         "scale": scaled,
         "note": "scale rows use vectors drawn around 2,000 real embeddings (see docstring)",
     }

@@ -36,6 +36,7 @@ from semcache.decision.protocol import Candidate as Candidate
 from semcache.decision.protocol import Decision as Decision
 from semcache.decision.protocol import Verdict as Verdict
 from semcache.decision.thresholds import PerEntryThresholds as PerEntryThresholds
+from semcache.decision.verifier import Verifier as Verifier
 from semcache.embedding.embedders import Batching as Batching
 from semcache.embedding.embedders import CallableEmbedder as CallableEmbedder
 from semcache.embedding.embedders import Embedder as Embedder
@@ -81,5 +82,6 @@ __all__ = [
     "Stats",
     "ThresholdDecision",
     "Verdict",
+    "Verifier",
     "wrap",
 ]

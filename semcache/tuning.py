@@ -30,6 +30,10 @@ import numpy as np
 import numpy.typing as npt
 
 from semcache.core.config import CacheConfig
+from semcache.core.types import Entry
+from semcache.decision.decide import decision_floor, offline
+from semcache.decision.decide import default_decision as default_decision
+from semcache.decision.protocol import Candidate
 from semcache.replay._figures import Figures, figures
 from semcache.replay._html import render_html as render_html
 from semcache.replay._logs import BadLine as BadLine
@@ -44,6 +48,13 @@ from semcache.replay._replay import threshold_grid as threshold_grid
 from semcache.replay._text import render_text as render_text
 
 DEFAULT_GRID = "0.50:1.00:0.01"
+_ENTRY = Entry(response={}, kind="chat", model="tuning")
+
+
+def _run(decision: Any, query: str, candidate: Candidate, threshold: float) -> bool:
+    from semcache._calibrate import run
+
+    return run(decision, query, candidate, threshold).accepted is not None
 
 
 __all__ = [
@@ -128,12 +139,33 @@ class Scores:
     pairs: tuple[Pair, ...] = ()
     allowed: npt.NDArray[np.bool_] | None = None
     """Pairs a guard lets through (None: all); a pair the guard rejects never hits."""
+    decision: Any = None
+    """A decision stage that decides each pair at each threshold (None: the threshold alone)."""
 
     def guarded(self, guard: Any) -> Scores:
         """These scores with a lexical guard (e.g. ``semcache.Guard()``) applied to every pair, as
         the cache's default decision stage does."""
         allowed = [guard.check(p.query, p.candidate) is None for p in self.pairs]
         return replace(self, allowed=np.asarray(allowed, dtype=bool))
+
+    def decided(self, decision: Any) -> Scores:
+        """These scores decided pair by pair by a decision stage (e.g. :func:`default_decision`:
+        the guard and the verifier, as the cache's default decides), at every threshold."""
+        return replace(self, decision=offline(decision))
+
+    def hits(self, threshold: float) -> npt.NDArray[np.bool_]:
+        """Which pairs hit at ``threshold``."""
+        if self.decision is None:
+            allowed = np.ones_like(self.labels) if self.allowed is None else self.allowed
+            return (self.similarities >= threshold) & allowed
+        floor = decision_floor(self.decision, threshold)
+        verifier = getattr(self.decision, "verifier", None)
+        if verifier is not None and hasattr(verifier, "prefill"):
+            verifier.prefill([(p.query, p.candidate) for p, s in zip(self.pairs, self.similarities, strict=True) if s >= floor])  # fmt: skip
+        return np.array([
+            s >= floor and _run(self.decision, p.query, Candidate(str(i), float(s), _ENTRY, p.candidate, {}), threshold)
+            for i, (p, s) in enumerate(zip(self.pairs, self.similarities, strict=True))
+        ], dtype=bool)  # fmt: skip
 
     @property
     def positives(self) -> npt.NDArray[np.float64]:
@@ -190,11 +222,10 @@ def curve(scores: Scores, thresholds: Sequence[float] | None = None) -> list[Cur
     """Precision, recall, F1, false-hit rate and hit rate of labelled pairs at every threshold."""
     grid = threshold_grid(DEFAULT_GRID) if thresholds is None else list(thresholds)
     sims, labels = scores.similarities, scores.labels
-    allowed = np.ones_like(labels) if scores.allowed is None else scores.allowed
     positives, negatives = int(labels.sum()), int((~labels).sum())
     out = []
     for t in grid:
-        hit = (sims >= t) & allowed
+        hit = scores.hits(t)
         tp, fp = int((hit & labels).sum()), int((hit & ~labels).sum())
         out.append(
             _point(

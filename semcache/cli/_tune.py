@@ -37,7 +37,8 @@ from semcache.cli._progress import replay_progress, say
     "--guard/--no-guard",
     default=True,
     show_default=True,
-    help="Apply the lexical guard of the default decision stage to pairs (logs always use it).",
+    help="Decide pairs with the default decision stage (lexical guard and verifier), as the "
+    "cache does; --no-guard: the threshold alone (logs always use the default decision).",
 )
 @click.option(
     "--configs",
@@ -141,14 +142,13 @@ def _evaluate(
             raise click.ClickException(f"{data}: no usable pair")
         scores = _score(parsed.pairs, model)
         if guard:
-            from semcache.decision.guard import Guard
-
-            scores = scores.guarded(Guard())
+            scores = scores.decided(tuning.default_decision())
         positives = int(scores.labels.sum())
         report = {
             "source": str(data),
             "kind": "pairs",
             "guard": guard,
+            "decision": repr(scores.decision) if guard else "threshold",
             "pairs": len(parsed.pairs),
             "equivalent": positives,
             "not_equivalent": len(parsed.pairs) - positives,

@@ -53,11 +53,13 @@ class Calibration:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
-def run(decision: Any, query: str, candidate: Candidate, threshold: float) -> Verdict:
-    """Drive a decision flow to its verdict, calling any judge it asks for."""
-    verdict: Verdict = drive(
-        decision.decide(query, [candidate], threshold), call_directly, throw=False
-    )
+def run(
+    decision: Any, query: str, candidate: Candidate | Sequence[Candidate], threshold: float
+) -> Verdict:
+    """Drive a decision flow to its verdict on one candidate (or several, nearest first), calling
+    any judge it asks for."""
+    cands = [candidate] if isinstance(candidate, Candidate) else list(candidate)
+    verdict: Verdict = drive(decision.decide(query, cands, threshold), call_directly, throw=False)
     return verdict
 
 

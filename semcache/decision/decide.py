@@ -8,6 +8,8 @@ model, an LLM judge) yields a :class:`semcache.core.ops.Call` and stays written 
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -18,6 +20,9 @@ from semcache.decision.protocol import Candidate as Candidate
 from semcache.decision.protocol import Decision as Decision
 from semcache.decision.protocol import Verdict as Verdict
 from semcache.decision.thresholds import PerEntryThresholds, decode
+from semcache.decision.verifier import Verifier
+
+log = logging.getLogger("semcache")
 
 
 class ThresholdDecision:
@@ -41,18 +46,21 @@ class ThresholdDecision:
 
 
 class GuardedDecision:
-    """The global threshold (or an entry's own), the lexical guard, and a second opinion for
-    borderline candidates; a rejected candidate hands over to the next one.
+    """The global threshold (or an entry's own), the lexical guard, the learned verifier and a
+    second opinion for borderline candidates; a rejected candidate hands over to the next one.
 
     For each candidate, nearest first: its cut-off is the entry's learned threshold when
     ``per_entry`` is set and the entry has feedback, else the request's threshold; a candidate below
-    its cut-off (or below the opinion's band, when a judge is set) is rejected; then the guard;
-    then, inside the band, the judge. Every step is recorded in ``LookupResult.checks``.
+    its cut-off (or below the verifier's or the opinion's band, when set) is rejected; then the
+    guard; then, inside the verifier's band, the verifier; then, inside the opinion's band, the
+    judge. Every step is recorded in ``LookupResult.checks``.
 
     Args:
         guard: the lexical guard (None: off).
         per_entry: per-entry thresholds learned from :meth:`semcache.Cache.feedback` (None: off).
         opinion: a judge consulted only for borderline candidates (None: off).
+        verifier: the learned verifier (:class:`semcache.Verifier`), asked only inside its band
+            around the cut-off (None: off; the default decision has it).
 
     Example::
 
@@ -66,14 +74,24 @@ class GuardedDecision:
         guard: Guard | None = None,
         per_entry: PerEntryThresholds | None = None,
         opinion: SecondOpinion | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.guard = guard
         self.per_entry = per_entry
         self.opinion = opinion
+        self.verifier = verifier
         self.return_fields: tuple[str, ...] = ("fb",) if per_entry else ()
 
     def __repr__(self) -> str:
-        return f"GuardedDecision(guard={self.guard!r}, per_entry={self.per_entry!r}, opinion={self.opinion!r})"
+        return (
+            f"GuardedDecision(guard={self.guard!r}, per_entry={self.per_entry!r}, "
+            f"opinion={self.opinion!r}, verifier={self.verifier!r})"
+        )
+
+    def floor(self, threshold: float) -> float:
+        """The lowest similarity this decision can accept at ``threshold`` (the bands' low end)."""
+        lows = [b.band(threshold)[0] for b in (self.opinion, self.verifier) if b is not None]
+        return min(lows) if lows else threshold
 
     def decide(
         self, query: str, candidates: Sequence[Candidate], threshold: float
@@ -108,7 +126,15 @@ class GuardedDecision:
     ) -> Generator[Any, Any, str | None]:
         """None when the candidate is accepted, else why it was rejected."""
         cutoff = self._cutoff(candidate, threshold, checks)
-        low, high = self.opinion.band(cutoff) if self.opinion else (cutoff, cutoff)
+        o_low, o_high = self.opinion.band(cutoff) if self.opinion else (cutoff, cutoff)
+        v_low, v_high = self.verifier.band(cutoff) if self.verifier else (cutoff, cutoff)
+        low = (
+            min(o_low, v_low)
+            if self.opinion and self.verifier
+            else o_low
+            if self.opinion
+            else v_low
+        )
         s = candidate.similarity
         checks.append(("threshold", f"{s:.4f} {'>=' if s >= low else '<'} {low:.4f}"))
         if s < low:
@@ -118,9 +144,26 @@ class GuardedDecision:
             checks.append(("guard", f"reject: {why}" if why else "pass"))
             if why:
                 return "guard"
-        if self.opinion is not None and s < high:
+        in_band = self.verifier is not None and v_low <= s < v_high
+        if in_band and not self._verify(query, candidate, checks):
+            return "verifier"
+        if self.opinion is not None and o_low <= s < o_high:
             return (yield from self._ask(query, candidate, checks))
         return None
+
+    def _verify(self, query: str, candidate: Candidate, checks: list[tuple[str, str]]) -> bool:
+        verifier = self.verifier
+        assert verifier is not None
+        try:
+            p = verifier.score(query, [candidate.text])[0]
+        except (
+            Exception
+        ) as exc:  # a failing verifier is a "no": a miss costs less than a wrong answer
+            checks.append(("verifier", f"reject: verifier failed ({type(exc).__name__}: {exc})"))
+            return False
+        ok = p >= verifier.threshold
+        checks.append(("verifier", f"{p:.4f} {'>=' if ok else '<'} {verifier.threshold:.4f}"))
+        return ok
 
     def _ask(
         self, query: str, candidate: Candidate, checks: list[tuple[str, str]]
@@ -139,7 +182,27 @@ class GuardedDecision:
         return None if accepted else "opinion"
 
 
+def offline(decision: Any) -> Any:
+    """``decision`` with its verifier's scores kept in memory: for sweeps that decide the same pairs
+    at many thresholds (tuning, benchmarks). Other decisions are returned as they are."""
+    verifier = getattr(decision, "verifier", None)
+    if verifier is None:
+        return decision
+    clone = copy.copy(decision)
+    clone.verifier = verifier.memoised()
+    return clone
+
+
+def decision_floor(decision: Any, threshold: float) -> float:
+    """The lowest similarity ``decision`` can accept at ``threshold`` (the threshold itself unless
+    the decision has a band reaching below it, as the verifier's does)."""
+    floor = getattr(decision, "floor", None)
+    return float(floor(threshold)) if callable(floor) else threshold
+
+
 def default_decision() -> Decision:
-    """What ``CacheConfig(decision=None)`` means: every check that calls no model (see README,
-    "Fewer wrong answers", for the measurements behind it)."""
+    """What ``CacheConfig(decision=None)`` means: every check that calls no remote model, today the
+    lexical guard. The learned verifier is opt-in, ``GuardedDecision(guard=Guard(),
+    verifier=Verifier())``: the shipped model does not yet beat the guard out of sample (README,
+    "Fewer wrong answers"), so it stays out of the default until a retrained one does."""
     return GuardedDecision(guard=Guard())

@@ -25,7 +25,7 @@ from semcache.core.config import CacheConfig
 from semcache.core.ops import NeedsIO, drive, refuse
 from semcache.core.plan import Plan, Planner
 from semcache.core.types import Entry, LookupResult
-from semcache.decision.decide import default_decision
+from semcache.decision.decide import decision_floor, default_decision, offline
 from semcache.decision.protocol import Candidate
 from semcache.embedding.embedders import Embedder
 from semcache.replay._figures import Figures, Outcome, Saving, figures
@@ -105,7 +105,7 @@ class ReplayReport:
 
 def simulate(trace: Trace, threshold: float) -> list[Outcome]:
     """Replay a trace at one threshold with the cache's rules, starting from an empty cache."""
-    if threshold < trace.floor - _EPSILON:
+    if decision_floor(trace.decision, threshold) < trace.floor - _EPSILON:
         raise ValueError(f"the trace only holds similarities >= {trace.floor}")
     n = len(trace.steps)
     by_digest: dict[str, int] = {}
@@ -163,8 +163,8 @@ def _decide(
     threshold: float,
 ) -> int | None:
     """The request whose entry the decision stage accepts among the top-k stored candidates."""
-    if float(sims.max()) < threshold:
-        return None  # no decision stage accepts a candidate below its threshold
+    if float(sims.max()) < decision_floor(trace.decision, threshold):
+        return None  # no decision stage accepts a candidate below its band
     order = np.lexsort((index, -sims))[: trace.top_k]
     if trace.decision is None:
         return int(index[order[0]])
@@ -318,9 +318,9 @@ def replay(
         plans,
         records,
         vectors,
-        floor=min([t, *sweep]),
+        floor=decision_floor(cache.decision, min([t, *sweep])),
         bypassed=bypassed,
-        decision=cache.decision,
+        decision=offline(cache.decision),
         top_k=cache.config.top_k,
     )
     outcomes = _real_pass(cache, plans, records, trace, progress, feedback)
@@ -453,6 +453,7 @@ def trace_log(
     """A trace of a log computed with an embedder alone (no Redis), for offline evaluation."""
     config = config or CacheConfig()
     planner = Planner(config, embedder.model_id)
+    decision = config.decision or default_decision()
     plans, kept, bad = _plans(planner, list(records), [], config.threshold)
     bypassed, texts = _semantic_texts(lambda p: planner.bypass_reason(p) is not None, plans)
     vectors = embed_texts(embedder.embed, texts, progress=progress)
@@ -460,9 +461,9 @@ def trace_log(
         plans,
         kept,
         vectors,
-        floor=floor,
+        floor=decision_floor(decision, floor),
         bypassed=bypassed,
-        decision=config.decision or default_decision(),
+        decision=offline(decision),
         top_k=config.top_k,
     )
     return trace, bad

@@ -1,0 +1,134 @@
+"""The verifier's out-of-sample figures for ``benchmarks/bench_accuracy.py``.
+
+- QQP held-out: the ``test`` components of ``qqp-train.tsv`` (``benchmarks/_qqp.py``; training
+  and every choice of the verifier saw only ``fit`` and ``dev``), 4,000 pairs, half equivalent, in
+  the shared-index protocol of ``benchmarks/_shared_index.py`` (brute-force cosine top-4 in numpy,
+  no Redis; the decision is the real ``GuardedDecision`` the cache runs).
+- PAWS-Wiki dev (cross-domain: the verifier was trained without PAWS) and the project's own pairs
+  (not trained on either), each pair a lookup of its query against its own candidate.
+
+Decisions compared, at cut-offs 0.85 / 0.90 / 0.95 / 0.98 and at the default: the new default
+(guard + verifier), the verifier without the guard, the old default (guard), the plain threshold.
+Verifier scores are computed once per pair in batches and served to the decision from memory
+(``Verifier.memoised``), so a sweep costs one scoring pass; the decision code is unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import _qqp
+from benchmarks import _shared_index as shared
+from semcache import CacheConfig, Guard, GuardedDecision, ThresholdDecision, Verifier
+from semcache.core.types import Entry
+from semcache.decision.calibrate import run
+from semcache.decision.decide import Candidate
+
+CUTOFFS = (0.85, 0.9, 0.95, 0.98)
+PAIRS = 4000
+_ENTRY = Entry(response={}, kind="chat", model="bench")
+
+
+def memo() -> Verifier:
+    """The shipped verifier, its scores computed in batches up front and served from memory."""
+    return Verifier().memoised()
+
+
+def calls(verdict: Any) -> int:
+    return sum(1 for name, _ in verdict.checks if name == "verifier")
+
+
+def decisions(memo: Verifier) -> dict[str, Any]:
+    return {
+        "new default (guard + verifier)": GuardedDecision(guard=Guard(), verifier=memo),
+        "verifier without guard": GuardedDecision(verifier=memo),
+        "old default (guard)": GuardedDecision(guard=Guard()),
+        "plain threshold": ThresholdDecision(),
+    }
+
+
+def cutoffs() -> list[float]:
+    default = CacheConfig().threshold
+    return sorted({*CUTOFFS, default})
+
+
+def qqp_shared(data: Path, vectors_of: Any, memo: Verifier) -> dict[str, Any]:
+    rows = _qqp.read_qqp(data / "qqp-train.tsv")
+    split = _qqp.split(rows)
+    test = shared.sample(split.test, PAIRS, _qqp.SEED)
+    vectors = vectors_of([t for a, b, _ in test for t in (a, b)])
+    proto = shared.build("QQP held-out", test, vectors, _qqp.duplicates(rows))
+    floor = min(cutoffs()) - memo.below
+    memo.prefill([(q, proto.entries[j]) for i, q in enumerate(proto.queries)
+                  for j, s in zip(proto.top[i], proto.sims[i], strict=True) if s >= floor])  # fmt: skip
+    out: dict[str, Any] = {"pairs": len(test), "equivalent": int(proto.equivalent.sum()),
+                           "protocol": "shared index, brute-force cosine top-4 (numpy, no Redis)"}  # fmt: skip
+    for name, decision in decisions(memo).items():
+        out[name] = {}
+        for t in cutoffs():
+            chosen, asked = shared.decide_all(proto, decision, t)
+            extra = {"verifier_calls_per_lookup": round(asked / len(test), 4)}
+            out[name][f"{t:.2f}"] = shared.metrics(proto, chosen, extra)
+        print(f"  QQP held-out: {name} done", file=sys.stderr)
+    return out
+
+
+def subsample(pairs: Any, n: int, seed: int = 9) -> Any:
+    """A seeded sample of n of bench_accuracy's ``Pairs`` (all when n is 0 or more than there are)."""
+    if not n or n >= len(pairs.sims):
+        return pairs
+    import random
+    from dataclasses import replace
+
+    keep = sorted(random.Random(seed).sample(range(len(pairs.sims)), n))
+    return replace(pairs, queries=[pairs.queries[i] for i in keep],
+                   candidates=[pairs.candidates[i] for i in keep],
+                   labels=pairs.labels[keep], sims=pairs.sims[keep])  # fmt: skip
+
+
+def per_pair(name: str, pairs: Any, memo: Verifier) -> dict[str, Any]:
+    """Each pair's query against its own candidate (``pairs`` is bench_accuracy's ``Pairs``)."""
+    floor = min(cutoffs()) - memo.below
+    memo.prefill([(q, c) for q, c, s in zip(pairs.queries, pairs.candidates, pairs.sims, strict=True)
+                  if s >= floor])  # fmt: skip
+    out: dict[str, Any] = {"pairs": len(pairs.sims), "equivalent": int(pairs.labels.sum())}
+    for label, decision in decisions(memo).items():
+        out[label] = {}
+        for t in cutoffs():
+            verdicts = [run(decision, q, Candidate(str(i), float(s), _ENTRY, c, {}), t)
+                        for i, (q, c, s) in enumerate(zip(pairs.queries, pairs.candidates, pairs.sims, strict=True))]  # fmt: skip
+            hits = np.array([v.accepted is not None for v in verdicts])
+            asked = sum(calls(v) for v in verdicts)
+            tp, fp = int((hits & pairs.labels).sum()), int((hits & ~pairs.labels).sum())
+            out[label][f"{t:.2f}"] = {
+                "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+                "recall": round(tp / max(1, int(pairs.labels.sum())), 4),
+                "false_hit_rate": round(fp / max(1, int((~pairs.labels).sum())), 4),
+                "hits": tp + fp,
+                "verifier_calls_per_lookup": round(asked / len(hits), 4),
+            }
+        print(f"  {name}: {label} done", file=sys.stderr)
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    default = f"{CacheConfig().threshold:.2f}"
+    lines = [f"verifier, out of sample (default cut-off {default})",
+             f"{'set / decision @ cut-off':52} {'prec':>6} {'recall':>6} {'false':>6} {'calls':>6}"]  # fmt: skip
+    for name, rows in results.items():
+        lines.append(name)
+        for decision, points in rows.items():
+            if not isinstance(points, dict):
+                continue
+            for t, m in points.items():
+                for count in ("strict", "lenient") if "strict" in m else ("",):
+                    p = m[count] if count else m
+                    prec = f"{p['precision']:.3f}" if p["precision"] is not None else "  -  "
+                    label = f"  {decision} @ {t}{' ' + count if count else ''}"
+                    lines.append(f"{label:52} {prec:>6} {p['recall']:6.3f} {p['false_hit_rate']:6.3f} "
+                                 f"{m['verifier_calls_per_lookup']:6.3f}")  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,188 @@
+"""The learned verifier: does a stored entry's answer answer this query? No I/O but reading its files.
+
+A cross-encoder (all-MiniLM-L6-v2 fine-tuned on Quora question pairs by
+``scripts/train_verifier.py``) reads the query and a candidate's text together, which a bi-encoder's
+cosine cannot: it tells "How do I learn Python fast?" / "What is the quickest way to learn Python?"
+(same question) from "Can a dog eat chocolate?" / "Can chocolate eat a dog?" (not). It ships in
+``semcache/data/verifier/`` as an int8 ONNX graph with its tokenizer and a metadata file (how it
+was trained, its figures, the recommended band and acceptance threshold), and runs on onnxruntime
+and tokenizers only, on one thread by default, loaded on first use.
+
+:class:`semcache.GuardedDecision` asks it only about candidates whose cosine falls in a band around
+the cut-off, so exact hits and clear misses pay nothing.
+
+Example::
+
+    verifier = semcache.Verifier()
+    verifier.score("How do I learn Python fast?", ["What is the quickest way to learn Python?"])
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from semcache._errors import ConfigurationError
+
+_ARTIFACT = "verifier"
+EXTRA = "the verifier needs onnxruntime and tokenizers: pip install 'semcache[local]'"
+
+
+def verifier_runtime() -> bool:
+    """Whether the verifier's runtime (onnxruntime and tokenizers) is installed."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "tokenizers"))
+
+
+def artifact_dir() -> Path:
+    """The folder of the shipped verifier (graph, tokenizer, metadata)."""
+    return Path(str(resources.files("semcache") / "data" / _ARTIFACT))
+
+
+def metadata(path: Path | None = None) -> dict[str, Any]:
+    """The artifact's metadata: training seed, data, time, figures and the recommended band."""
+    folder = path or artifact_dir()
+    try:
+        data: dict[str, Any] = json.loads((folder / "verifier.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"no readable verifier metadata in {folder}: {exc}") from exc
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    session: Any
+    tokenizer: Any
+    inputs: frozenset[str]
+
+
+class Verifier:
+    """Scores (query, candidate) pairs: the probability that the candidate's answer answers the query.
+
+    Args:
+        path: a folder holding ``model.onnx``, ``tokenizer.json`` and ``verifier.json`` (default:
+            the one shipped with semcache).
+        threshold: the probability at which a candidate is accepted (default: the metadata's).
+        below, above: the band ``[cut-off - below, cut-off + above)`` of cosine similarities in
+            which :class:`semcache.GuardedDecision` asks the verifier (default: the metadata's).
+        threads: onnxruntime intra-op threads (1: one lookup does not take every core).
+
+    Example::
+
+        decision = semcache.GuardedDecision(guard=semcache.Guard(), verifier=semcache.Verifier())
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        threshold: float | None = None,
+        below: float | None = None,
+        above: float | None = None,
+        threads: int = 1,
+    ) -> None:
+        self.path = Path(path) if path is not None else artifact_dir()
+        meta = metadata(self.path)
+        band = meta["recommended"]
+        self.threshold = float(band["threshold"] if threshold is None else threshold)
+        self.below = float(band["below"] if below is None else below)
+        self.above = float(band["above"] if above is None else above)
+        self.max_length = int(meta["max_length"])
+        self.model_id = str(meta.get("model_id", "semcache-verifier"))
+        if not 0 <= self.threshold <= 1 or self.below < 0 or self.above < 0:
+            raise ConfigurationError("Verifier: threshold must be in [0, 1], below/above >= 0")
+        if threads < 1:
+            raise ConfigurationError("Verifier: threads must be >= 1")
+        self.threads = threads
+        self._loaded: _Loaded | None = None
+        self._lock = threading.Lock()
+        self._memo: dict[tuple[str, str], float] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Verifier(threshold={self.threshold}, below={self.below}, above={self.above}, "
+            f"threads={self.threads})"
+        )
+
+    def band(self, cutoff: float) -> tuple[float, float]:
+        """The cosine band ``[low, high)`` in which candidates are verified for this cut-off."""
+        return cutoff - self.below, cutoff + self.above
+
+    def load(self) -> Verifier:
+        """Load the graph and tokenizer now (otherwise on the first :meth:`score`)."""
+        self._load()
+        return self
+
+    def score(self, query: str, candidates: list[str]) -> list[float]:
+        """One probability per candidate that its stored answer answers ``query``."""
+        if not candidates:
+            return []
+        pairs = [(query, c) for c in candidates]
+        if self._memo is None:
+            return [float(p) for p in self.probabilities(pairs)]
+        self.prefill(pairs)
+        return [self._memo[pair] for pair in pairs]
+
+    def memoised(self) -> Verifier:
+        """This verifier keeping every score in memory (for offline sweeps that decide the same pairs
+        at many thresholds: tuning, benchmarks); it shares the loaded model."""
+        clone = copy.copy(self)
+        clone._memo = {}
+        clone._lock = threading.Lock()
+        return clone
+
+    def prefill(self, pairs: list[tuple[str, str]], batch: int = 1) -> None:
+        """Score ``pairs`` into the memory of a :meth:`memoised` verifier. One pair at a time by
+        default, as a lookup scores its candidate: the int8 graph quantises activations per batch,
+        so a pair padded into a larger batch can score up to ~0.05 differently."""
+        if self._memo is None:
+            raise ValueError("prefill needs a memoised() verifier")
+        todo = list(dict.fromkeys(p for p in pairs if p not in self._memo))
+        for lo in range(0, len(todo), batch):
+            chunk = todo[lo : lo + batch]
+            self._memo.update(zip(chunk, map(float, self.probabilities(chunk)), strict=True))
+
+    def probabilities(self, pairs: list[tuple[str, str]]) -> npt.NDArray[np.float64]:
+        """The probability for each ``(query, candidate)`` pair, in one batch."""
+        loaded = self._load()
+        encoded = loaded.tokenizer.encode_batch(pairs)
+        feed = {
+            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
+        }
+        feed = {k: v for k, v in feed.items() if k in loaded.inputs}
+        logits = np.asarray(loaded.session.run(None, feed)[0], dtype=np.float64).reshape(-1)
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+
+    def _load(self) -> _Loaded:
+        if self._loaded is None:
+            with self._lock:
+                if self._loaded is None:
+                    self._loaded = self._open()
+        return self._loaded
+
+    def _open(self) -> _Loaded:
+        try:
+            import onnxruntime
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise ImportError(EXTRA) from exc
+        tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length=self.max_length)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(
+            str(self.path / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        return _Loaded(session, tokenizer, frozenset(i.name for i in session.get_inputs()))

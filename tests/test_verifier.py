@@ -1,0 +1,213 @@
+"""The learned verifier: the shipped artifact's decisions, and its place in the default decision."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from semcache._decide import Candidate, decision_floor
+from semcache._types import Entry
+
+import semcache
+from semcache import Cache, CacheConfig, Guard, GuardedDecision, Verifier
+from semcache.decision.verifier import artifact_dir, metadata
+from tests.conftest import answer, chat
+
+# Pairs the guard lets through (no number, negation, unit or capitalised entity differs), so only
+# the verifier can tell them apart.
+PARAPHRASES = [
+    ("How can I learn to cook quickly?", "What is the fastest way to learn cooking?"),
+    ("How do I lose weight fast?", "What is the quickest way to lose weight?"),
+    ("What are the best ways to save money?", "How can I save money?"),
+]
+DIFFERENT = [
+    ("How do I become a good software engineer?", "How do I become a good doctor?"),
+    ("Can a dog eat chocolate?", "Can chocolate eat a dog?"),
+    ("What is the best laptop for gaming?", "What is the best phone for gaming?"),
+]
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Verifier:
+    return Verifier().load()
+
+
+def test_the_artifact_ships_small_with_its_provenance() -> None:
+    folder = artifact_dir()
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    assert {"model.onnx", "tokenizer.json", "verifier.json"} <= {f.name for f in folder.iterdir()}
+    assert size <= 50 * 1024 * 1024
+    meta = metadata()
+    assert meta["seed"] == 15 and "paws-wiki-dev.tsv" in meta["data"]["not_used"]
+    agreement = meta["figures"]["int8_vs_fp32_agreement_on_test"]
+    assert meta["training"]["seconds"] > 0 and 0.9 <= agreement <= 1
+    band = meta["recommended"]
+    assert 0 < band["threshold"] < 1 and band["below"] >= 0 and band["above"] > 0
+    assert Verifier().band(0.9) == pytest.approx((0.9 - band["below"], 0.9 + band["above"]))
+
+
+def test_shipped_verifier_accepts_paraphrases_and_rejects_changed_meaning(
+    verifier: Verifier,
+) -> None:
+    for query, candidate in PARAPHRASES:
+        assert Guard().check(query, candidate) is None
+        assert verifier.score(query, [candidate])[0] >= verifier.threshold, (query, candidate)
+    for query, candidate in DIFFERENT:
+        assert Guard().check(query, candidate) is None
+        assert verifier.score(query, [candidate])[0] < verifier.threshold, (query, candidate)
+
+
+def test_scores_are_probabilities_in_candidate_order(verifier: Verifier) -> None:
+    query, good = PARAPHRASES[0]
+    bad = DIFFERENT[0][1]
+    scores = verifier.score(query, [bad, good, bad])
+    assert len(scores) == 3 and all(0 <= s <= 1 for s in scores)
+    assert scores[1] > scores[0] and scores[0] == pytest.approx(scores[2])
+    assert verifier.score(query, []) == []
+
+
+def test_a_memoised_verifier_gives_the_same_scores(verifier: Verifier) -> None:
+    memo = verifier.memoised()
+    pairs = [*PARAPHRASES, *DIFFERENT]
+    memo.prefill(pairs)
+    assert [memo.score(q, [c])[0] for q, c in pairs] == pytest.approx(
+        [verifier.score(q, [c])[0] for q, c in pairs], abs=1e-6
+    )
+
+
+def test_bad_settings_and_a_missing_artifact_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(semcache.ConfigurationError, match="metadata"):
+        Verifier(tmp_path)
+    with pytest.raises(semcache.ConfigurationError, match="threshold"):
+        Verifier(threshold=1.5)
+    with pytest.raises(semcache.ConfigurationError, match="threads"):
+        Verifier(threads=0)
+
+
+# --- through the cache ------------------------------------------------------------------------------
+
+
+def pair_embedder(similar: dict[str, float]) -> semcache.CallableEmbedder:
+    """Every text in ``similar`` has exactly that cosine to the stored texts' direction."""
+
+    def embed(texts: list[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            s = similar.get(text, 1.0)
+            rows.append([s, float(np.sqrt(max(0.0, 1 - s * s))), 0.0])
+        return np.asarray(rows, dtype=np.float32)
+
+    return semcache.CallableEmbedder(embed, model_id="pairs", dimension=3)
+
+
+#: The decision the verifier's tests run: the default guard plus the shipped verifier.
+WITH_VERIFIER = GuardedDecision(guard=Guard(), verifier=Verifier())
+
+
+@pytest.fixture
+def default_cache(redis_url: str, namespace: str) -> Iterator[object]:
+    made: list[Cache] = []
+
+    def build(similar: dict[str, float], **config: object) -> Cache:
+        cache = Cache(redis_url=redis_url, embedder=pair_embedder(similar),
+                      config=CacheConfig(namespace=namespace, **{"decision": WITH_VERIFIER, **config}))  # type: ignore[arg-type]  # fmt: skip
+        made.append(cache)
+        return cache
+
+    yield build
+    for cache in made:
+        cache.flush()
+        cache.close()
+
+
+def test_the_verifier_is_opt_in_until_it_beats_the_guard(redis_url: str, namespace: str) -> None:
+    with Cache(redis_url=redis_url, embedder=pair_embedder({}), namespace=namespace) as cache:
+        decision = cache.decision
+        assert isinstance(decision, GuardedDecision) and decision.verifier is None
+        assert decision.guard == Guard()
+        cache.delete_namespace()
+
+
+def in_band(cutoff: float) -> float:
+    """A cosine above the cut-off and inside the shipped verifier's band."""
+    v = Verifier()
+    _low, high = v.band(cutoff)
+    return round(min(high - 0.005, cutoff + 0.005), 4)
+
+
+def test_a_candidate_the_verifier_rejects_is_a_miss_that_says_why(default_cache) -> None:  # type: ignore[no-untyped-def]
+    query, stored = DIFFERENT[0]
+    s = in_band(0.9)
+    cache = default_cache({query: s})
+    cache.store(chat(stored), answer("Study medicine."))
+    # the plain threshold and the old default (the guard) would both serve this candidate
+    assert s >= cache.config.threshold and Guard().check(query, stored) is None
+    result = cache.lookup(chat(query))
+    assert result.layer is None and result.reason == "verifier"
+    names = [name for name, _ in result.checks]
+    assert names == ["threshold", "guard", "verifier"]
+    p, sign, accept = result.checks[-1][1].split()
+    assert sign == "<" and float(p) < float(accept)
+
+
+def test_a_candidate_the_verifier_accepts_is_a_hit(default_cache) -> None:  # type: ignore[no-untyped-def]
+    query, stored = PARAPHRASES[0]
+    cache = default_cache({query: in_band(0.9)})
+    cache.store(chat(stored), answer("Practise daily."))
+    result = cache.lookup(chat(query))
+    assert result.layer == "semantic"
+    assert result.response["choices"][0]["message"]["content"] == "Practise daily."
+    verdict = dict(result.checks)["verifier"].split()
+    assert verdict[1] == ">=" and float(verdict[0]) >= float(verdict[2])
+
+
+def test_outside_the_band_the_verifier_is_not_asked(default_cache) -> None:  # type: ignore[no-untyped-def]
+    query, stored = DIFFERENT[1]
+    v = Verifier()
+    low, _high = v.band(0.9)
+    cache = default_cache({query: round(low - 0.05, 4)})
+    cache.store(chat(stored), answer("No."))
+    result = cache.lookup(chat(query))
+    assert result.layer is None and "verifier" not in dict(result.checks)
+
+
+def test_a_failing_verifier_is_a_miss_not_an_error(default_cache, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    broken = tmp_path / "broken"
+    shutil.copytree(artifact_dir(), broken)
+    (broken / "model.onnx").write_bytes(b"not a graph")
+    query, stored = PARAPHRASES[0]
+    decision = GuardedDecision(guard=Guard(), verifier=Verifier(broken))
+    cache = default_cache({query: in_band(0.9)}, decision=decision)
+    cache.store(chat(stored), answer("Practise daily."))
+    result = cache.lookup(chat(query))
+    assert result.layer is None and result.reason == "verifier"
+    assert dict(result.checks)["verifier"].startswith("reject: verifier failed")
+
+
+def test_the_floor_of_a_decision_is_its_lowest_band() -> None:
+    v = Verifier(below=0.1, above=0.05)
+    assert decision_floor(GuardedDecision(verifier=v), 0.9) == pytest.approx(0.8)
+    assert decision_floor(GuardedDecision(guard=Guard()), 0.9) == 0.9
+    assert decision_floor(semcache.ThresholdDecision(), 0.9) == 0.9
+
+
+def test_metadata_matches_the_training_results_file() -> None:
+    results = (
+        Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "verifier_training.json"
+    )
+    shipped = metadata()
+    assert json.loads(results.read_text())["recommended"] == shipped["recommended"]
+
+
+def test_decide_with_the_verifier_is_a_pure_flow() -> None:
+    query, stored = DIFFERENT[2]
+    entry = Entry(response={}, kind="chat", model="m")
+    decision = GuardedDecision(guard=Guard(), verifier=Verifier())
+    flow = decision.decide(query, [Candidate("a", in_band(0.9), entry, stored, {})], 0.9)
+    with pytest.raises(StopIteration) as stop:
+        next(flow)
+    assert stop.value.value.accepted is None and stop.value.value.reason == "verifier"
