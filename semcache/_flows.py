@@ -26,7 +26,6 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from semcache._errors import ConfigurationError, SearchModuleMissingError
-from semcache._preload import preload
 from semcache.accounting.accounting import Accounting
 from semcache.accounting.prices import Price, PriceTable, as_price_table
 from semcache.accounting.stats import Stats
@@ -38,7 +37,9 @@ from semcache.core.resilience import Breaker
 from semcache.core.stampede import Flight, acquire, await_entry, release, token
 from semcache.core.types import LookupResult, check_namespace
 from semcache.decision.protocol import Decision
-from semcache.embedding.embedders import Batching, Embedder, default_local_embedder
+from semcache.embedding.default import default_local_embedder
+from semcache.embedding.embedders import Batching, Embedder
+from semcache.embedding.preload import preload
 from semcache.redis import cluster, commands
 from semcache.redis.executor import AsyncExecutor, SyncExecutor
 from semcache.redis.listener import Listener

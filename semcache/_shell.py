@@ -174,6 +174,10 @@ class AsyncCache(Flows[AsyncExecutor, cluster.AsyncClient]):
     def _executor_of(client: cluster.AsyncClient, embedder: Embedder | None) -> AsyncExecutor:
         return AsyncExecutor(client, embedder)
 
+    async def preload(self) -> None:
+        """See :meth:`Cache.preload`; the models load on a worker thread."""
+        await asyncio.to_thread(Flows.preload, self)
+
     async def connect(self) -> AsyncCache:
         """Check the server and create the index now; raises ConfigurationError on a mismatch."""
         await adrive(self._f_connect(), self._executor)

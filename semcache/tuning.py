@@ -52,7 +52,7 @@ _ENTRY = Entry(response={}, kind="chat", model="tuning")
 
 
 def _run(decision: Any, query: str, candidate: Candidate, threshold: float) -> bool:
-    from semcache._calibrate import run
+    from semcache.decision.calibrate import run
 
     return run(decision, query, candidate, threshold).accepted is not None
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from semcache._decide import Candidate, decision_floor
-from semcache._types import Entry
 
 import semcache
 from semcache import Cache, CacheConfig, Guard, GuardedDecision, Verifier
+from semcache.core.types import Entry
+from semcache.decision.decide import Candidate, decision_floor
 from semcache.decision.verifier import artifact_dir, metadata
 from tests.conftest import answer, chat
 

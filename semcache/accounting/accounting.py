@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from semcache import _otel
+from semcache.accounting import otel as _otel
 from semcache.accounting.prices import PriceTable
 from semcache.accounting.stats import FLOAT_FIELDS, Counters, Stats, add, bucket
 from semcache.accounting.tokens import count_tokens, usage_of

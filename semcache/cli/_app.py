@@ -97,9 +97,10 @@ def connect(redis_url: str | None) -> str:
 def _check(url: str) -> None:
     import redis
 
-    client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+    from semcache.redis import admin
+
     try:
-        client.execute_command("FT._LIST")  # type: ignore[no-untyped-call]
+        admin.list_indexes(url, timeout=3)
     except redis.ResponseError as exc:
         if "unknown command" in str(exc).lower():
             raise click.ClickException(
@@ -109,8 +110,6 @@ def _check(url: str) -> None:
         raise click.ClickException(f"Redis at {redact(url)} refused: {exc}") from None
     except (RedisError, OSError) as exc:
         raise click.ClickException(f"Redis unreachable at {redact(url)}: {exc}") from None
-    finally:
-        client.close()
 
 
 def open_cache(redis_url: str | None, namespace: str, *, semantic: bool = True, **kw: Any) -> Any:
@@ -124,7 +123,7 @@ def open_cache(redis_url: str | None, namespace: str, *, semantic: bool = True, 
 
 def load_model(cache_or_embedder: Any) -> None:
     """Load the embedding model (and a verifier) now, saying so, instead of on the first embed."""
-    from semcache._preload import preload
+    from semcache.embedding.preload import preload
 
     with step("loading the embedding model"):
         preload(cache_or_embedder)

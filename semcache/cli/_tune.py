@@ -196,7 +196,7 @@ def load_embedder(spec: str | None) -> Any:
     import semcache
 
     if spec is None:
-        from semcache.embedding.embedders import default_local_embedder
+        from semcache.embedding.default import default_local_embedder
 
         return default_local_embedder(threads=2)
     module, _, name = spec.partition(":")

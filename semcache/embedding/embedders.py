@@ -180,15 +180,6 @@ def _load_sentence_transformer(path: str | None, device: str, threads: int) -> A
     return SentenceTransformer(path, device=device)
 
 
-def default_local_embedder(threads: int = 1) -> Embedder:
-    """all-MiniLM-L6-v2 on ONNX Runtime when it is installed (the default install), else on torch."""
-    if importlib.util.find_spec("onnxruntime") is not None:
-        from semcache.embedding.onnx import OnnxEmbedder
-
-        return OnnxEmbedder(threads=threads)
-    return SentenceTransformerEmbedder(threads=threads)
-
-
 class OpenAIEmbedder:
     """Embeddings from an OpenAI-compatible endpoint through the ``openai`` client.
 

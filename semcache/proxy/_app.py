@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from http import HTTPMethod
 from typing import Any
 
 import anyio.to_thread
@@ -26,7 +27,7 @@ from semcache.proxy._config import ProxyConfig, Refused, check_body, response_he
 
 log = logging.getLogger("semcache")
 
-_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+_METHODS = [m.value for m in HTTPMethod if m not in (HTTPMethod.CONNECT, HTTPMethod.TRACE)]
 
 
 class Proxy:
@@ -107,8 +108,8 @@ def build(config: ProxyConfig, cache: Cache | AsyncCache, *, own_cache: bool) ->
     """The Starlette application of one proxy."""
     proxy = Proxy(config, cache, own_cache=own_cache)
     routes = [
-        Route("/healthz", proxy.health, methods=["GET"]),
-        Route("/metrics", proxy.metrics, methods=["GET"]),
+        Route("/healthz", proxy.health, methods=[HTTPMethod.GET]),
+        Route("/metrics", proxy.metrics, methods=[HTTPMethod.GET]),
         Route("/{path:path}", proxy.handle, methods=_METHODS),
     ]
     app = Starlette(routes=routes, lifespan=proxy.lifespan)

@@ -24,6 +24,16 @@ def ping(url: str, timeout: float) -> bool:
         client.close()
 
 
+def list_indexes(url: str, timeout: float) -> list[str]:
+    """The server's search indexes (FT._LIST); raises redis' errors, a ResponseError naming an
+    unknown command when the server has no search module."""
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        return [text(name) for name in client.execute_command(*commands.list_indexes())]  # type: ignore[no-untyped-call]
+    finally:
+        client.close()
+
+
 def shutdown(url: str, timeout: float, *, save: bool) -> None:
     """Ask the server at ``url`` to shut down (saving first with ``save``); no error if it is gone."""
     client = redis.Redis.from_url(url, socket_timeout=timeout)
