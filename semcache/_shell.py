@@ -174,7 +174,7 @@ class AsyncCache(Flows[AsyncExecutor, cluster.AsyncClient]):
     def _executor_of(client: cluster.AsyncClient, embedder: Embedder | None) -> AsyncExecutor:
         return AsyncExecutor(client, embedder)
 
-    async def preload(self) -> None:
+    async def preload(self) -> None:  # type: ignore[override]  # the awaitable twin, as every method here
         """See :meth:`Cache.preload`; the models load on a worker thread."""
         await asyncio.to_thread(Flows.preload, self)
 

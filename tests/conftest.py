@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,11 @@ import pytest
 
 import semcache
 from semcache.server import EmbeddedServer
+
+# Some test modules reuse helpers of a sibling folder's tests (test_wrapper, test_replay); make them
+# importable however the run was started (a whole-suite run or one file).
+for _folder in ("openai", "replay"):
+    sys.path.append(str(Path(__file__).parent / _folder))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

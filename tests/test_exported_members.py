@@ -18,7 +18,17 @@ import semcache.tuning
 
 #: Subpackages and modules reachable as attributes of ``semcache``: the public ones, and the
 #: internal layer packages (documented in the README's module map, not for import).
-PUBLIC_MODULES = {"cli", "datasets", "openai", "replay", "server", "tuning"}
+PUBLIC_MODULES = {
+    "cli",
+    "datasets",
+    "integrations",
+    "openai",
+    "prometheus",
+    "proxy",
+    "replay",
+    "server",
+    "tuning",
+}
 LAYER_PACKAGES = {"accounting", "core", "decision", "embedding", "redis"}
 SHELLS = (semcache.Cache, semcache.AsyncCache)
 
