@@ -144,19 +144,34 @@ def scope_hash(
 
 def _normal(value: Any, where: str) -> Any:
     """JSON-ready copy of a value; whole floats become ints so 1 and 1.0 key alike."""
-    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+    if isinstance(value, str):
+        return _unicode(value, where)
+    if isinstance(value, bool) or value is None or isinstance(value, int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidRequestError(f"{where} is not a finite number")
         return int(value) if value.is_integer() else value
     if isinstance(value, Mapping):
-        return {str(k): _normal(v, f"{where}.{k}") for k, v in value.items()}
+        return {_unicode(str(k), where): _normal(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         return [_normal(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if hasattr(value, "model_dump"):  # pydantic models from the openai SDK
         return _normal(value.model_dump(mode="json", exclude_none=True), where)
     raise InvalidRequestError(f"{where} has a value of type {type(value).__name__}")
+
+
+def _unicode(text: str, where: str) -> str:
+    """The text as valid Unicode: a surrogate pair becomes its character (as JSON carries it
+    upstream); a lone surrogate can be neither sent nor stored."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+        except UnicodeDecodeError:
+            raise InvalidRequestError(f"{where} is not valid Unicode (a lone surrogate)") from None
+    return text
 
 
 # --- semantic text ---------------------------------------------------------------------------------

@@ -1,0 +1,89 @@
+"""Issue 14, defects 1, 2, 6 and 12, on the real Redis: bad input never switches the cache off and is
+refused clearly, inputs the cache cannot key or decode never fail a call, a request cannot reach
+another tenant or namespace, clients of two upstream servers do not share entries, and a result says
+nothing about another tenant."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import openai
+import pytest
+from conftest import answer, chat, hash_embedder
+from openai_server import FakeOpenAI
+
+import semcache
+from semcache import Cache, CacheConfig, InvalidRequestError
+
+
+@pytest.fixture
+def hcache(redis_url: str, namespace: str) -> Iterator[Cache]:
+    """A cache with the fast hash embedder (both layers on) in a fresh namespace."""
+    with Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as cache:
+        yield cache
+        cache.flush()
+
+
+def nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def ask(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def client_of(server: FakeOpenAI, cache: Cache, **options: Any) -> openai.OpenAI:
+    raw = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    return semcache.wrap(raw, cache=cache, **options)
+
+
+# --- defect 1: bad input never counts against the circuit breaker -----------------------------------
+
+BAD_STORES = [
+    pytest.param(chat("fine"), {"content": "lone \ud800 surrogate"}, id="surrogate-in-response"),
+    pytest.param(chat("fine"), {"sdk": object()}, id="object-in-response"),
+    pytest.param(chat("lone \udcff in the question"), answer("a"), id="surrogate-in-request"),
+]
+
+
+@pytest.mark.parametrize(("request_", "response"), BAD_STORES)
+def test_defect_1_bad_stores_are_refused_and_never_switch_the_cache_off(
+    hcache: Cache, request_: dict, response: dict
+) -> None:
+    assert hcache.store(chat("good question"), answer("good answer"))
+    for _ in range(5):  # more than the breaker's three failures in a row
+        with pytest.raises(InvalidRequestError):
+            hcache.store(request_, response)
+    result = hcache.lookup(chat("good question"))
+    assert result.layer == "exact", result.reason
+    assert hcache.available
+
+
+class BrokenDecision:
+    """A decision stage with a bug: every semantic candidate makes it raise."""
+
+    return_fields: tuple[str, ...] = ()
+
+    def decide(self, query: str, candidates: Sequence[Any], threshold: float) -> Any:
+        raise ZeroDivisionError("a bug in the decision stage")
+        yield  # pragma: no cover
+
+
+def test_defect_1_a_bug_is_logged_with_its_traceback_and_not_counted_as_redis_failing(
+    redis_url: str, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = CacheConfig(namespace=namespace, decision=BrokenDecision())
+    with Cache(redis_url=redis_url, embedder=hash_embedder(), config=config) as cache:
+        assert cache.store(chat("stored question"), answer("stored"))
+        with caplog.at_level(logging.WARNING, logger="semcache"):
+            for i in range(5):
+                assert not cache.lookup(chat(f"other question {i}")).hit
+        assert cache.lookup(chat("stored question")).layer == "exact"
+        bugs = [r for r in caplog.records if r.levelno >= logging.WARNING and r.exc_info]
+        assert bugs and "ZeroDivisionError" in caplog.text
+        cache.flush()
