@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from semcache._errors import ConfigurationError, InvalidRequestError
+from semcache.core.canonical import check_depth
 
 Layer = Literal["l1", "exact", "semantic"]
 StochasticPolicy = Literal["cache", "bypass"]
@@ -65,6 +66,7 @@ def check_response(response: Any) -> Mapping[str, Any]:
             f"a response must be a mapping (a JSON object), not {type(response).__name__}; "
             "pass an SDK object as reply.model_dump()"
         )
+    check_depth(response, "the response")
     try:
         json.dumps(response, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:
@@ -128,8 +130,8 @@ class Entry:
                 tags=tuple(str(t) for t in data.get("tags") or ()),
                 streamed=bool(data.get("streamed", False)),
             )
-        except (ValueError, KeyError, TypeError):
-            return None
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+            return None  # OverflowError: a ttl_ms of 1e999; RecursionError: a value nested too deep
 
 
 def _opt_float(value: Any) -> float | None:

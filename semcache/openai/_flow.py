@@ -410,6 +410,9 @@ def _plan(call: Call, settings: Settings) -> Plan | None:
     except InvalidRequestError as exc:
         log.debug("semcache: request passed through uncached: %s", exc)
         return None
+    except Exception:  # a request the cache cannot key must never fail the call
+        log.warning("semcache: request passed through uncached after an error", exc_info=True)
+        return None
     return plan if plan.canon.kind == call.endpoint else None
 
 

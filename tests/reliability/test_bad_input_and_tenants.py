@@ -11,11 +11,13 @@ from typing import Any
 
 import openai
 import pytest
+import redis
 from conftest import answer, chat, hash_embedder
 from openai_server import FakeOpenAI
 
 import semcache
 from semcache import Cache, CacheConfig, InvalidRequestError
+from semcache.openai import cache_info
 
 
 @pytest.fixture
@@ -87,3 +89,71 @@ def test_defect_1_a_bug_is_logged_with_its_traceback_and_not_counted_as_redis_fa
         bugs = [r for r in caplog.records if r.levelno >= logging.WARNING and r.exc_info]
         assert bugs and "ZeroDivisionError" in caplog.text
         cache.flush()
+
+
+# --- defect 2: inputs that escaped as other exceptions ----------------------------------------------
+
+
+def test_defect_2_a_request_nested_600_deep_is_invalid(hcache: Cache) -> None:
+    with pytest.raises(InvalidRequestError):
+        hcache.lookup(chat("deep", response_format=nested(600)))
+
+
+def test_defect_2_a_huge_integer_is_invalid(hcache: Cache) -> None:
+    with pytest.raises(InvalidRequestError):
+        hcache.lookup(chat("big", max_tokens=10**5000))
+
+
+def test_defect_2_a_response_nested_1000_deep_is_refused_and_lookups_stay_available(
+    hcache: Cache,
+) -> None:
+    with pytest.raises(InvalidRequestError):
+        hcache.store(chat("deep answer"), {"choices": nested(1000)})
+    result = hcache.lookup(chat("deep answer"))
+    assert result.reason != "unavailable"
+
+
+def _corrupt(url: str, result: semcache.LookupResult, edit: Any) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        (key,) = list(client.scan_iter(match=f"semcache:x:*{result.key}", count=1000))
+        client.set(key, edit(client.get(key).decode()))
+    finally:
+        client.close()
+
+
+DEEP_JSON = '{"a":' * 1000 + '"leaf"' + "}" * 1000
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda raw: raw.replace('"ttl_ms":', '"ttl_ms":1e999,"x":'), id="ttl-1e999"),
+        pytest.param(
+            lambda raw: raw.replace('"response":', f'"response":{DEEP_JSON},"r":'),
+            id="response-1000-deep",
+        ),
+    ],
+)
+def test_defect_2_a_corrupt_stored_entry_is_a_miss_and_is_removed(
+    hcache: Cache, redis_url: str, edit: Any
+) -> None:
+    request = chat("to be corrupted")
+    assert hcache.store(request, answer("x"))
+    _corrupt(redis_url, hcache.lookup(request), edit)
+    result = hcache.lookup(request)  # raised OverflowError, or answered "unavailable"
+    assert result.layer is None and result.reason != "unavailable"
+    assert hcache.lookup(chat("other")).reason != "unavailable"
+
+
+def test_defect_2_a_request_nested_600_deep_passes_through_uncached(
+    fake_openai: FakeOpenAI, wrap_cache: Cache
+) -> None:
+    client = client_of(fake_openai, wrap_cache)
+    reply = client.chat.completions.create(
+        model="m", messages=ask("deep"), extra_body={"response_format": nested(600)}
+    )
+    assert reply.choices[0].message.content == "echo: deep"
+    info = cache_info(reply)
+    assert info is not None and info.reason == "uncacheable"
+    client.close()
