@@ -175,10 +175,13 @@ class Base(Generic[E, C]):
         tenant: str | None = None,
         namespace: str | None = None,
         threshold: float | None = None,
+        upstream: str | None = None,
     ) -> Plan:
-        """Canonicalise a request without I/O; raises InvalidRequestError for a malformed one."""
+        """Canonicalise a request without I/O; raises InvalidRequestError for a malformed one.
+        ``upstream`` names the server that answers it: entries of different servers never match
+        (a wrapped client passes its base URL)."""
         return self._core.planner.plan(
-            request, tenant=tenant, namespace=namespace, threshold=threshold
+            request, tenant=tenant, namespace=namespace, threshold=threshold, upstream=upstream
         )
 
     def bypasses(self, plan: Plan) -> bool:

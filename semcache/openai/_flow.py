@@ -25,6 +25,7 @@ from semcache.core.types import LookupResult
 from semcache.openai import _embeddings as emb
 from semcache.openai._options import (
     HEADER_PREFIX,
+    SCOPE_OPTIONS,
     CacheInfo,
     RequestOptions,
     from_body,
@@ -185,11 +186,15 @@ def fallback(op: CacheOp) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """What a wrapped client was given: the cache, default options, and whether to record usage."""
+    """What a wrapped client was given: the cache, default options, whether to record usage, the
+    upstream server its entries belong to (None: shared), and whether a request may choose its
+    own tenant and namespace."""
 
     cache: Any
     defaults: Mapping[str, Any] = field(default_factory=dict)
     record_usage: bool = True
+    upstream: str | None = None
+    scope_override: bool = False
 
     def stores(self, plan: Plan) -> bool:
         return bool(self.cache.stores(plan))
@@ -230,6 +235,15 @@ def handle(request: httpx2.Request, settings: Settings) -> WrapFlow:
     }
     options = resolve(settings.defaults, headers, given)
     forward = rebuild(request, body) if controls or given else request
+    chosen = sorted(SCOPE_OPTIONS & {*headers, *given})
+    if chosen and not settings.scope_override:
+        # Headers and extra_body may carry what a client sent: they never choose whose entries
+        # are read or written (wrap(..., allow_scope_override=True) lets them).
+        log.warning(
+            "semcache: a request chose its own %s; passed through uncached", "/".join(chosen)
+        )
+        refused = yield Send(forward)
+        return relay(refused, CacheInfo(layer=None, reason="scope-override-refused"))
     call = Call(endpoint=endpoint, body=body, options=options, forward=forward)
     if endpoint == "embeddings":
         return (yield from embeddings(call, settings))
@@ -405,8 +419,9 @@ def _plan(call: Call, settings: Settings) -> Plan | None:
         return None  # answered later, or from server-side state the request does not show
     try:
         plan: Plan = settings.cache.plan(
-            body, tenant=options.tenant, namespace=options.namespace, threshold=options.threshold
-        )
+            body, tenant=options.tenant, namespace=options.namespace, threshold=options.threshold,
+            upstream=settings.upstream,
+        )  # fmt: skip
     except InvalidRequestError as exc:
         log.debug("semcache: request passed through uncached: %s", exc)
         return None

@@ -157,3 +157,66 @@ def test_defect_2_a_request_nested_600_deep_passes_through_uncached(
     info = cache_info(reply)
     assert info is not None and info.reason == "uncacheable"
     client.close()
+
+
+# --- defect 6: a request cannot choose another tenant or namespace; upstreams do not share entries --
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        pytest.param({"extra_body": {"semcache": {"tenant": "A"}}}, id="extra_body"),
+        pytest.param({"extra_headers": {"x-semcache-tenant": "A"}}, id="header"),
+    ],
+)
+def test_defect_6_a_request_cannot_read_or_write_another_tenant(
+    fake_openai: FakeOpenAI, wrap_cache: Cache, override: dict[str, Any]
+) -> None:
+    owner = client_of(fake_openai, wrap_cache, tenant="A")
+    owner.chat.completions.create(model="m", messages=ask("A's private plan"))
+    client = client_of(fake_openai, wrap_cache, tenant="B")
+    reply = client.chat.completions.create(model="m", messages=ask("A's private plan"), **override)
+    assert cache_info(reply).layer is None  # type: ignore[union-attr]
+    assert fake_openai.calls("chat/completions") == 2
+    client.chat.completions.create(model="m", messages=ask("written by B"), **override)
+    again = owner.chat.completions.create(model="m", messages=ask("written by B"))
+    assert cache_info(again).layer is None  # type: ignore[union-attr]
+    owner.close()
+    client.close()
+
+
+def test_defect_6_a_request_cannot_choose_another_namespace(
+    fake_openai: FakeOpenAI, wrap_cache: Cache, namespace: str
+) -> None:
+    other = f"{namespace}-other"
+    client = client_of(fake_openai, wrap_cache)
+    headers = {"x-semcache-namespace": other}
+    client.chat.completions.create(model="m", messages=ask("q"), extra_headers=headers)
+    assert not list(wrap_cache.client.scan_iter(match=f"semcache:x:{other}:*"))
+    client.close()
+
+
+def test_defect_6_a_tenant_override_works_when_the_application_opts_in(
+    fake_openai: FakeOpenAI, wrap_cache: Cache
+) -> None:
+    client = client_of(
+        fake_openai, wrap_cache, share_across_upstreams=True, allow_scope_override=True
+    )
+    client.chat.completions.create(
+        model="m", messages=ask("q"), extra_body={"semcache": {"tenant": "A"}}
+    )
+    assert wrap_cache.lookup({"model": "m", "messages": ask("q")}, tenant="A").hit
+    client.close()
+
+
+def test_defect_6_clients_of_two_upstream_servers_do_not_share_entries(wrap_cache: Cache) -> None:
+    with FakeOpenAI() as one, FakeOpenAI() as two:
+        first, second = client_of(one, wrap_cache), client_of(two, wrap_cache)
+        first.chat.completions.create(model="m", messages=ask("same question"))
+        reply = second.chat.completions.create(model="m", messages=ask("same question"))
+        assert two.calls("chat/completions") == 1
+        assert cache_info(reply).layer is None  # type: ignore[union-attr]
+        again = first.chat.completions.create(model="m", messages=ask("same question"))
+        assert cache_info(again).layer == "exact"  # type: ignore[union-attr]
+        first.close()
+        second.close()
