@@ -402,17 +402,22 @@ class Layers(Base[E, C]):
             found = np.asarray((yield Embed(tuple(texts))), dtype=np.float32)
         return found
 
-    def _f_cached_vectors(self, model: str, texts: list[str]) -> Flow[list[bytes | None]]:
-        """Float32 bytes an upstream embedding ``model`` made for each text, or None where not
-        cached (or where Redis is unavailable)."""
+    def _f_cached_vectors(
+        self, model: str, texts: list[str], *, tenant: str | None = None
+    ) -> Flow[list[bytes | None]]:
+        """Float32 bytes an upstream embedding ``model`` made for each text (for ``tenant``: tenants
+        never see each other's), or None where not cached (or where Redis is unavailable)."""
         missing: list[bytes | None] = [None] * len(texts)
-        found = yield from self._safe(self._core.embeddings.upstream(model, texts), missing)
+        flow = self._core.embeddings.upstream(model, texts, tenant)
+        found = yield from self._safe(flow, missing)
         yield from self._count(self._accounting.vectors(self.namespace, model, texts, found))
         return found
 
-    def _f_store_vectors(self, model: str, texts: list[str], vectors: list[bytes]) -> Flow[None]:
-        """Cache float32 bytes an upstream embedding ``model`` made for each text."""
-        flow = self._core.embeddings.store_upstream(model, texts, vectors)
+    def _f_store_vectors(
+        self, model: str, texts: list[str], vectors: list[bytes], *, tenant: str | None = None
+    ) -> Flow[None]:
+        """Cache float32 bytes an upstream embedding ``model`` made for each text (for ``tenant``)."""
+        flow = self._core.embeddings.store_upstream(model, texts, vectors, tenant)
         yield from self._safe(flow, None)
 
     def _f_invalidate(

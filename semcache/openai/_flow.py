@@ -103,6 +103,7 @@ class Store:
 class GetVectors:
     model: str
     texts: list[str]
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class PutVectors:
     model: str
     texts: list[str]
     rows: list[bytes]
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +165,12 @@ def cache_call(op: CacheOp, cache: Any) -> Callable[[], Any]:
             streamed=op.streamed,
         )  # fmt: skip
     if isinstance(op, GetVectors):
-        return lambda: cache.cached_vectors(op.model, op.texts)
+        return lambda: cache.cached_vectors(op.model, op.texts, tenant=op.tenant)
     if isinstance(op, Join):
         return lambda: cache.join_flight(op.plan)
     if isinstance(op, Leave):
         return lambda: cache.leave_flight(op.flight)
-    return lambda: cache.store_vectors(op.model, op.texts, op.rows)
+    return lambda: cache.store_vectors(op.model, op.texts, op.rows, tenant=op.tenant)
 
 
 def fallback(op: CacheOp) -> Any:
@@ -336,7 +338,9 @@ def embeddings(call: Call, settings: Settings) -> WrapFlow:
         return relay(upstream, CacheInfo(layer=None, reason="uncacheable"))
     model, count = emb.model_key(call.body), len(texts)
     cached: list[bytes | None] = (
-        [None] * count if call.options.bypass else (yield GetVectors(model, texts))
+        [None] * count
+        if call.options.bypass
+        else (yield GetVectors(model, texts, call.options.tenant))
     )
     missing = [i for i, row in enumerate(cached) if row is None]
     info = CacheInfo(
@@ -359,7 +363,7 @@ def embeddings(call: Call, settings: Settings) -> WrapFlow:
     if fresh is None:
         return buffered(upstream, content, info)
     if not call.options.no_store and not settings.cache.config.read_only:
-        yield PutVectors(model, todo, fresh)
+        yield PutVectors(model, todo, fresh, call.options.tenant)
     if not partial:
         return buffered(upstream, content, info)
     fill = dict(zip(missing, fresh, strict=True))

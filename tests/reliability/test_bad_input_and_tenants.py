@@ -6,6 +6,7 @@ nothing about another tenant."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -220,3 +221,33 @@ def test_defect_6_clients_of_two_upstream_servers_do_not_share_entries(wrap_cach
         assert cache_info(again).layer == "exact"  # type: ignore[union-attr]
         first.close()
         second.close()
+
+
+# --- defect 12: a result says nothing about another tenant ------------------------------------------
+
+
+def test_defect_12_a_lookup_does_not_tell_whether_another_tenant_asked_the_same_text(
+    hcache: Cache,
+) -> None:
+    secret = f"is acme being acquired? {uuid.uuid4().hex}"
+    never = f"a text nobody asked {uuid.uuid4().hex}"
+    hcache.lookup(chat(secret), tenant="acme")
+    asked, fresh = (
+        hcache.lookup(chat(secret), tenant="rival"),
+        hcache.lookup(chat(never), tenant="rival"),
+    )
+    assert (asked.embedded, asked.reason) == (fresh.embedded, fresh.reason)
+
+
+def test_defect_12_an_embeddings_call_does_not_tell_whether_another_tenant_embedded_the_text(
+    fake_openai: FakeOpenAI, wrap_cache: Cache
+) -> None:
+    secret = f"acme's merger target {uuid.uuid4().hex}"
+    owner, rival = (client_of(fake_openai, wrap_cache, tenant=t) for t in ("A", "B"))
+    owner.embeddings.create(model="text-embedding-3-small", input=[secret])
+    reply = rival.embeddings.create(model="text-embedding-3-small", input=[secret])
+    assert cache_info(reply).cached_inputs == 0  # type: ignore[union-attr]
+    again = owner.embeddings.create(model="text-embedding-3-small", input=[secret])
+    assert cache_info(again).cached_inputs == 1  # type: ignore[union-attr]
+    owner.close()
+    rival.close()
