@@ -25,7 +25,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from semcache._errors import ConfigurationError, SearchModuleMissingError
+from semcache._errors import ConfigurationError, InvalidRequestError, SearchModuleMissingError
 from semcache.accounting.accounting import Accounting
 from semcache.accounting.prices import Price, PriceTable, as_price_table
 from semcache.accounting.stats import Stats
@@ -35,7 +35,7 @@ from semcache.core.ops import Call, Commands, Defer, Embed, Flow, Wait
 from semcache.core.plan import Plan, ms
 from semcache.core.resilience import Breaker
 from semcache.core.stampede import Flight, acquire, await_entry, release, token
-from semcache.core.types import LookupResult, check_namespace
+from semcache.core.types import LookupResult, check_namespace, check_response
 from semcache.decision.protocol import Decision
 from semcache.embedding.default import default_local_embedder
 from semcache.embedding.embedders import Batching, Embedder
@@ -59,8 +59,8 @@ C = TypeVar("C")
 NO_RETRY = Retry(NoBackoff(), 0)
 NO_RETRY_ASYNC = AsyncRetry(NoBackoff(), 0)
 
-#: Failures that make the cache step aside rather than fail the caller.
-STEP_ASIDE = (RedisError, OSError, TimeoutError, ValueError, TypeError, RuntimeError)
+#: Failures of Redis or the network: the only ones that count against the circuit breaker.
+REDIS_FAILURES = (RedisError, OSError, TimeoutError)
 
 
 def _config(
@@ -175,10 +175,13 @@ class Base(Generic[E, C]):
         tenant: str | None = None,
         namespace: str | None = None,
         threshold: float | None = None,
+        upstream: str | None = None,
     ) -> Plan:
-        """Canonicalise a request without I/O; raises InvalidRequestError for a malformed one."""
+        """Canonicalise a request without I/O; raises InvalidRequestError for a malformed one.
+        ``upstream`` names the server that answers it: entries of different servers never match
+        (a wrapped client passes its base URL)."""
         return self._core.planner.plan(
-            request, tenant=tenant, namespace=namespace, threshold=threshold
+            request, tenant=tenant, namespace=namespace, threshold=threshold, upstream=upstream
         )
 
     def bypasses(self, plan: Plan) -> bool:
@@ -227,23 +230,34 @@ class Base(Generic[E, C]):
         yield Commands(())  # an empty round trip carries what waits to ride with the next one
 
     def _safe(self, flow: Flow[T], fallback: T) -> Flow[T]:
-        """Run ``flow`` behind the breaker (and the one-time startup check): a Redis failure, or
-        a configuration the server refuses, gives ``fallback`` instead of an error."""
+        """Run ``flow`` behind the breaker (and the one-time startup check): a Redis failure, a
+        configuration the server refuses, or a bug gives ``fallback`` instead of an error; bad
+        input raises InvalidRequestError (see :meth:`_failed`)."""
         if not self._breaker.allow():
             return fallback
         try:
             if not self._started:
                 yield from self._startup()
             value = yield from flow
-        except ConfigurationError as exc:
-            log.error("semcache: %s", exc)
-            return fallback
-        except STEP_ASIDE as exc:
-            self._breaker.failure(exc)
-            log.debug("semcache: cache operation failed: %r", exc)
+        except Exception as exc:
+            self._failed(exc)
             return fallback
         self._breaker.success()
         return value
+
+    def _failed(self, exc: Exception) -> None:
+        """What a failed cache operation means. Bad input is the caller's (raised); Redis or the
+        network failing counts against the breaker; anything else is a bug (ours or a plugin's):
+        logged with its traceback, and only this operation steps aside."""
+        if isinstance(exc, InvalidRequestError):
+            raise exc
+        if isinstance(exc, ConfigurationError):
+            log.error("semcache: %s", exc)
+        elif isinstance(exc, REDIS_FAILURES):
+            self._breaker.failure(exc)
+            log.debug("semcache: cache operation failed: %r", exc)
+        else:
+            log.warning("semcache: unexpected error; this operation skips the cache", exc_info=exc)
 
     def _count(self, due: bool) -> Flow[None]:
         """Write the pending counters when the accounting says they are due."""
@@ -339,7 +353,9 @@ class Layers(Base[E, C]):
         cost_usd: float | None = None,
         streamed: bool = False,
     ) -> Flow[bool]:
-        """Store for an already planned request (arguments as :meth:`store`)."""
+        """Store for an already planned request (arguments as :meth:`store`); raises
+        InvalidRequestError, before any I/O, for a response that cannot be stored as JSON."""
+        check_response(response)
         flow = self._stored(
             plan, response, ttl=ttl, tags=tags, latency_ms=latency_ms, cost_usd=cost_usd,
             streamed=streamed, unlock=None,
@@ -371,7 +387,9 @@ class Layers(Base[E, C]):
 
             cache.store_many([(request_a, answer_a), (request_b, answer_b)], tags=("faq",))
         """
-        items = [(self.plan(q, tenant=tenant, namespace=namespace), a) for q, a in pairs]
+        items = [
+            (self.plan(q, tenant=tenant, namespace=namespace), check_response(a)) for q, a in pairs
+        ]
         return (yield from self._safe(self._core.store_many(items, ttl=ttl, tags=tags), 0))
 
     def _f_embed(self, texts: list[str]) -> Flow[npt.NDArray[np.float32]]:
@@ -384,17 +402,22 @@ class Layers(Base[E, C]):
             found = np.asarray((yield Embed(tuple(texts))), dtype=np.float32)
         return found
 
-    def _f_cached_vectors(self, model: str, texts: list[str]) -> Flow[list[bytes | None]]:
-        """Float32 bytes an upstream embedding ``model`` made for each text, or None where not
-        cached (or where Redis is unavailable)."""
+    def _f_cached_vectors(
+        self, model: str, texts: list[str], *, tenant: str | None = None
+    ) -> Flow[list[bytes | None]]:
+        """Float32 bytes an upstream embedding ``model`` made for each text (for ``tenant``: tenants
+        never see each other's), or None where not cached (or where Redis is unavailable)."""
         missing: list[bytes | None] = [None] * len(texts)
-        found = yield from self._safe(self._core.embeddings.upstream(model, texts), missing)
+        flow = self._core.embeddings.upstream(model, texts, tenant)
+        found = yield from self._safe(flow, missing)
         yield from self._count(self._accounting.vectors(self.namespace, model, texts, found))
         return found
 
-    def _f_store_vectors(self, model: str, texts: list[str], vectors: list[bytes]) -> Flow[None]:
-        """Cache float32 bytes an upstream embedding ``model`` made for each text."""
-        flow = self._core.embeddings.store_upstream(model, texts, vectors)
+    def _f_store_vectors(
+        self, model: str, texts: list[str], vectors: list[bytes], *, tenant: str | None = None
+    ) -> Flow[None]:
+        """Cache float32 bytes an upstream embedding ``model`` made for each text (for ``tenant``)."""
+        flow = self._core.embeddings.store_upstream(model, texts, vectors, tenant)
         yield from self._safe(flow, None)
 
     def _f_invalidate(

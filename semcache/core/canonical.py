@@ -44,6 +44,12 @@ TRANSPORT_PARAMS = frozenset(
     }
 )
 
+#: Deepest nesting of objects and lists keyed or stored (JSON schemas of tools stay far below);
+#: deeper values would exhaust the interpreter's recursion limit somewhere on the way.
+MAX_DEPTH = 100
+#: Largest integer keyed: its decimal form stays under Python's 4,300-digit conversion limit.
+MAX_INT_BITS = 4096
+
 _TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 _MARK = "\u0000semcache:semantic-text\u0000"
 
@@ -105,6 +111,7 @@ def canonicalize(
     """Validate a request body and split it into keyed body, semantic text and scope remainder."""
     if not isinstance(request, Mapping):
         raise InvalidRequestError(f"request must be a mapping, not {type(request).__name__}")
+    check_depth(request, "request")
     kind = request_kind(request)
     model = request.get("model")
     if not isinstance(model, str) or not model:
@@ -144,19 +151,52 @@ def scope_hash(
 
 def _normal(value: Any, where: str) -> Any:
     """JSON-ready copy of a value; whole floats become ints so 1 and 1.0 key alike."""
-    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+    if isinstance(value, str):
+        return _unicode(value, where)
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+        raise InvalidRequestError(f"{where} is an integer too large to key")
+    if isinstance(value, bool) or value is None or isinstance(value, int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidRequestError(f"{where} is not a finite number")
         return int(value) if value.is_integer() else value
     if isinstance(value, Mapping):
-        return {str(k): _normal(v, f"{where}.{k}") for k, v in value.items()}
+        return {_unicode(str(k), where): _normal(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         return [_normal(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if hasattr(value, "model_dump"):  # pydantic models from the openai SDK
         return _normal(value.model_dump(mode="json", exclude_none=True), where)
     raise InvalidRequestError(f"{where} has a value of type {type(value).__name__}")
+
+
+def check_depth(value: Any, where: str) -> None:
+    """Refuse a value nested deeper than :data:`MAX_DEPTH` (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise InvalidRequestError(f"{where} is nested deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _unicode(text: str, where: str) -> str:
+    """The text as valid Unicode: a surrogate pair becomes its character (as JSON carries it
+    upstream); a lone surrogate can be neither sent nor stored."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+        except UnicodeDecodeError:
+            raise InvalidRequestError(f"{where} is not valid Unicode (a lone surrogate)") from None
+    return text
 
 
 # --- semantic text ---------------------------------------------------------------------------------

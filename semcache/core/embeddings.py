@@ -3,7 +3,9 @@
 Texts are embedded once per model: a vector is looked for in memory, then in Redis (the read rides
 with the exact GET of a lookup), and only then asked of the embedder; what was embedded is written
 back with the lookup's next round trip. Upstream embedding models (``embeddings.create`` through
-the OpenAI wrapper) are cached by ``(model, text)`` in the same keyspace.
+the OpenAI wrapper) are cached by ``(model, text)`` in the same keyspace. Every vector of a tenant is
+its own (:func:`vector_id`): a shared one would tell a tenant, by a lookup's ``embedded`` and its
+time, what another asked.
 """
 
 from __future__ import annotations
@@ -20,9 +22,15 @@ from semcache.core.ops import Commands, Embed, Flow
 from semcache.core.plan import ms
 from semcache.embedding.embedders import Embedder, Vectors
 from semcache.redis import commands
-from semcache.redis.keys import embedding_key, model_tag, upstream_tag
+from semcache.redis.keys import embedding_key, model_tag, tenant_tag, upstream_tag
 
 Command = tuple[Any, ...]
+
+
+def vector_id(text: str, tenant: str | None) -> str:
+    """What a text's vector is cached under: the text, and for a tenant its tag too (tenant-less
+    ids, and so keys, are the text as before)."""
+    return text if tenant is None else f"{tenant_tag(tenant)}\u0000{text}"
 
 
 class Memory:
@@ -68,13 +76,13 @@ class EmbeddingCache:
         self._ttl_ms = ms(ttl)
         self._dtype = np.float16 if datatype == "float16" else np.float32
 
-    def key(self, text: str) -> str:
-        """The Redis key of a text's vector."""
-        return embedding_key(self.tag, sha256(text))
+    def key(self, text: str, tenant: str | None = None) -> str:
+        """The Redis key of a text's vector (the tenant's own)."""
+        return embedding_key(self.tag, sha256(vector_id(text, tenant)))
 
-    def recall(self, text: str) -> Vectors | None:
-        """The text's vector if this process has it."""
-        return self.memory.get(text)
+    def recall(self, text: str, tenant: str | None = None) -> Vectors | None:
+        """The text's vector (the tenant's own) if this process has it."""
+        return self.memory.get(vector_id(text, tenant))
 
     def forget(self) -> None:
         """Drop the in-process copies (Redis keeps its own)."""
@@ -92,27 +100,32 @@ class EmbeddingCache:
         vector = np.frombuffer(raw, dtype=np.float32)
         return vector if np.isfinite(vector).all() else None
 
-    def vector(self, text: str, known: Any) -> Flow[tuple[Vectors, list[Command]]]:
-        """The text's vector from ``known`` (a vector, or the raw reply of its key), else from the
-        embedder; with the writes that cache a freshly embedded one."""
+    def vector(
+        self, text: str, known: Any, tenant: str | None = None
+    ) -> Flow[tuple[Vectors, list[Command]]]:
+        """The text's vector (the tenant's own) from ``known`` (a vector, or the raw reply of its
+        key), else from the embedder; with the writes that cache a freshly embedded one."""
         if isinstance(known, np.ndarray):
             return known, []
+        vid = vector_id(text, tenant)
         vector = self.decode(known)
         if vector is None:
             rows = yield Embed((text,))
             vector = np.asarray(rows[0], dtype=np.float32)
-            self.memory.put(text, vector)
-            return vector, [commands.put(self.key(text), vector.tobytes(), self._ttl_ms)]
-        self.memory.put(text, vector)
+            self.memory.put(vid, vector)
+            return vector, [commands.put(self.key(text, tenant), vector.tobytes(), self._ttl_ms)]
+        self.memory.put(vid, vector)
         return vector, []
 
-    def embed(self, texts: Sequence[str]) -> Flow[Vectors]:
-        """Vectors for many texts, embedding only the ones neither memory nor Redis has."""
+    def embed(self, texts: Sequence[str], tenant: str | None = None) -> Flow[Vectors]:
+        """Vectors for many texts (the tenant's own), embedding only the ones neither memory nor
+        Redis has."""
         assert self.embedder is not None
-        rows: list[Vectors | None] = [self.recall(t) for t in texts]
+        rows: list[Vectors | None] = [self.recall(t, tenant) for t in texts]
         todo = [i for i, row in enumerate(rows) if row is None]
         if todo:
-            replies = yield Commands(tuple(commands.get(self.key(texts[i])) for i in todo))
+            reads = tuple(commands.get(self.key(texts[i], tenant)) for i in todo)
+            replies = yield Commands(reads)
             for i, raw in zip(todo, replies, strict=True):
                 rows[i] = self.decode(raw)
         missing = [i for i, row in enumerate(rows) if row is None]
@@ -122,27 +135,32 @@ class EmbeddingCache:
             for i, row in zip(missing, fresh, strict=True):
                 vector = np.asarray(row, dtype=np.float32)
                 rows[i] = vector
-                writes.append(commands.put(self.key(texts[i]), vector.tobytes(), self._ttl_ms))
+                key = self.key(texts[i], tenant)
+                writes.append(commands.put(key, vector.tobytes(), self._ttl_ms))
             yield Commands(tuple(writes))
         done = [row for row in rows if row is not None]
         for text, row in zip(texts, done, strict=True):
-            self.memory.put(text, row)
+            self.memory.put(vector_id(text, tenant), row)
         return np.vstack(done).astype(np.float32)
 
-    def upstream(self, model: str, texts: Sequence[str]) -> Flow[list[bytes | None]]:
-        """Raw float32 vectors an upstream embedding model made for these texts, where cached."""
-        keys = tuple(commands.get(embedding_key(upstream_tag(model), sha256(t))) for t in texts)
+    def upstream(
+        self, model: str, texts: Sequence[str], tenant: str | None = None
+    ) -> Flow[list[bytes | None]]:
+        """Raw float32 vectors an upstream embedding model made for these texts (for this tenant),
+        where cached."""
+        tag = upstream_tag(model)
+        keys = tuple(commands.get(embedding_key(tag, sha256(vector_id(t, tenant)))) for t in texts)
         replies = yield Commands(keys)
         return [r if isinstance(r, bytes) and r and len(r) % 4 == 0 else None for r in replies]
 
     def store_upstream(
-        self, model: str, texts: Sequence[str], vectors: Sequence[bytes]
+        self, model: str, texts: Sequence[str], vectors: Sequence[bytes], tenant: str | None = None
     ) -> Flow[None]:
-        """Cache float32 vectors an upstream embedding model made, keyed by (model, text)."""
+        """Cache float32 vectors an upstream embedding model made, keyed by (model, tenant, text)."""
         tag = upstream_tag(model)
         yield Commands(
             tuple(
-                commands.put(embedding_key(tag, sha256(t)), v, self._ttl_ms)
+                commands.put(embedding_key(tag, sha256(vector_id(t, tenant))), v, self._ttl_ms)
                 for t, v in zip(texts, vectors, strict=True)
             )
         )

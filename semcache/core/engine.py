@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from semcache._errors import ConfigurationError
 from semcache.core.config import CacheConfig
-from semcache.core.embeddings import EmbeddingCache
+from semcache.core.embeddings import EmbeddingCache, vector_id
 from semcache.core.invalidation import Invalidation
 from semcache.core.l1 import L1
 from semcache.core.ops import Commands, Flow
@@ -107,10 +107,10 @@ class Core:
         if bypass:
             return self.planner.miss(plan, bypass), False
         semantic = plan.skip_semantic is None
-        vector = self.embeddings.recall(plan.text) if semantic else None
+        vector = self.embeddings.recall(plan.text, plan.tenant) if semantic else None
         reads: list[Command] = [commands.get(plan.exact_key)]
         if semantic and vector is None:
-            reads.append(commands.get(self.embeddings.key(plan.text)))
+            reads.append(commands.get(self.embeddings.key(plan.text, plan.tenant)))
         # The lock goes first: a store that lands after it is seen by the GET behind it.
         first = (commands.take_lock(plan.lock_key, *lock),) if lock is not None else ()
         replies = yield Commands((*first, *reads))
@@ -128,7 +128,7 @@ class Core:
         start = time.perf_counter()
         try:
             vector, writes = yield from self.embeddings.vector(
-                plan.text, replies[1] if vector is None else vector
+                plan.text, replies[1] if vector is None else vector, plan.tenant
             )
         except Exception as exc:  # the embedder failed: the exact layer still answered
             log.warning("semcache: embedding failed, semantic layer skipped: %s", exc)
@@ -193,7 +193,7 @@ class Core:
         if plan.skip_semantic is None:
             try:
                 vector, writes = yield from self.embeddings.vector(
-                    plan.text, self.embeddings.recall(plan.text)
+                    plan.text, self.embeddings.recall(plan.text, plan.tenant), plan.tenant
                 )
             except Exception as exc:
                 log.warning("semcache: embedding failed, stored in the exact layer only: %s", exc)
@@ -226,7 +226,7 @@ class Core:
         owners: list[int] = []
         for i, (plan, response) in enumerate(items):
             entry = self._entry(plan, response, self.entry_ttl_ms(ttl), tags)
-            rows = self._entry_commands(plan, entry, vectors.get(plan.text))
+            rows = self._entry_commands(plan, entry, vectors.get(vector_id(plan.text, plan.tenant)))
             batch += rows
             owners += [i] * len(rows)
         replies = yield Commands(tuple(batch))
@@ -236,19 +236,26 @@ class Core:
         return len(items) - len(failed)
 
     def _batch_vectors(self, plans: Sequence[Plan]) -> Flow[dict[str, Vectors]]:
-        """Vectors of the plans that use the semantic layer, embedded in one batch; their indexes."""
+        """Vectors of the plans that use the semantic layer by :func:`vector_id`, embedded in one
+        batch per tenant; their indexes."""
         semantic = [plan for plan in plans if plan.skip_semantic is None]
         if not semantic:
             return {}
-        texts = list(dict.fromkeys(plan.text for plan in semantic))
+        tenants: dict[str | None, dict[str, None]] = {}
+        for plan in semantic:
+            tenants.setdefault(plan.tenant, {})[plan.text] = None
+        found: dict[str, Vectors] = {}
         try:
-            rows = yield from self.embeddings.embed(texts)
+            for tenant, distinct in tenants.items():
+                texts = list(distinct)
+                rows = yield from self.embeddings.embed(texts, tenant)
+                found |= {vector_id(t, tenant): row for t, row in zip(texts, rows, strict=True)}
         except Exception as exc:
             log.warning("semcache: embedding failed, stored in the exact layer only: %s", exc)
             return {}
         for keys in {plan.keys.namespace: plan.keys for plan in semantic}.values():
             yield from self.semantic.ensure_index(keys)
-        return dict(zip(texts, rows, strict=True))
+        return found
 
     def _entry(
         self, plan: Plan, response: Mapping[str, Any], ttl_ms: int | None, tags: tuple[str, ...]

@@ -73,20 +73,23 @@ class Planner:
         tenant: str | None = None,
         namespace: str | None = None,
         threshold: float | None = None,
+        upstream: str | None = None,
     ) -> Plan:
-        """Canonicalise a request; raises InvalidRequestError before any I/O."""
+        """Canonicalise a request; raises InvalidRequestError before any I/O. ``upstream`` names
+        the server that answers it (entries of different servers never match)."""
         cfg = self.config
         canon = canonicalize(request, cfg.semantic_text)
         ns = check_namespace(namespace) if namespace is not None else cfg.namespace
         if tenant is not None and not isinstance(tenant, str):
             raise ConfigurationError("tenant must be a string")
         tt = tenant_tag(tenant)
-        digest = exact_hash(canon, namespace=ns, tenant=tt, version=cfg.version)
+        version = cfg.version if upstream is None else f"{cfg.version}@{upstream}"
+        digest = exact_hash(canon, namespace=ns, tenant=tt, version=version)
         scope = scope_hash(
             canon,
             namespace=ns,
             tenant=tt,
-            version=cfg.version,
+            version=version,
             embedding_model=self.embedding_model,
         )
         return Plan(

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from semcache._errors import ConfigurationError
+from semcache._errors import ConfigurationError, InvalidRequestError
+from semcache.core.canonical import check_depth
 
 Layer = Literal["l1", "exact", "semantic"]
 StochasticPolicy = Literal["cache", "bypass"]
@@ -54,6 +56,22 @@ def check_threshold(threshold: float) -> float:
 def check_ttl(ttl: float | None) -> None:
     if ttl is not None and (not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0):
         raise ConfigurationError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+
+
+def check_response(response: Any) -> Mapping[str, Any]:
+    """A response as given, once it is known to store as JSON text; InvalidRequestError (before any
+    I/O) for anything else: an SDK object, values JSON cannot hold, text that is not Unicode."""
+    if not isinstance(response, Mapping):
+        raise InvalidRequestError(
+            f"a response must be a mapping (a JSON object), not {type(response).__name__}; "
+            "pass an SDK object as reply.model_dump()"
+        )
+    check_depth(response, "the response")
+    try:
+        json.dumps(response, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidRequestError(f"the response cannot be stored as JSON: {exc}") from None
+    return response
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +130,8 @@ class Entry:
                 tags=tuple(str(t) for t in data.get("tags") or ()),
                 streamed=bool(data.get("streamed", False)),
             )
-        except (ValueError, KeyError, TypeError):
-            return None
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+            return None  # OverflowError: a ttl_ms of 1e999; RecursionError: a value nested too deep
 
 
 def _opt_float(value: Any) -> float | None:

@@ -48,6 +48,8 @@ def wrap(
     *,
     cache: Cache | AsyncCache | None = None,
     record_usage: bool = True,
+    share_across_upstreams: bool = False,
+    allow_scope_override: bool = False,
     **defaults: Unpack[Options],
 ) -> C:
     """Return a copy of an ``openai.OpenAI`` / ``openai.AsyncOpenAI`` client that answers from the
@@ -61,6 +63,12 @@ def wrap(
         record_usage: when a streamed miss did not ask for usage, ask upstream for it anyway (and hide
             it from the caller), so the stored entry carries token usage. Turn off for servers that
             reject ``stream_options``.
+        share_across_upstreams: entries belong to the client's base URL, so clients of different
+            servers never answer each other's calls; True shares them with every client of the
+            cache and with direct ``Cache`` calls (one model behind several URLs, ``semcache warm``).
+        allow_scope_override: let a request choose its ``tenant`` / ``namespace`` through
+            ``x-semcache-*`` headers or ``extra_body``; off, such a request goes upstream uncached
+            (headers may carry what an end user sent).
         defaults: :class:`Options` applied to every call (``tenant="acme"``, ``ttl=600``, ...).
 
     Returns hits with the real SDK types (``ChatCompletion``, ``Stream[ChatCompletionChunk]``, ...);
@@ -72,7 +80,10 @@ def wrap(
     """
     check_options(defaults)
     wrap_client = _client_module().wrap_client
-    return wrap_client(client, cache=cache, defaults=dict(defaults), record_usage=record_usage)  # type: ignore[no-any-return]
+    return wrap_client(  # type: ignore[no-any-return]
+        client, cache=cache, defaults=dict(defaults), record_usage=record_usage,
+        share_across_upstreams=share_across_upstreams, allow_scope_override=allow_scope_override,
+    )  # fmt: skip
 
 
 def http_client(

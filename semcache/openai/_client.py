@@ -33,6 +33,8 @@ def wrap_client(
     cache: Cache | AsyncCache | None,
     defaults: Mapping[str, Any],
     record_usage: bool,
+    share_across_upstreams: bool = False,
+    allow_scope_override: bool = False,
 ) -> C:
     inner = getattr(client, "_client", None)
     asynchronous = _asynchronous(inner)
@@ -44,7 +46,11 @@ def wrap_client(
             f"on its own httpx or httpx2 HTTP client), not {type(client).__name__}"
             + (f" on {type(inner).__name__}" if inner is not None else "")
         )
-    http = caching_client(inner, cache=cache, defaults=defaults, record_usage=record_usage)
+    upstream = None if share_across_upstreams else str(getattr(client, "base_url", "")).rstrip("/")
+    http = caching_client(
+        inner, cache=cache, defaults=defaults, record_usage=record_usage, upstream=upstream,
+        allow_scope_override=allow_scope_override,
+    )  # fmt: skip
     wrapped: Any = client.with_options(http_client=http)
     wrapped.__class__ = _marking(type(client))
     return wrapped  # type: ignore[no-any-return]
@@ -56,17 +62,21 @@ def caching_client(
     cache: Cache | AsyncCache | None,
     defaults: Mapping[str, Any],
     record_usage: bool,
+    upstream: str | None = None,
+    allow_scope_override: bool = False,
 ) -> Any:
     """An HTTP client of ``inner``'s kind (httpx2 for openai 3.x, httpx before) that answers from
-    the cache and sends the rest through ``inner``."""
+    the cache and sends the rest through ``inner``; its entries belong to ``upstream`` (None:
+    shared), and a request may choose its tenant or namespace only with ``allow_scope_override``."""
     asynchronous = _asynchronous(inner)
     if asynchronous is None:
         raise TypeError(f"not an httpx or httpx2 client: {type(inner).__name__}")
     if not asynchronous and isinstance(cache, AsyncCache):
         raise TypeError("a sync openai.OpenAI client needs a semcache.Cache, not an AsyncCache")
     settings = Settings(
-        cache or (AsyncCache() if asynchronous else Cache()), defaults, record_usage
-    )
+        cache or (AsyncCache() if asynchronous else Cache()), defaults, record_usage, upstream,
+        allow_scope_override,
+    )  # fmt: skip
     if isinstance(inner, httpx2.AsyncClient):
         return httpx2.AsyncClient(
             transport=AsyncCachingTransport(inner, settings), timeout=inner.timeout

@@ -25,6 +25,7 @@ from semcache.core.types import LookupResult
 from semcache.openai import _embeddings as emb
 from semcache.openai._options import (
     HEADER_PREFIX,
+    SCOPE_OPTIONS,
     CacheInfo,
     RequestOptions,
     from_body,
@@ -102,6 +103,7 @@ class Store:
 class GetVectors:
     model: str
     texts: list[str]
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ class PutVectors:
     model: str
     texts: list[str]
     rows: list[bytes]
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +165,12 @@ def cache_call(op: CacheOp, cache: Any) -> Callable[[], Any]:
             streamed=op.streamed,
         )  # fmt: skip
     if isinstance(op, GetVectors):
-        return lambda: cache.cached_vectors(op.model, op.texts)
+        return lambda: cache.cached_vectors(op.model, op.texts, tenant=op.tenant)
     if isinstance(op, Join):
         return lambda: cache.join_flight(op.plan)
     if isinstance(op, Leave):
         return lambda: cache.leave_flight(op.flight)
-    return lambda: cache.store_vectors(op.model, op.texts, op.rows)
+    return lambda: cache.store_vectors(op.model, op.texts, op.rows, tenant=op.tenant)
 
 
 def fallback(op: CacheOp) -> Any:
@@ -185,11 +188,15 @@ def fallback(op: CacheOp) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """What a wrapped client was given: the cache, default options, and whether to record usage."""
+    """What a wrapped client was given: the cache, default options, whether to record usage, the
+    upstream server its entries belong to (None: shared), and whether a request may choose its
+    own tenant and namespace."""
 
     cache: Any
     defaults: Mapping[str, Any] = field(default_factory=dict)
     record_usage: bool = True
+    upstream: str | None = None
+    scope_override: bool = False
 
     def stores(self, plan: Plan) -> bool:
         return bool(self.cache.stores(plan))
@@ -230,6 +237,15 @@ def handle(request: httpx2.Request, settings: Settings) -> WrapFlow:
     }
     options = resolve(settings.defaults, headers, given)
     forward = rebuild(request, body) if controls or given else request
+    chosen = sorted(SCOPE_OPTIONS & {*headers, *given})
+    if chosen and not settings.scope_override:
+        # Headers and extra_body may carry what a client sent: they never choose whose entries
+        # are read or written (wrap(..., allow_scope_override=True) lets them).
+        log.warning(
+            "semcache: a request chose its own %s; passed through uncached", "/".join(chosen)
+        )
+        refused = yield Send(forward)
+        return relay(refused, CacheInfo(layer=None, reason="scope-override-refused"))
     call = Call(endpoint=endpoint, body=body, options=options, forward=forward)
     if endpoint == "embeddings":
         return (yield from embeddings(call, settings))
@@ -322,7 +338,9 @@ def embeddings(call: Call, settings: Settings) -> WrapFlow:
         return relay(upstream, CacheInfo(layer=None, reason="uncacheable"))
     model, count = emb.model_key(call.body), len(texts)
     cached: list[bytes | None] = (
-        [None] * count if call.options.bypass else (yield GetVectors(model, texts))
+        [None] * count
+        if call.options.bypass
+        else (yield GetVectors(model, texts, call.options.tenant))
     )
     missing = [i for i, row in enumerate(cached) if row is None]
     info = CacheInfo(
@@ -345,7 +363,7 @@ def embeddings(call: Call, settings: Settings) -> WrapFlow:
     if fresh is None:
         return buffered(upstream, content, info)
     if not call.options.no_store and not settings.cache.config.read_only:
-        yield PutVectors(model, todo, fresh)
+        yield PutVectors(model, todo, fresh, call.options.tenant)
     if not partial:
         return buffered(upstream, content, info)
     fill = dict(zip(missing, fresh, strict=True))
@@ -405,10 +423,14 @@ def _plan(call: Call, settings: Settings) -> Plan | None:
         return None  # answered later, or from server-side state the request does not show
     try:
         plan: Plan = settings.cache.plan(
-            body, tenant=options.tenant, namespace=options.namespace, threshold=options.threshold
-        )
+            body, tenant=options.tenant, namespace=options.namespace, threshold=options.threshold,
+            upstream=settings.upstream,
+        )  # fmt: skip
     except InvalidRequestError as exc:
         log.debug("semcache: request passed through uncached: %s", exc)
+        return None
+    except Exception:  # a request the cache cannot key must never fail the call
+        log.warning("semcache: request passed through uncached after an error", exc_info=True)
         return None
     return plan if plan.canon.kind == call.endpoint else None
 

@@ -5,6 +5,9 @@ the defaults given to ``wrap()``, the innermost ``cache_options()`` block, reque
 (``extra_headers``: the standard ``Cache-Control: no-cache`` / ``no-store``, then ``x-semcache-*``),
 and the ``"semcache"`` object of ``extra_body``. The wrapper strips the ``x-semcache-*`` headers and
 the body key before the request goes upstream (``Cache-Control`` is a standard header and goes on).
+``tenant`` and ``namespace`` come only from the application's code (``wrap()``, ``cache_options()``)
+unless ``wrap()`` is given ``allow_scope_override=True``: a request that sets them in a header or
+``extra_body`` goes upstream uncached.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ _CONTEXT: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.Context
 )
 
 HEADER_PREFIX = "x-semcache-"
+#: Options that choose whose entries a request reads and writes.
+SCOPE_OPTIONS = frozenset({"tenant", "namespace"})
 _BOOL = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
@@ -178,7 +183,8 @@ class CacheInfo:
         similarity: cosine similarity of the match (1.0 for exact hits), None on a miss.
         key: the exact-key digest of the request (for ``cache.invalidate(keys=[...])``).
         reason: why upstream answered: ``"miss"``-like reasons from the lookup (``"no-candidates"``,
-            ``"below-threshold"``, ...), ``"bypass"``, ``"stochastic"``, ``"uncacheable"``, ...
+            ``"below-threshold"``, ...), ``"bypass"``, ``"stochastic"``, ``"uncacheable"``,
+            ``"scope-override-refused"`` (a request chose its own tenant or namespace), ...
         created_at: when the entry that answered was stored (epoch seconds).
         cached_inputs, inputs: for ``embeddings.create``, how many inputs the cache answered, of all.
     """

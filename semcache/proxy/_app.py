@@ -39,7 +39,8 @@ class Proxy:
         self.own_cache = own_cache
         timeout = httpx2.Timeout(config.timeout, connect=min(config.timeout, 10.0))
         self.client = httpx2.AsyncClient(timeout=timeout, follow_redirects=False)
-        settings = Settings(cache, config.defaults, config.record_usage)
+        # The proxy sets x-semcache-tenant itself (and refuses a client's own): it may choose it.
+        settings = Settings(cache, config.defaults, config.record_usage, scope_override=True)
         self.transport = AsyncCachingTransport(self.client, settings)
 
     async def handle(self, request: Request) -> Response:

@@ -30,7 +30,9 @@ def test_a_wrapped_hit_saves_the_upstream_call_it_replays(
     assert (exact.prompt_tokens_saved, exact.completion_tokens_saved) == (6, 4)
     assert exact.usd_saved == pytest.approx(6 * INPUT + 4 * OUTPUT)
     # The stored upstream latency minus the hit's lookup time (the only lookup that ended at exact).
-    entry = wrap_cache.lookup({"model": "gpt-4o-mini", "messages": messages}).entry
+    request = {"model": "gpt-4o-mini", "messages": messages}
+    upstream = str(wrapped.base_url).rstrip("/")  # a wrapped client's entries are its server's
+    entry = wrap_cache.lookup_plan(wrap_cache.plan(request, upstream=upstream)).entry
     assert entry is not None and entry.latency_ms is not None  # the wrapper recorded it
     assert sum(exact.buckets) == 1
     assert exact.latency_saved_ms == pytest.approx(entry.latency_ms - exact.lookup_ms)

@@ -71,8 +71,11 @@ def test_tenants_through_the_context_manager_never_share(
 
 
 def test_namespace_and_ttl_through_headers(
-    wrapped: openai.OpenAI, fake_openai: FakeOpenAI, wrap_cache: semcache.Cache
+    fake_openai: FakeOpenAI, wrap_cache: semcache.Cache
 ) -> None:
+    raw = openai.OpenAI(base_url=fake_openai.base_url, api_key="test", max_retries=0)
+    wrapped = semcache.wrap(raw, cache=wrap_cache, share_across_upstreams=True,
+                            allow_scope_override=True)  # fmt: skip
     other = f"t-{uuid.uuid4().hex[:12]}"
     headers = {"x-semcache-namespace": other, "x-semcache-ttl": "30"}
     wrapped.chat.completions.create(model="m", messages=ask("q"), extra_headers=headers)
@@ -81,13 +84,16 @@ def test_namespace_and_ttl_through_headers(
     key = wrap_cache.plan({"model": "m", "messages": ask("q")}, namespace=other).exact_key
     assert 0 < wrap_cache.client.pttl(key) <= 30_000
     wrap_cache.flush(namespace=other)
+    wrapped.close()
 
 
 def test_wrap_defaults_apply_to_every_call(
     fake_openai: FakeOpenAI, wrap_cache: semcache.Cache
 ) -> None:
     raw = openai.OpenAI(base_url=fake_openai.base_url, api_key="test", max_retries=0)
-    client = semcache.wrap(raw, cache=wrap_cache, tenant="acme", tags=["faq"])
+    client = semcache.wrap(
+        raw, cache=wrap_cache, tenant="acme", tags=["faq"], share_across_upstreams=True
+    )
     client.chat.completions.create(model="m", messages=ask("defaults"))
     request = {"model": "m", "messages": ask("defaults")}
     assert wrap_cache.lookup(request, tenant="acme").hit

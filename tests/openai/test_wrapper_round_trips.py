@@ -59,7 +59,8 @@ def test_a_wrapped_hit_takes_one_round_trip_and_frees_its_lock_with_the_next(
     assert semcache.openai.cache_info(reply).layer == "exact"  # type: ignore[union-attr]
     assert counted.batches == [["SET", "GET"]]  # the lock and the entry (the vector is in memory)
     plan = wrap_cache.plan(
-        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "asked twice"}]}
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "asked twice"}]},
+        upstream=str(wrapped.base_url).rstrip("/"),  # a wrapped client's entries are its server's
     )
     assert wrap_cache.client.exists(plan.lock_key) == 1  # freed with the next round trip
     wrap_cache.lookup_plan(plan)
