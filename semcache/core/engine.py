@@ -216,14 +216,15 @@ class Core:
         tags: Iterable[str] = (),
     ) -> Flow[int]:
         """Store many (plan, response) pairs: one batched embedding of their semantic texts through
-        the embedding cache, then one pipeline of writes. Returns how many pairs Redis took."""
+        the embedding cache, then one pipeline of writes (the embedding cache's with them). Returns
+        how many pairs Redis took in every layer they use: a failure to embed, or of Redis, fails
+        the batch rather than leave it in the exact layer only."""
         if self.config.read_only:
             return 0
         items = [(p, r) for p, r in items if not self.planner.bypass_reason(p)]
         tags = tuple(tags)
-        vectors = yield from self._batch_vectors([plan for plan, _ in items])
-        batch: list[Command] = []
-        owners: list[int] = []
+        vectors, batch = yield from self._batch_vectors([plan for plan, _ in items])
+        owners: list[int] = [-1] * len(batch)  # embedding-cache writes: a cache, no entry's
         for i, (plan, response) in enumerate(items):
             entry = self._entry(plan, response, self.entry_ttl_ms(ttl), tags)
             rows = self._entry_commands(plan, entry, vectors.get(plan.text))
@@ -231,24 +232,25 @@ class Core:
             owners += [i] * len(rows)
         replies = yield Commands(tuple(batch))
         failed = {i for i, r in zip(owners, replies, strict=True) if isinstance(r, Exception)}
+        failed.discard(-1)
         if failed:
             log.warning("semcache: %d of %d entries not stored", len(failed), len(items))
         return len(items) - len(failed)
 
-    def _batch_vectors(self, plans: Sequence[Plan]) -> Flow[dict[str, Vectors]]:
-        """Vectors of the plans that use the semantic layer, embedded in one batch; their indexes."""
+    def _batch_vectors(
+        self, plans: Sequence[Plan]
+    ) -> Flow[tuple[dict[str, Vectors], list[Command]]]:
+        """Vectors of the plans that use the semantic layer, embedded in one batch, and the
+        embedding-cache writes of the fresh ones; their indexes exist. A failure (of the embedder
+        or of Redis) is raised: no entry is stored in one layer only."""
         semantic = [plan for plan in plans if plan.skip_semantic is None]
         if not semantic:
-            return {}
+            return {}, []
         texts = list(dict.fromkeys(plan.text for plan in semantic))
-        try:
-            rows = yield from self.embeddings.embed(texts)
-        except Exception as exc:
-            log.warning("semcache: embedding failed, stored in the exact layer only: %s", exc)
-            return {}
+        rows, writes = yield from self.embeddings.embed_many(texts)
         for keys in {plan.keys.namespace: plan.keys for plan in semantic}.values():
             yield from self.semantic.ensure_index(keys)
-        return dict(zip(texts, rows, strict=True))
+        return dict(zip(texts, rows, strict=True)), writes
 
     def _entry(
         self, plan: Plan, response: Mapping[str, Any], ttl_ms: int | None, tags: tuple[str, ...]

