@@ -18,7 +18,7 @@ from typing import Any, Literal
 from semcache._errors import ConfigurationError
 from semcache.core.config import CacheConfig
 from semcache.core.embeddings import EmbeddingCache
-from semcache.core.invalidation import Invalidation
+from semcache.core.invalidation import Invalidation, Leases, generations
 from semcache.core.l1 import L1
 from semcache.core.ops import Commands, Flow
 from semcache.core.plan import Plan, Planner
@@ -64,6 +64,7 @@ class Core:
         self.decision: Decision = config.decision or default_decision()
         self.semantic = SemanticLayer(config, self.planner, self.embeddings, self.decision)
         self.invalidation = Invalidation(self.planner, self.semantic, self.l1)
+        self.leases = Leases()
 
     @property
     def embedding_model(self) -> str:
@@ -108,14 +109,19 @@ class Core:
             return self.planner.miss(plan, bypass), False
         semantic = plan.skip_semantic is None
         vector = self.embeddings.recall(plan.text) if semantic else None
-        reads: list[Command] = [commands.get(plan.exact_key)]
+        gens = generations(plan)
+        reads: list[Command] = [commands.get(plan.exact_key), *map(commands.get, gens)]
         if semantic and vector is None:
             reads.append(commands.get(self.embeddings.key(plan.text)))
         # The lock goes first: a store that lands after it is seen by the GET behind it.
         first = (commands.take_lock(plan.lock_key, *lock),) if lock is not None else ()
         replies = yield Commands((*first, *reads))
         locked = bool(first) and is_ok(replies[0])
-        result = yield from self._layers(plan, replies[len(first) :], vector)
+        exact, *rest = replies[len(first) :]
+        seen, rest = rest[: len(gens)], rest[len(gens) :]
+        result = yield from self._layers(plan, (exact, *rest), vector)
+        if result.layer != "exact" and not any(isinstance(g, Exception) for g in seen):
+            self.leases.give(plan.exact_key, tuple(seen))  # for the store of this miss
         return result, locked
 
     def _layers(self, plan: Plan, replies: Sequence[Any], vector: Any) -> Flow[LookupResult]:
@@ -201,12 +207,31 @@ class Core:
                 yield from self.semantic.ensure_index(plan.keys)
         if self.l1 is not None:
             self.l1.discard(plan.exact_key)
+        gens = tuple(map(commands.get, generations(plan)))
+        seen = self.leases.take(plan.exact_key)
+        before = gens if seen is None else ()  # no lookup of ours: the generations as of now
         batch = (*writes, *self._entry_commands(plan, entry, vector))
-        replies = (yield Commands((*batch, *release)))[: len(batch)]
+        replies = yield Commands((*before, *batch, *gens, *release))
+        seen = tuple(replies[: len(before)]) if seen is None else seen
+        replies = replies[len(before) : len(before) + len(batch) + len(gens)]
         failed = [r for r in replies if isinstance(r, Exception)]
         if failed:
             log.warning("semcache: %d store commands failed: %s", len(failed), failed[0])
-        return not failed
+            return False
+        return (yield from self._outlived(plan, seen, tuple(replies[len(batch) :])))
+
+    def _outlived(self, plan: Plan, seen: tuple[Any, ...], now: tuple[Any, ...]) -> Flow[bool]:
+        """Whether a store stands: if an invalidation of its tenant or namespace moved a generation
+        since its lookup, the invalidation wins and what the store wrote is removed. ``now`` is read
+        behind the writes, and an invalidation moves its generation before it looks for victims, so
+        either it finds these writes or ``now`` shows the move."""
+        if now == seen:
+            return True
+        log.info("semcache: a store raced an invalidation and was dropped: %s", plan.digest)
+        yield Commands((commands.unlink(plan.exact_key), commands.unlink(plan.doc_key)))
+        if self.l1 is not None:
+            self.l1.discard(plan.exact_key)
+        return False
 
     def store_many(
         self,

@@ -191,6 +191,11 @@ def release_lock(key: str, token: str) -> Command:
 # --- invalidation ----------------------------------------------------------------------------------
 
 
+def move_generation(key: str, value: str, ttl_ms: int) -> Command:
+    """Set a generation to a fresh value: a store that saw the old one is dropped."""
+    return ("SET", key, value, "PX", ttl_ms)
+
+
 def publish(channel: str, message: str) -> Command:
     return ("PUBLISH", channel, message)
 

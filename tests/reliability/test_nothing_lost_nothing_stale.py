@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -108,3 +109,37 @@ def test_warm_exits_non_zero_when_entries_were_not_stored(
         control.close()
     assert result.exit_code != 0
     assert "not stored" in result.output
+
+
+# --- 4. an invalidation wins over a store already in flight ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "invalidate",
+    [
+        pytest.param(lambda c: c.invalidate(tags=["doc:7"]), id="tag"),
+        pytest.param(lambda c: c.invalidate_tenant(None), id="tenant"),
+        pytest.param(lambda c: c.flush(), id="namespace"),
+    ],
+)
+def test_a_store_whose_lookup_began_before_an_invalidation_is_dropped(
+    hcache: Cache, invalidate: Any
+) -> None:
+    """Defect 4: the store of a miss that an invalidation overtook used to resurrect stale data."""
+    request = chat("what does doc 7 say?")
+    assert not hcache.lookup(request).hit  # the miss: the answer is being computed
+    invalidate(hcache)  # doc 7 changes while the model answers from the old version
+    hcache.store(request, answer("the old doc 7"), tags=["doc:7"])
+    assert not hcache.lookup(request).hit
+    # A store whose lookup began after the invalidation is kept.
+    assert hcache.store(request, answer("the new doc 7"), tags=["doc:7"])
+    assert hcache.lookup(request).response == answer("the new doc 7")
+
+
+def test_an_invalidation_of_another_tag_does_not_drop_a_store(hcache: Cache) -> None:
+    """Defect 4: only an invalidation that could cover the entry drops its store."""
+    request = chat("what does doc 8 say?")
+    assert not hcache.lookup(request).hit
+    hcache.invalidate(tags=["doc:9"], tenant="someone else")
+    assert hcache.store(request, answer("doc 8"), tags=["doc:8"])
+    assert hcache.lookup(request).hit
