@@ -296,11 +296,12 @@ class Core:
         batch = [commands.put(plan.exact_key, value, entry.ttl_ms)]
         if vector is not None:
             batch += self.semantic.document(plan, vector, value, entry.ttl_ms)
+        now_ms = int(self.planner.clock() * 1000)
         for tag in entry.tags:
             if not isinstance(tag, str) or not tag:
                 raise ConfigurationError("tags must be non-empty strings")
             key = plan.keys.tag(plan.tenant_tag, tag_digest(tag))
-            batch += commands.add_to_tag(key, plan.digest, entry.ttl_ms)
+            batch += commands.add_to_tag(key, plan.digest, entry.ttl_ms, now_ms)
         return batch
 
     def entry_ttl_ms(self, ttl: TTL) -> int | None:

@@ -129,6 +129,8 @@ class Invalidation:
     def _tag_members(self, ks: Keys, tag_key: str) -> Flow[list[str]]:
         tenant = tag_key.split(":")[-2]
         (members,) = yield Commands((commands.tag_members(tag_key),))
+        if isinstance(members, Exception):  # a plain set, written by an earlier version
+            (members,) = yield Commands((commands.old_tag_members(tag_key),))
         out = [tag_key]
         for member in members or ():
             digest = text(member)

@@ -127,11 +127,11 @@ def test_a_store_writes_entry_document_and_tags_in_one_round_trip_and_can_releas
     plan = c.planner.plan(REQUEST)
     c.embeddings.memory.put(plan.text, np.asarray([1, 0, 0, 0], dtype=np.float32))
     c.semantic._ready.add("ns")
-    ok, script = run(c.store(plan, ANSWER, tags=("faq",), unlock="tok"), lambda op: [1] * 12)
+    ok, script = run(c.store(plan, ANSWER, tags=("faq",), unlock="tok"), lambda op: [1] * 11)
     assert ok and script.round_trips == 1
     names = [command[0] for command in script.commands]
     # no lookup of this process saw the generations: they are read before and behind the writes
-    assert names == ["GET", "GET", "SET", "DEL", "HSET", "PEXPIRE", "SADD", "PEXPIRE", "PEXPIRE",
+    assert names == ["GET", "GET", "SET", "DEL", "HSET", "PEXPIRE", "ZADD", "ZREMRANGEBYSCORE",
                      "GET", "GET", "EVAL"]  # fmt: skip
     assert script.commands[2][:2] == ("SET", plan.exact_key) and script.commands[2][-1] == 60_000
     assert script.commands[-1][-2:] == (plan.lock_key, "tok")

@@ -6,6 +6,8 @@ the embedded server's volatile-lru (5), and counters are written without ``close
 from __future__ import annotations
 
 import json
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,9 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from semcache import Cache
+from semcache import Cache, CacheConfig
 from semcache.cli import main
+from semcache.server import EmbeddedServer
 from tests.conftest import answer, chat, hash_embedder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,3 +146,33 @@ def test_an_invalidation_of_another_tag_does_not_drop_a_store(hcache: Cache) -> 
     hcache.invalidate(tags=["doc:9"], tenant="someone else")
     assert hcache.store(request, answer("doc 8"), tags=["doc:8"])
     assert hcache.lookup(request).hit
+
+
+# --- 5. tag sets are not evicted before the entries they index -------------------------------------
+
+
+@pytest.fixture
+def small_redis() -> Iterator[EmbeddedServer]:
+    """A private server under memory pressure with the embedded server's own volatile-lru policy."""
+    directory = Path(tempfile.mkdtemp(prefix="semcache-small-"))
+    server = EmbeddedServer(directory, persist=False).start()
+    yield server
+    server.wipe()
+
+
+def test_invalidation_by_tag_finds_every_entry_after_evictions(small_redis: EmbeddedServer) -> None:
+    """Defect 5: tag sets with a TTL were evicted first, and their entries survived invalidation."""
+    control = redis.Redis.from_url(small_redis.url)
+    config = CacheConfig(namespace=f"e{uuid.uuid4().hex[:8]}", semantic=False, ttl=3600)
+    with Cache(redis_url=small_redis.url, config=config, timeout=2.0) as cache:
+        used = int(control.info("memory")["used_memory"])
+        control.config_set("maxmemory", used + 1_500_000)
+        padding = "x" * 800
+        for i in range(4000):
+            cache.store(chat(f"doc {i}"), answer(f"{padding} {i}"), tags=[f"doc:{i}"])
+        assert int(control.info("stats")["evicted_keys"]) > 0  # the pressure is real
+        control.config_set("maxmemory", 0)
+        cache.invalidate(tags=[f"doc:{i}" for i in range(4000)])
+        stale = [i for i in range(4000) if cache.lookup(chat(f"doc {i}")).hit]
+        assert stale == [], f"{len(stale)} invalidated entries still served"
+    control.close()
