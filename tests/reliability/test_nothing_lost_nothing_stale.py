@@ -6,7 +6,12 @@ the embedded server's volatile-lru (5), and counters are written without ``close
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tempfile
+import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +25,7 @@ from semcache import Cache, CacheConfig
 from semcache.cli import main
 from semcache.server import EmbeddedServer
 from tests.conftest import answer, chat, hash_embedder
+from tests.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[2]
 EMBEDDER = "tests.conftest:hash_embedder"
@@ -176,3 +182,62 @@ def test_invalidation_by_tag_finds_every_entry_after_evictions(small_redis: Embe
         stale = [i for i in range(4000) if cache.lookup(chat(f"doc {i}")).hit]
         assert stale == [], f"{len(stale)} invalidated entries still served"
     control.close()
+
+
+# --- 11. counters are written without close() -------------------------------------------------------
+
+
+SCRIPT = """
+import asyncio, openai, semcache
+from tests.conftest import hash_embedder
+URL, NS, BASE = {url!r}, {ns!r}, {base!r}
+cache = semcache.Cache(redis_url=URL, embedder=hash_embedder(), namespace=NS)
+raw = openai.OpenAI(base_url=BASE, api_key="k", max_retries=0)
+{body}
+"""
+LOOSE = """
+client = semcache.wrap(raw, cache=cache)
+for i in range(20):
+    client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"q{i}"}])
+"""
+WITH = """
+with semcache.wrap(raw, cache=cache) as client:
+    for i in range(20):
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"q{i}"}])
+import time; time.sleep(30)  # the process is still alive: the counters were written at close
+"""
+ASYNC = """
+async def main():
+    acache = semcache.AsyncCache(redis_url=URL, embedder=hash_embedder(), namespace=NS)
+    client = semcache.wrap(openai.AsyncOpenAI(base_url=BASE, api_key="k"), cache=acache)
+    for i in range(20):
+        await client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"q{i}"}])
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [pytest.param(LOOSE, id="no-close"), pytest.param(WITH, id="with"),
+     pytest.param(ASYNC, id="async-no-close")],
+)  # fmt: skip
+def test_a_short_lived_process_counts_its_lookups(
+    fake_openai: FakeOpenAI, redis_url: str, namespace: str, body: str
+) -> None:
+    """Defect 11: 20 wrapped calls and no close() (or ``with wrap(...)``) recorded 0 lookups."""
+    code = SCRIPT.format(url=redis_url, ns=namespace, base=fake_openai.base_url, body=body)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=ROOT)
+    with Cache(
+        redis_url=redis_url, config=CacheConfig(namespace=namespace, semantic=False)
+    ) as cache:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and cache.stats().lookups < 20:
+            if process.poll() is not None and cache.stats().lookups < 20:
+                break
+            time.sleep(0.2)
+        lookups = cache.stats().lookups
+        process.kill()
+        process.wait()
+        assert lookups == 20
+        cache.flush()
