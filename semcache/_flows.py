@@ -7,10 +7,13 @@ executor (``semcache.redis.executor``).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
+import weakref
 from collections.abc import (
     Callable,
     Iterable,
@@ -120,6 +123,7 @@ class Base(Generic[E, C]):
         if self._core.l1 is not None:
             subscriber = cluster.subscriber(redis_client)
             self._listener = Listener(self._core.l1, lambda: subscriber).start()
+        _LIVE.add(self)
         self._opened()
 
     # --- what differs between the shells --------------------------------------------------------
@@ -135,6 +139,10 @@ class Base(Generic[E, C]):
 
     def _opened(self) -> None:
         """What the shell does once built (the sync one checks the server at once)."""
+
+    def _write_at_exit(self) -> None:
+        """Write pending counters from the exit handler (no event loop runs there)."""
+        raise NotImplementedError
 
     # --- what other modules may ask -------------------------------------------------------------
 
@@ -222,6 +230,7 @@ class Base(Generic[E, C]):
 
     def _f_closing(self) -> Flow[None]:
         """Before the client closes: write pending counters, stop the L1 listener."""
+        _LIVE.discard(self)
         yield from self._safe(self._accounting.write(), None)
         yield from self._safe(self._send_deferred(), None)
         yield Call(self._stop_listener)
@@ -280,6 +289,17 @@ class Base(Generic[E, C]):
     def _stop_listener(self) -> None:
         if self._listener is not None:
             self._listener.stop()
+
+
+#: Every cache not closed yet, so that a process that never calls close() still writes its counters.
+_LIVE: weakref.WeakSet[Base[Any, Any]] = weakref.WeakSet()
+
+
+@atexit.register
+def _write_at_exit() -> None:
+    for cache in list(_LIVE):
+        with contextlib.suppress(Exception):  # Redis gone at exit: the counters are lost
+            cache._write_at_exit()
 
 
 class Layers(Base[E, C]):

@@ -100,6 +100,9 @@ class Cache(Flows[SyncExecutor, cluster.Client]):
     def _opened(self) -> None:
         drive(self._f_connect(), self._executor)
 
+    def _write_at_exit(self) -> None:
+        self.write_counters()
+
     lookup = _sync(Flows._f_lookup)
     lookup_plan = _sync(Flows._f_lookup_plan)
     store = _sync(Flows._f_store)
@@ -173,6 +176,14 @@ class AsyncCache(Flows[AsyncExecutor, cluster.AsyncClient]):
     @staticmethod
     def _executor_of(client: cluster.AsyncClient, embedder: Embedder | None) -> AsyncExecutor:
         return AsyncExecutor(client, embedder)
+
+    def _write_at_exit(self) -> None:
+        # No event loop runs at exit: the counters go through a sync client on the same server.
+        executor = SyncExecutor(cluster.subscriber(self.client), None)
+        try:
+            drive(self._accounting.write(), executor)
+        finally:
+            executor.close()
 
     async def preload(self) -> None:  # type: ignore[override]  # the awaitable twin, as every method here
         """See :meth:`Cache.preload`; the models load on a worker thread."""

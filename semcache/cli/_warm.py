@@ -6,7 +6,8 @@ embedded at once through the embedding cache and every write goes in one pipelin
 (:meth:`semcache.Cache.store_many`). Nothing stops at a bad line: it is skipped and counted by
 reason. Bulk writes are not on a request path, so they get a longer socket timeout than the cache's
 (``--timeout``, 5 s), and a batch Redis did not take (a timeout, a restart) is written again, up to
-``--retries`` times with a growing pause (the writes are idempotent); what still fails is counted.
+``--retries`` times with a growing pause (the writes are idempotent); what still fails is counted,
+and the command then exits with status 1. An entry counts as stored once it is in every layer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import click
 from semcache.cli._app import JSON, NAMESPACE, REDIS_URL, connect, load_model, main
 from semcache.cli._progress import on_terminal
 
+NOT_STORED = "skipped: not stored (Redis unavailable or refused)"
 Pair = tuple[Mapping[str, Any], Mapping[str, Any], str | None, tuple[str, ...]]
 
 
@@ -67,6 +69,8 @@ def warm(
         for pairs in _progress(_batches(file, batch, cache, counts), file, counts):
             counts["stored"] += _store(cache, pairs, ttl, counts, retries)
     _report(counts, as_json)
+    if counts[NOT_STORED]:  # a script must not take a partial load for a whole one
+        sys.exit(1)
 
 
 def _batches(file: Path, size: int, cache: Any, counts: Counter[str]) -> Iterator[list[Pair]]:
@@ -133,7 +137,7 @@ def _store(
             if done == len(items):
                 break
         if done < len(items):
-            counts["skipped: not stored (Redis unavailable or refused)"] += len(items) - done
+            counts[NOT_STORED] += len(items) - done
         stored += done
     return stored
 

@@ -120,6 +120,16 @@ class EmbeddingCache:
     def embed(self, texts: Sequence[str], tenant: str | None = None) -> Flow[Vectors]:
         """Vectors for many texts (the tenant's own), embedding only the ones neither memory nor
         Redis has."""
+        rows, writes = yield from self.embed_many(texts, tenant)
+        if writes:
+            yield Commands(tuple(writes))
+        return rows
+
+    def embed_many(
+        self, texts: Sequence[str], tenant: str | None = None
+    ) -> Flow[tuple[Vectors, list[Command]]]:
+        """:meth:`embed` without its writes: the vectors, and the writes that cache the freshly
+        embedded ones, for the caller to send with its own (so one failure fails them together)."""
         assert self.embedder is not None
         rows: list[Vectors | None] = [self.recall(t, tenant) for t in texts]
         todo = [i for i, row in enumerate(rows) if row is None]
@@ -129,19 +139,18 @@ class EmbeddingCache:
             for i, raw in zip(todo, replies, strict=True):
                 rows[i] = self.decode(raw)
         missing = [i for i, row in enumerate(rows) if row is None]
+        writes: list[Command] = []
         if missing:
             fresh = yield Embed(tuple(texts[i] for i in missing))
-            writes = []
             for i, row in zip(missing, fresh, strict=True):
                 vector = np.asarray(row, dtype=np.float32)
                 rows[i] = vector
                 key = self.key(texts[i], tenant)
                 writes.append(commands.put(key, vector.tobytes(), self._ttl_ms))
-            yield Commands(tuple(writes))
         done = [row for row in rows if row is not None]
         for text, row in zip(texts, done, strict=True):
             self.memory.put(vector_id(text, tenant), row)
-        return np.vstack(done).astype(np.float32)
+        return np.vstack(done).astype(np.float32), writes
 
     def upstream(
         self, model: str, texts: Sequence[str], tenant: str | None = None

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from semcache._errors import ConfigurationError
 from semcache.core.config import CacheConfig
 from semcache.core.embeddings import EmbeddingCache, vector_id
-from semcache.core.invalidation import Invalidation
+from semcache.core.invalidation import Invalidation, Leases, generations
 from semcache.core.l1 import L1
 from semcache.core.ops import Commands, Flow
 from semcache.core.plan import Plan, Planner
@@ -64,6 +64,7 @@ class Core:
         self.decision: Decision = config.decision or default_decision()
         self.semantic = SemanticLayer(config, self.planner, self.embeddings, self.decision)
         self.invalidation = Invalidation(self.planner, self.semantic, self.l1)
+        self.leases = Leases()
 
     @property
     def embedding_model(self) -> str:
@@ -108,14 +109,19 @@ class Core:
             return self.planner.miss(plan, bypass), False
         semantic = plan.skip_semantic is None
         vector = self.embeddings.recall(plan.text, plan.tenant) if semantic else None
-        reads: list[Command] = [commands.get(plan.exact_key)]
+        gens = generations(plan)
+        reads: list[Command] = [commands.get(plan.exact_key), *map(commands.get, gens)]
         if semantic and vector is None:
             reads.append(commands.get(self.embeddings.key(plan.text, plan.tenant)))
         # The lock goes first: a store that lands after it is seen by the GET behind it.
         first = (commands.take_lock(plan.lock_key, *lock),) if lock is not None else ()
         replies = yield Commands((*first, *reads))
         locked = bool(first) and is_ok(replies[0])
-        result = yield from self._layers(plan, replies[len(first) :], vector)
+        exact, *rest = replies[len(first) :]
+        seen, rest = rest[: len(gens)], rest[len(gens) :]
+        result = yield from self._layers(plan, (exact, *rest), vector)
+        if result.layer != "exact" and not any(isinstance(g, Exception) for g in seen):
+            self.leases.give(plan.exact_key, tuple(seen))  # for the store of this miss
         return result, locked
 
     def _layers(self, plan: Plan, replies: Sequence[Any], vector: Any) -> Flow[LookupResult]:
@@ -201,12 +207,31 @@ class Core:
                 yield from self.semantic.ensure_index(plan.keys)
         if self.l1 is not None:
             self.l1.discard(plan.exact_key)
+        gens = tuple(map(commands.get, generations(plan)))
+        seen = self.leases.take(plan.exact_key)
+        before = gens if seen is None else ()  # no lookup of ours: the generations as of now
         batch = (*writes, *self._entry_commands(plan, entry, vector))
-        replies = (yield Commands((*batch, *release)))[: len(batch)]
+        replies = yield Commands((*before, *batch, *gens, *release))
+        seen = tuple(replies[: len(before)]) if seen is None else seen
+        replies = replies[len(before) : len(before) + len(batch) + len(gens)]
         failed = [r for r in replies if isinstance(r, Exception)]
         if failed:
             log.warning("semcache: %d store commands failed: %s", len(failed), failed[0])
-        return not failed
+            return False
+        return (yield from self._outlived(plan, seen, tuple(replies[len(batch) :])))
+
+    def _outlived(self, plan: Plan, seen: tuple[Any, ...], now: tuple[Any, ...]) -> Flow[bool]:
+        """Whether a store stands: if an invalidation of its tenant or namespace moved a generation
+        since its lookup, the invalidation wins and what the store wrote is removed. ``now`` is read
+        behind the writes, and an invalidation moves its generation before it looks for victims, so
+        either it finds these writes or ``now`` shows the move."""
+        if now == seen:
+            return True
+        log.info("semcache: a store raced an invalidation and was dropped: %s", plan.digest)
+        yield Commands((commands.unlink(plan.exact_key), commands.unlink(plan.doc_key)))
+        if self.l1 is not None:
+            self.l1.discard(plan.exact_key)
+        return False
 
     def store_many(
         self,
@@ -216,14 +241,15 @@ class Core:
         tags: Iterable[str] = (),
     ) -> Flow[int]:
         """Store many (plan, response) pairs: one batched embedding of their semantic texts through
-        the embedding cache, then one pipeline of writes. Returns how many pairs Redis took."""
+        the embedding cache, then one pipeline of writes (the embedding cache's with them). Returns
+        how many pairs Redis took in every layer they use: a failure to embed, or of Redis, fails
+        the batch rather than leave it in the exact layer only."""
         if self.config.read_only:
             return 0
         items = [(p, r) for p, r in items if not self.planner.bypass_reason(p)]
         tags = tuple(tags)
-        vectors = yield from self._batch_vectors([plan for plan, _ in items])
-        batch: list[Command] = []
-        owners: list[int] = []
+        vectors, batch = yield from self._batch_vectors([plan for plan, _ in items])
+        owners: list[int] = [-1] * len(batch)  # embedding-cache writes: a cache, no entry's
         for i, (plan, response) in enumerate(items):
             entry = self._entry(plan, response, self.entry_ttl_ms(ttl), tags)
             rows = self._entry_commands(plan, entry, vectors.get(vector_id(plan.text, plan.tenant)))
@@ -231,31 +257,33 @@ class Core:
             owners += [i] * len(rows)
         replies = yield Commands(tuple(batch))
         failed = {i for i, r in zip(owners, replies, strict=True) if isinstance(r, Exception)}
+        failed.discard(-1)
         if failed:
             log.warning("semcache: %d of %d entries not stored", len(failed), len(items))
         return len(items) - len(failed)
 
-    def _batch_vectors(self, plans: Sequence[Plan]) -> Flow[dict[str, Vectors]]:
+    def _batch_vectors(
+        self, plans: Sequence[Plan]
+    ) -> Flow[tuple[dict[str, Vectors], list[Command]]]:
         """Vectors of the plans that use the semantic layer by :func:`vector_id`, embedded in one
-        batch per tenant; their indexes."""
+        batch per tenant, and the embedding-cache writes of the fresh ones; their indexes exist. A
+        failure (of the embedder or of Redis) is raised: no entry is stored in one layer only."""
         semantic = [plan for plan in plans if plan.skip_semantic is None]
         if not semantic:
-            return {}
+            return {}, []
         tenants: dict[str | None, dict[str, None]] = {}
         for plan in semantic:
             tenants.setdefault(plan.tenant, {})[plan.text] = None
         found: dict[str, Vectors] = {}
-        try:
-            for tenant, distinct in tenants.items():
-                texts = list(distinct)
-                rows = yield from self.embeddings.embed(texts, tenant)
-                found |= {vector_id(t, tenant): row for t, row in zip(texts, rows, strict=True)}
-        except Exception as exc:
-            log.warning("semcache: embedding failed, stored in the exact layer only: %s", exc)
-            return {}
+        writes: list[Command] = []
+        for tenant, distinct in tenants.items():
+            texts = list(distinct)
+            rows, fresh = yield from self.embeddings.embed_many(texts, tenant)
+            found |= {vector_id(t, tenant): row for t, row in zip(texts, rows, strict=True)}
+            writes += fresh
         for keys in {plan.keys.namespace: plan.keys for plan in semantic}.values():
             yield from self.semantic.ensure_index(keys)
-        return found
+        return found, writes
 
     def _entry(
         self, plan: Plan, response: Mapping[str, Any], ttl_ms: int | None, tags: tuple[str, ...]
@@ -276,11 +304,12 @@ class Core:
         batch = [commands.put(plan.exact_key, value, entry.ttl_ms)]
         if vector is not None:
             batch += self.semantic.document(plan, vector, value, entry.ttl_ms)
+        now_ms = int(self.planner.clock() * 1000)
         for tag in entry.tags:
             if not isinstance(tag, str) or not tag:
                 raise ConfigurationError("tags must be non-empty strings")
             key = plan.keys.tag(plan.tenant_tag, tag_digest(tag))
-            batch += commands.add_to_tag(key, plan.digest, entry.ttl_ms)
+            batch += commands.add_to_tag(key, plan.digest, entry.ttl_ms, now_ms)
         return batch
 
     def entry_ttl_ms(self, ttl: TTL) -> int | None:

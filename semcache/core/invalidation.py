@@ -1,13 +1,23 @@
 """Invalidation: removing entries by key, by tag, by tenant or a whole namespace, from both layers
-and from every process's L1 (announced on the namespace's pub/sub channel). No I/O."""
+and from every process's L1 (announced on the namespace's pub/sub channel). No I/O.
+
+An invalidation wins over a store already in flight, as memcached's leases make it win (Nishtala et
+al., NSDI 2013): every invalidation first moves its namespace's or tenant's generation; a missed
+lookup remembers the generations it saw (:class:`Leases`), and its store reads them again behind its
+writes and removes what it wrote if one moved.
+"""
 
 from __future__ import annotations
 
+import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any
 
 from semcache.core.l1 import L1, message
 from semcache.core.ops import Commands, Flow, Scan
-from semcache.core.plan import Planner
+from semcache.core.plan import Plan, Planner
 from semcache.core.semantic import SemanticLayer
 from semcache.redis import commands
 from semcache.redis.keys import Keys, tag_digest, tenant_tag
@@ -15,6 +25,43 @@ from semcache.redis.replies import text
 
 #: Keys removed per UNLINK round trip.
 CHUNK = 512
+
+#: Missed lookups whose generations are remembered for their stores (the oldest forgotten first).
+LEASES = 16384
+
+#: How long a generation outlives its last invalidation: far longer than any call in flight.
+GENERATION_TTL_MS = 3_600_000
+
+
+def generations(plan: Plan) -> tuple[str, str]:
+    """The generations a plan's entries depend on: its namespace's and its tenant's."""
+    return plan.keys.generation(), plan.keys.generation(plan.tenant_tag)
+
+
+def bump(generation: str) -> tuple[Any, ...]:
+    """Move a generation to a fresh random value: unlike a counter, it cannot come back to a value
+    a lookup saw once its key expires or is evicted."""
+    return commands.move_generation(generation, secrets.token_hex(8), GENERATION_TTL_MS)
+
+
+class Leases:
+    """The generations each missed lookup saw, by exact key, for the store that follows it."""
+
+    def __init__(self, size: int = LEASES) -> None:
+        self.size = size
+        self._seen: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def give(self, key: str, seen: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._seen[key] = seen
+            self._seen.move_to_end(key)
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+
+    def take(self, key: str) -> tuple[Any, ...] | None:
+        with self._lock:
+            return self._seen.pop(key, None)
 
 
 class Invalidation:
@@ -39,6 +86,8 @@ class Invalidation:
         ks = self.planner.keys(namespace)
         tt = tenant_tag(tenant)
         keys, tags = tuple(keys), tuple(tags)
+        # Before looking for victims: a store in flight then either is found or sees the move.
+        yield Commands((bump(ks.generation(None if all_tenants else tt)),))
         victims: list[str] = []
         for digest in keys:
             victims += [ks.exact(tt, digest), ks.doc(tt, digest)]
@@ -60,6 +109,7 @@ class Invalidation:
         """Delete one tenant of a namespace, or (tenant None) the whole namespace and its index."""
         ks = self.planner.keys(namespace)
         tt = None if tenant is None else tenant_tag(tenant)
+        yield Commands((bump(ks.generation(tt)),))  # before the scan: see invalidate
         victims: list[str] = []
         for pattern in ks.patterns(tt):
             victims += [text(k) for k in (yield Scan(pattern))]
@@ -79,6 +129,8 @@ class Invalidation:
     def _tag_members(self, ks: Keys, tag_key: str) -> Flow[list[str]]:
         tenant = tag_key.split(":")[-2]
         (members,) = yield Commands((commands.tag_members(tag_key),))
+        if isinstance(members, Exception):  # a plain set, written by an earlier version
+            (members,) = yield Commands((commands.old_tag_members(tag_key),))
         out = [tag_key]
         for member in members or ():
             digest = text(member)

@@ -7,6 +7,7 @@ did not absorb itself is logged and replaced by a miss, so the call still goes u
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -60,6 +61,8 @@ class CachingTransport(httpx2.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
+        with contextlib.suppress(Exception):  # closing never fails because of the cache
+            self.settings.cache.write_counters()  # a short-lived client's work is counted
 
 
 class AsyncCachingTransport(httpx2.AsyncBaseTransport):
@@ -94,6 +97,12 @@ class AsyncCachingTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+        cache = self.settings.cache
+        with contextlib.suppress(Exception):  # see CachingTransport.close
+            if self._native:
+                await cache.write_counters()
+            else:
+                await anyio.to_thread.run_sync(cache.write_counters)
 
 
 def _failed(op: CacheOp, exc: Exception) -> Any:

@@ -99,14 +99,28 @@ def put_document(key: str, fields: Iterable[tuple[str, Any]], ttl_ms: int | None
     ]
 
 
-def add_to_tag(key: str, digest: str, ttl_ms: int | None) -> list[Command]:
-    """Add an entry to a tag set, which lives as long as its longest-lived member."""
-    if ttl_ms is None:
-        return [("SADD", key, digest), ("PERSIST", key)]
-    return [("SADD", key, digest), ("PEXPIRE", key, ttl_ms, "NX"), ("PEXPIRE", key, ttl_ms, "GT")]
+#: Expired members of a tag set are pruned this long after their expiry (the clocks of the
+#: processes writing one tag may differ).
+TAG_GRACE_MS = 3_600_000
+
+
+def add_to_tag(key: str, digest: str, ttl_ms: int | None, now_ms: int) -> list[Command]:
+    """Add an entry to a tag set. A tag set has no TTL, so no volatile-* eviction takes it before
+    the entries it indexes (the embedded server runs volatile-lru); its members are scored by
+    their entry's expiry and the expired ones pruned at each write, so it does not grow forever."""
+    expiry = "+inf" if ttl_ms is None else now_ms + ttl_ms
+    return [
+        ("ZADD", key, expiry, digest),
+        ("ZREMRANGEBYSCORE", key, "-inf", f"({now_ms - TAG_GRACE_MS}"),
+    ]
 
 
 def tag_members(key: str) -> Command:
+    return ("ZRANGE", key, 0, -1)
+
+
+def old_tag_members(key: str) -> Command:
+    """The members of a tag set written by an earlier version (a plain set)."""
     return ("SMEMBERS", key)
 
 
@@ -189,6 +203,11 @@ def release_lock(key: str, token: str) -> Command:
 
 
 # --- invalidation ----------------------------------------------------------------------------------
+
+
+def move_generation(key: str, value: str, ttl_ms: int) -> Command:
+    """Set a generation to a fresh value: a store that saw the old one is dropped."""
+    return ("SET", key, value, "PX", ttl_ms)
 
 
 def publish(channel: str, message: str) -> Command:

@@ -55,6 +55,11 @@ class Keys:
     def tag(self, tenant: str, tag_digest: str) -> str:
         return f"{PREFIX}:t:{self.namespace}:{tenant}:{tag_digest}"
 
+    def generation(self, tenant: str | None = None) -> str:
+        """The generation every invalidation of the namespace (tenant None) or of one tenant in it
+        moves; not matched by :meth:`patterns`, so a flush leaves it for the stores in flight."""
+        return f"{PREFIX}:g:{self.namespace}" + ("" if tenant is None else f":{tenant}")
+
     def lock(self, tenant: str, digest: str) -> str:
         """The compute lock of one request (stampede control)."""
         return f"{PREFIX}:l:{self.namespace}:{tenant}:{digest}"

@@ -20,10 +20,10 @@ def write(path: Path, lines: list[object]) -> Path:
     return path
 
 
-def warm(url: str, namespace: str, path: Path, *extra: str) -> dict:
+def warm(url: str, namespace: str, path: Path, *extra: str, status: int = 0) -> dict:
     args = ["warm", str(path), "--redis-url", url, "-n", namespace, "--embedder", EMBEDDER]
     result = CliRunner().invoke(main, [*args, "--json", *extra])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == status, result.output
     return json.loads(result.output)
 
 
@@ -132,7 +132,7 @@ def test_warm_counts_what_redis_never_took(tmp_path: Path, redis_url: str, names
     path = write(tmp_path / "pairs.jsonl", lines)
     control = paused_writes(redis_url, 10_000)
     try:
-        counts = warm(redis_url, namespace, path, "--timeout", "0.1", "--retries", "1")
+        counts = warm(redis_url, namespace, path, "--timeout", "0.1", "--retries", "1", status=1)
     finally:
         control.execute_command("CLIENT", "UNPAUSE")
     assert counts["stored"] == 0 and counts["retried_batches"] == 1

@@ -24,6 +24,14 @@ REQUEST = {
 ANSWER = {"choices": [{"message": {"role": "assistant", "content": "Paris"}}]}
 
 
+GEN = [None, None]  # the replies of the generations' GETs (none moved yet)
+
+
+def generation_reads(plan: Plan) -> list[tuple[str, str]]:
+    """The GETs of the generations a plan's entries depend on (its namespace's, its tenant's)."""
+    return [("GET", plan.keys.generation()), ("GET", plan.keys.generation(plan.tenant_tag))]
+
+
 def core(**config: Any) -> Core:
     return Core(semcache.CacheConfig(namespace="ns", **config), embedder())
 
@@ -44,18 +52,19 @@ def search_reply(c: Core, plan: Plan, digest: str, distance: float) -> list[Any]
 def test_an_exact_hit_takes_one_round_trip_with_both_reads() -> None:
     c = core()
     plan = c.planner.plan(REQUEST)
-    result, script = run(c.lookup(plan), [stored(plan).encode(), None])
+    result, script = run(c.lookup(plan), [stored(plan).encode(), None, None, None])
     assert result.layer == "exact" and result.response == ANSWER
-    assert script.commands == [("GET", plan.exact_key), ("GET", c.embeddings.key(plan.text))]
+    assert script.commands == [("GET", plan.exact_key), *generation_reads(plan),
+                               ("GET", c.embeddings.key(plan.text))]  # fmt: skip
     assert script.round_trips == 1
 
 
 def test_without_the_semantic_layer_a_miss_reads_one_key() -> None:
     c = core(semantic=False)
     plan = c.planner.plan(REQUEST)
-    result, script = run(c.lookup(plan), [None])
+    result, script = run(c.lookup(plan), [None, None, None])
     assert result.layer is None and result.reason == "semantic-off" and result.tried == ("exact",)
-    assert script.commands == [("GET", plan.exact_key)]
+    assert script.commands == [("GET", plan.exact_key), *generation_reads(plan)]
 
 
 def test_a_semantic_hit_embeds_creates_the_index_and_caches_the_vector_with_the_search() -> None:
@@ -63,7 +72,7 @@ def test_a_semantic_hit_embeds_creates_the_index_and_caches_the_vector_with_the_
     plan = c.planner.plan(REQUEST)
     result, script = run(
         c.lookup(plan),
-        [None, None],  # exact and embedding-cache GETs: both missing
+        [None, None, None, None],  # exact, generations and embedding-cache GETs: all missing
         vectors([1.0, 0.0, 0.0, 0.0]),  # the embedder
         [ResponseError("Unknown index name")],  # FT.INFO: no index yet
         [b"OK"],  # FT.CREATE
@@ -84,7 +93,7 @@ def test_a_candidate_below_the_threshold_is_a_miss_with_its_similarity() -> None
     plan = c.planner.plan(REQUEST)
     c.embeddings.memory.put(plan.text, np.asarray([1, 0, 0, 0], dtype=np.float32))
     c.semantic._ready.add("ns")  # the index was checked before
-    result, script = run(c.lookup(plan), [None], [search_reply(c, plan, "b" * 64, 0.3)])
+    result, script = run(c.lookup(plan), [None] * 3, [search_reply(c, plan, "b" * 64, 0.3)])
     assert result.layer is None and result.reason == "below-threshold"
     assert result.best_similarity == pytest.approx(0.7) and result.nearest_key == "b" * 64
     assert script.round_trips == 2  # the vector was in memory: no embedding read, no write
@@ -93,20 +102,21 @@ def test_a_candidate_below_the_threshold_is_a_miss_with_its_similarity() -> None
 def test_a_failing_embedder_is_thrown_into_the_flow_which_answers_a_miss() -> None:
     c = core()
     plan = c.planner.plan(REQUEST)
-    result, _ = run(c.lookup(plan), [None, None], RuntimeError("model crashed"))
+    result, _ = run(c.lookup(plan), [None] * 4, RuntimeError("model crashed"))
     assert result.layer is None and result.reason == "embedding-failed"
 
 
 def test_the_compute_lock_rides_first_in_the_lookups_round_trip() -> None:
     c = core(semantic=False)
     plan = c.planner.plan(REQUEST)
-    (result, locked), script = run(c.lookup_or_lock(plan, ("tok", 30_000)), [b"OK", None])
+    (result, locked), script = run(c.lookup_or_lock(plan, ("tok", 30_000)), [b"OK", *[None] * 3])
     assert locked and result.layer is None
     assert script.commands == [
         ("SET", plan.lock_key, "tok", "NX", "PX", 30_000),
         ("GET", plan.exact_key),
+        *generation_reads(plan),
     ]
-    (_, locked), _ = run(c.lookup_or_lock(plan, ("tok", 30_000)), [None, None])
+    (_, locked), _ = run(c.lookup_or_lock(plan, ("tok", 30_000)), [None] * 4)
     assert not locked  # another caller holds it
 
 
@@ -117,25 +127,27 @@ def test_a_store_writes_entry_document_and_tags_in_one_round_trip_and_can_releas
     plan = c.planner.plan(REQUEST)
     c.embeddings.memory.put(plan.text, np.asarray([1, 0, 0, 0], dtype=np.float32))
     c.semantic._ready.add("ns")
-    ok, script = run(c.store(plan, ANSWER, tags=("faq",), unlock="tok"), lambda op: [1] * 9)
+    ok, script = run(c.store(plan, ANSWER, tags=("faq",), unlock="tok"), lambda op: [1] * 11)
     assert ok and script.round_trips == 1
     names = [command[0] for command in script.commands]
-    assert names == ["SET", "DEL", "HSET", "PEXPIRE", "SADD", "PEXPIRE", "PEXPIRE", "EVAL"]
-    assert script.commands[0][:2] == ("SET", plan.exact_key) and script.commands[0][-1] == 60_000
+    # no lookup of this process saw the generations: they are read before and behind the writes
+    assert names == ["GET", "GET", "SET", "DEL", "HSET", "PEXPIRE", "ZADD", "ZREMRANGEBYSCORE",
+                     "GET", "GET", "EVAL"]  # fmt: skip
+    assert script.commands[2][:2] == ("SET", plan.exact_key) and script.commands[2][-1] == 60_000
     assert script.commands[-1][-2:] == (plan.lock_key, "tok")
 
 
 def test_a_failed_write_in_the_store_pipeline_is_reported() -> None:
     c = core(semantic=False)
     plan = c.planner.plan(REQUEST)
-    ok, _ = run(c.store(plan, ANSWER), [ResponseError("OOM command not allowed")])
+    ok, _ = run(c.store(plan, ANSWER), [None, None, ResponseError("OOM command not allowed"), *GEN])
     assert ok is False
 
 
 def test_the_l1_answers_without_any_operation_after_an_exact_hit() -> None:
     c = core(l1_size=8, semantic=False)
     plan = c.planner.plan(REQUEST)
-    first, _ = run(c.lookup(plan), [stored(plan).encode()])
+    first, _ = run(c.lookup(plan), [stored(plan).encode(), None, None])
     again, script = run(c.lookup(plan))
     assert first.layer == "exact" and again.layer == "l1" and script.ops == []
 
@@ -143,10 +155,11 @@ def test_the_l1_answers_without_any_operation_after_an_exact_hit() -> None:
 def test_invalidating_a_key_unlinks_both_layers_and_announces_it() -> None:
     c = core()
     plan = c.planner.plan(REQUEST)
-    removed, script = run(c.invalidation.invalidate(keys=[plan.digest]), [1, 1], [0])
+    removed, script = run(c.invalidation.invalidate(keys=[plan.digest]), [True], [1, 1], [0])
     assert removed == 2
-    assert script.commands[:2] == [("UNLINK", plan.exact_key), ("UNLINK", plan.doc_key)]
-    assert script.commands[2][:2] == ("PUBLISH", "semcache:l1:ns")
+    assert script.commands[0][:2] == ("SET", plan.keys.generation(plan.tenant_tag))  # moved first
+    assert script.commands[1:3] == [("UNLINK", plan.exact_key), ("UNLINK", plan.doc_key)]
+    assert script.commands[3][:2] == ("PUBLISH", "semcache:l1:ns")
 
 
 def test_a_judge_is_asked_through_a_call_and_its_failure_is_a_rejection() -> None:
@@ -173,5 +186,5 @@ def test_bypassed_requests_do_no_io() -> None:
 def test_every_round_trip_is_one_commands_operation() -> None:
     c = core(semantic=False)
     plan = c.planner.plan(REQUEST)
-    _, script = run(c.lookup(plan), [None])
+    _, script = run(c.lookup(plan), [None, None, None])
     assert all(isinstance(op, Commands) for op in script.ops)

@@ -44,9 +44,11 @@ def test_a_wrapped_miss_takes_three_round_trips(wrapped: Any, counted: Counted) 
     reply = ask(wrapped, "a question nobody asked before")
     assert semcache.openai.cache_info(reply).layer is None  # type: ignore[union-attr]
     assert counted.batches == [
-        ["SET", "GET", "GET"],  # the compute lock, the exact entry, the cached vector
+        # the compute lock, the exact entry, the two generations it depends on, the cached vector
+        ["SET", "GET", "GET", "GET", "GET"],
         ["SET", "FT.SEARCH"],  # the fresh vector, the nearest neighbours
-        ["SET", "DEL", "HSET", "PEXPIRE", "EVAL"],  # the entry, its document, the lock's release
+        # the entry, its document, the generations read behind them, the lock's release
+        ["SET", "DEL", "HSET", "PEXPIRE", "GET", "GET", "EVAL"],
     ]
 
 
@@ -57,7 +59,8 @@ def test_a_wrapped_hit_takes_one_round_trip_and_frees_its_lock_with_the_next(
     counted.batches.clear()
     reply = ask(wrapped, "asked twice")
     assert semcache.openai.cache_info(reply).layer == "exact"  # type: ignore[union-attr]
-    assert counted.batches == [["SET", "GET"]]  # the lock and the entry (the vector is in memory)
+    # the lock, the entry and its two generations (the vector is in memory)
+    assert counted.batches == [["SET", "GET", "GET", "GET"]]
     plan = wrap_cache.plan(
         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "asked twice"}]},
         upstream=str(wrapped.base_url).rstrip("/"),  # a wrapped client's entries are its server's
