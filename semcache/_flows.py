@@ -104,10 +104,13 @@ class Base(Generic[E, C]):
         self.config = config
         self.embedder = embedder
         self._owns_client = redis_client is None
+        # Asked now and, while the node cannot answer, again before each round trip (the executor
+        # switches to a cluster client once it does); the embedded server is never a cluster.
+        detector = cluster.Detector(redis_url if redis_client is None else None, timeout)
         if redis_client is None:
             url = redis_url if redis_url is not None else ensure_server().url
-            redis_client = self._connect(url, timeout, probe=redis_url is not None)
-        self._executor: E = self._executor_of(redis_client, embedder)
+            redis_client = self._connect(url, timeout, cluster_mode=bool(detector.cluster))
+        self._executor: E = self._executor_of(redis_client, embedder, detector)
         self._core = Core(config, embedder, clock=clock)
         self._breaker = Breaker(on_change=self._breaker_changed)
         self._started = False
@@ -125,12 +128,12 @@ class Base(Generic[E, C]):
     # --- what differs between the shells --------------------------------------------------------
 
     @staticmethod
-    def _connect(url: str, timeout: float, *, probe: bool) -> C:
+    def _connect(url: str, timeout: float, *, cluster_mode: bool) -> C:
         """The shell's own Redis client for ``url`` (it never retries: a failed call is a miss)."""
         raise NotImplementedError
 
     @staticmethod
-    def _executor_of(client: C, embedder: Embedder | None) -> E:
+    def _executor_of(client: C, embedder: Embedder | None, detector: cluster.Detector) -> E:
         raise NotImplementedError
 
     def _opened(self) -> None:
