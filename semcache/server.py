@@ -143,13 +143,14 @@ class EmbeddedServer:
         return f"unix://{self.socket}"
 
     def pid(self) -> int | None:
-        """The server's pid if its pidfile names a live process."""
+        """The server's pid if its pidfile names a live redis-server of this directory (a stale
+        pidfile may name any process by now: it is never signalled)."""
         try:
             pid = int(self.pidfile.read_text().strip())
             os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid
+        return pid if _is_our_server(pid, self.directory) else None
 
     def ping(self, timeout: float = 0.5) -> bool:
         """True when a server answers at :attr:`url`."""
@@ -273,6 +274,22 @@ class EmbeddedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _is_our_server(pid: int, directory: Path) -> bool:
+    """Whether ``pid`` is a redis-server working in ``directory`` (it chdirs to its ``--dir``)."""
+    proc = Path(f"/proc/{pid}")
+    if proc.is_dir():
+        try:
+            name = (proc / "comm").read_text().strip()
+            cwd = Path(os.readlink(proc / "cwd"))
+        except OSError:
+            return False
+        return name == "redis-server" and cwd == directory.resolve()
+    found = subprocess.run(
+        ["ps", "-o", "comm=", "-p", str(pid)], capture_output=True, text=True, check=False
+    )  # no /proc (macOS): the command name only
+    return Path(found.stdout.strip()).name == "redis-server"
 
 
 def ensure_server(directory: str | os.PathLike[str] | None = None) -> EmbeddedServer:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+from pathlib import Path
 
 import semcache
-from semcache.server import EmbeddedCluster
+from semcache.server import EmbeddedCluster, EmbeddedServer
 from tests.conftest import answer, chat, hash_embedder
 
 # --- 7. cluster mode is detected once the node answers ----------------------------------------------
@@ -50,3 +52,29 @@ async def test_cluster_mode_is_detected_when_the_node_comes_back_async(
         hits = [(await cache.lookup(chat(f"a{i}"))).layer for i in range(30)]
         assert stored.count(True) == 30 and hits.count("exact") == 30
         await cache.flush()
+
+
+# --- 8. stop() never signals a process that is not our redis-server --------------------------------
+
+
+def test_stop_with_a_stale_pidfile_leaves_the_other_process_alive(tmp_path: Path) -> None:
+    """Defect 8: a stale pidfile naming another process: stop(), pid() leave it alone."""
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        server = EmbeddedServer(tmp_path, persist=False)
+        server.pidfile.write_text(f"{bystander.pid}\n")
+        assert server.stop(timeout=0.5) is False
+        assert bystander.poll() is None, "stop() killed a process that was not its redis-server"
+        assert server.pid() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_running_server_is_still_ours(tmp_path: Path) -> None:
+    """Defect 8: the check still recognises our own redis-server, so stop() stops it."""
+    server = EmbeddedServer(tmp_path, persist=False).start()
+    pid = server.pid()
+    assert pid is not None
+    assert server.stop() is True
+    assert server.pid() is None
