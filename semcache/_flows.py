@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 from redis.retry import Retry
 
 from semcache._errors import ConfigurationError, SearchModuleMissingError
@@ -44,6 +44,7 @@ from semcache.redis import cluster, commands
 from semcache.redis.executor import AsyncExecutor, SyncExecutor
 from semcache.redis.listener import Listener
 from semcache.redis.replies import unknown_command
+from semcache.redis.urls import redact
 from semcache.server import ensure_server
 
 log = logging.getLogger("semcache")
@@ -104,6 +105,7 @@ class Base(Generic[E, C]):
         self.config = config
         self.embedder = embedder
         self._owns_client = redis_client is None
+        self._url = redis_url
         # Asked now and, while the node cannot answer, again before each round trip (the executor
         # switches to a cluster client once it does); the embedded server is never a cluster.
         detector = cluster.Detector(redis_url if redis_client is None else None, timeout)
@@ -217,8 +219,19 @@ class Base(Generic[E, C]):
         until it answers); a server without search or an index of another dimension raises."""
         try:
             yield from self._startup()
+        except AuthenticationError as exc:
+            raise self._refused() from exc
         except (RedisError, OSError) as exc:
             log.warning("semcache: Redis unreachable at start (%s); cache steps aside", exc)
+
+    def _refused(self) -> ConfigurationError:
+        """A wrong or missing password: a configuration mistake, said at construction (as a
+        missing search module is), not a stream of misses."""
+        where = redact(self._url) if self._url else "the given client"
+        return ConfigurationError(
+            f"Redis at {where} refused the connection's credentials (a wrong or missing "
+            "password): give it in the URL (redis://:PASSWORD@host:port/0) or in the client"
+        )
 
     def _f_closing(self) -> Flow[None]:
         """Before the client closes: write pending counters, stop the L1 listener."""

@@ -6,11 +6,21 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import redis
+from click.testing import CliRunner
+
 import semcache
-from semcache.server import EmbeddedCluster, EmbeddedServer
+from semcache import Cache, ConfigurationError
+from semcache.cli import main
+from semcache.redis.urls import redact
+from semcache.server import EmbeddedCluster, EmbeddedServer, free_ports
 from tests.conftest import answer, chat, hash_embedder
 
 # --- 7. cluster mode is detected once the node answers ----------------------------------------------
@@ -78,3 +88,103 @@ def test_a_running_server_is_still_ours(tmp_path: Path) -> None:
     assert pid is not None
     assert server.stop() is True
     assert server.pid() is None
+
+
+# --- 9. secrets and exits ----------------------------------------------------------------------------
+
+
+def test_a_password_in_the_url_is_never_printed() -> None:
+    """Defect 9: `semcache stats` against a dead URL names where, never the password."""
+    url = "redis://:hunter2-secret@127.0.0.1:1/0"
+    result = CliRunner().invoke(main, ["stats", "--redis-url", url])
+    assert result.exit_code != 0
+    assert "hunter2-secret" not in result.output
+    assert "127.0.0.1:1" in result.output  # still says where
+
+
+@pytest.mark.parametrize(
+    ("url", "printed"),
+    [
+        ("redis://:s3cret@h:6379/0", "redis://:***@h:6379/0"),
+        ("redis://user:s3cret@h:6379/0", "redis://user:***@h:6379/0"),
+        ("redis://s3cret@h:6379/0", "redis://***@h:6379/0"),  # a username alone is a password
+        ("redis://h:6379/0", "redis://h:6379/0"),
+    ],
+)
+def test_redact_masks_every_form_of_credentials(url: str, printed: str) -> None:
+    """Defect 9: the one redaction every printed URL goes through."""
+    assert redact(url) == printed
+
+
+@pytest.fixture(scope="module")
+def password_server() -> Iterator[tuple[EmbeddedServer, int]]:
+    directory = Path(tempfile.mkdtemp(prefix="semcache-auth-"))
+    (port,) = free_ports(1)
+    server = EmbeddedServer(directory, port=port, persist=False, password="right").start()
+    yield server, port
+    server.wipe()
+
+
+@pytest.mark.parametrize("auth", ["hunter3@", ""], ids=["wrong", "missing"])
+def test_a_wrong_or_missing_password_is_a_configuration_error(
+    password_server: tuple[EmbeddedServer, int], auth: str
+) -> None:
+    """Defect 9: a refused password raises at construction, and the error does not print it."""
+    _, port = password_server
+    url = f"redis://{':' + auth if auth else ''}127.0.0.1:{port}/0"
+    with pytest.raises(ConfigurationError, match=r"password|auth") as caught:
+        Cache(redis_url=url, embedder=hash_embedder())
+    assert "hunter3" not in str(caught.value)
+
+
+async def test_a_wrong_password_is_a_configuration_error_async(
+    password_server: tuple[EmbeddedServer, int],
+) -> None:
+    """Defect 9, asyncio: on connect()."""
+    _, port = password_server
+    cache = semcache.AsyncCache(redis_url=f"redis://:hunter3@127.0.0.1:{port}/0",
+                                embedder=hash_embedder())  # fmt: skip
+    with pytest.raises(ConfigurationError, match=r"password"):
+        await cache.connect()
+    await cache.aclose()
+
+
+def test_a_data_directory_is_tightened_to_owner_only(tmp_path: Path) -> None:
+    """Defect 9: a pre-existing world-readable data directory becomes 0700 at start."""
+    directory = tmp_path / "data"
+    directory.mkdir(mode=0o755)
+    os.chmod(directory, 0o755)
+    server = EmbeddedServer(directory, persist=True).start()
+    try:
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    finally:
+        server.stop()
+
+
+def test_a_tcp_server_gets_a_generated_password(tmp_path: Path) -> None:
+    """Defect 9: EmbeddedServer(port=...) refuses anonymous clients; its URL works; the
+    password is not on the command line nor in status()."""
+    (port,) = free_ports(1)
+    server = EmbeddedServer(tmp_path, port=port, persist=False).start()
+    try:
+        anonymous = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+        anonymous.close()
+        assert server.password and server.password not in " ".join(server.command())
+        assert server.password not in str(server.status())
+        with Cache(redis_url=server.url, embedder=hash_embedder()) as cache:
+            assert cache.store(chat("q"), answer("a"))
+            assert cache.lookup(chat("q")).layer == "exact"
+            cache.flush()
+    finally:
+        server.stop()
+    assert server.pid() is None
+
+
+def test_a_local_cluster_gets_a_generated_password(redis_cluster: EmbeddedCluster) -> None:
+    """Defect 9: every node of an EmbeddedCluster on TCP requires the password."""
+    anonymous = redis.Redis(host="127.0.0.1", port=redis_cluster.ports[0], socket_timeout=2)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.ping()
+    anonymous.close()
