@@ -34,7 +34,15 @@ from semcache.core.engine import TTL, Core
 from semcache.core.ops import Call, Commands, Defer, Embed, Flow, Wait
 from semcache.core.plan import Plan, ms
 from semcache.core.resilience import Breaker
-from semcache.core.stampede import Flight, acquire, await_entry, release, token
+from semcache.core.stampede import (
+    Flight,
+    acquire,
+    await_entry,
+    follower_wait,
+    owns_lock,
+    release,
+    token,
+)
 from semcache.core.types import LookupResult, check_namespace
 from semcache.decision.protocol import Decision
 from semcache.embedding.default import default_local_embedder
@@ -116,7 +124,7 @@ class Base(Generic[E, C]):
         self._core = Core(config, embedder, clock=clock)
         self._breaker = Breaker(on_change=self._breaker_changed)
         self._started = False
-        self._flights: dict[str, Any] = {}
+        self._flights: dict[str, Flight] = {}
         self._flight_lock = threading.Lock()
         self._accounting = Accounting(
             embedding_model=self._core.embedding_model, prices=as_price_table(prices), clock=clock
@@ -485,44 +493,51 @@ class Flows(Layers[E, C]):
     """Everything ``Cache`` and ``AsyncCache`` do, written once as flows over one executor: the
     layers' flows, and single flight (identical misses share one upstream call)."""
 
-    def _f_join_flight(self, plan: Plan) -> Flow[Flight]:
+    def _f_join_flight(self, plan: Plan, *, timeout: float | None = None) -> Flow[Flight]:
         """The start of :meth:`single_flight`, for callers that cannot use a ``with`` block: waits
-        while another caller computes the same request. Always pair with :meth:`leave_flight`."""
-        with self._flight_lock:
-            event = self._flights.get(plan.exact_key)
-            leader = event is None
-            if event is None:
-                event = self._flights[plan.exact_key] = self._new_event()
-        if not leader:
-            return (yield from self._follow(plan, event))
-        flight = Flight(plan, leader=True, lock=token(), event=event)
+        while another caller computes the same request, at most ``config.stampede_wait`` seconds
+        (or the caller's own ``timeout``). Always pair with :meth:`leave_flight`."""
+        wait = follower_wait(self.config.stampede_wait, timeout)
+        flight, ahead = self._joined(plan, token())
+        if ahead is not None:
+            return (yield from self._follow(plan, ahead, wait))
         assert flight.lock is not None
         held = yield from self._safe(acquire(plan, flight.lock, self._lock_ms()), False)
-        return (yield from self._led(flight, held, recheck=True))
+        return (yield from self._led(flight, held, recheck=True, wait=wait))
 
-    def _f_lookup_and_join(self, plan: Plan) -> Flow[tuple[LookupResult, Flight | None]]:
+    def _f_lookup_and_join(
+        self, plan: Plan, *, timeout: float | None = None
+    ) -> Flow[tuple[LookupResult, Flight | None]]:
         """:meth:`lookup_plan`, then, on a miss, :meth:`join_flight`, with the compute lock taken in
         the lookup's own round trip (a hit that took it frees it with the next round trip). Pair a
         flight with :meth:`store_and_leave` (which frees the lock with the store) or
         :meth:`leave_flight`."""
         lock = token()
         result, locked = yield from self._looked_up(plan, (lock, self._lock_ms()))
+        if result.reason == "unavailable":  # the lock's reply may be lost: is the lock ours?
+            locked = yield from self._safe(owns_lock(plan, lock), False)
         release = Defer((commands.release_lock(plan.lock_key, lock),))
         if result.hit:
             if locked:
                 yield release
             return result, None
-        with self._flight_lock:
-            event = self._flights.get(plan.exact_key)
-            leader = event is None
-            if event is None:
-                event = self._flights[plan.exact_key] = self._new_event()
-        if not leader:
+        wait = follower_wait(self.config.stampede_wait, timeout)
+        flight, ahead = self._joined(plan, lock)
+        if ahead is not None:
             if locked:  # another process's lock expired; this process's leader goes on
                 yield release
-            return result, (yield from self._follow(plan, event))
-        flight = Flight(plan, leader=True, lock=lock, event=event)
-        return result, (yield from self._led(flight, locked, recheck=False))
+            return result, (yield from self._follow(plan, ahead, wait))
+        return result, (yield from self._led(flight, locked, recheck=False, wait=wait))
+
+    def _joined(self, plan: Plan, lock: str) -> tuple[Flight, Flight | None]:
+        """This caller's flight as this process's leader of the request, or the leader ahead."""
+        with self._flight_lock:
+            ahead = self._flights.get(plan.exact_key)
+            if ahead is not None:
+                return ahead, ahead
+            flight = Flight(plan, leader=True, lock=lock, event=self._new_event())
+            self._flights[plan.exact_key] = flight
+            return flight, None
 
     def _f_store_and_leave(
         self,
@@ -548,23 +563,27 @@ class Flows(Layers[E, C]):
             self._end_flight(flight)
         return stored
 
-    def _follow(self, plan: Plan, event: Any) -> Flow[Flight]:
-        """Wait for this process's leader of the request, then look its answer up."""
-        yield Wait(event, self.config.stampede_wait)
+    def _follow(self, plan: Plan, ahead: Flight, wait: float) -> Flow[Flight]:
+        """Wait for this process's leader of the request (no longer than ``wait``, nor once its
+        stream stalls), then look its answer up; a failed leader's failure is handed on."""
+        for pause in ahead.waiting(wait):
+            yield Wait(ahead.event, pause)
         shared = yield from self._f_lookup_plan(plan)
-        return Flight(plan, shared if shared.hit else None)
+        if shared.hit:
+            return Flight(plan, shared)
+        return Flight(plan, failure=ahead.failure if ahead.event.is_set() else None)
 
-    def _led(self, flight: Flight, held: bool, *, recheck: bool) -> Flow[Flight]:
-        """A leader's flight once its lock was asked for: without the lock it waits for the holder
-        (another process); with it, it checks once more unless its lookup came with the lock (a
-        caller whose lookup missed just before another stored the answer must not call upstream)."""
+    def _led(self, flight: Flight, held: bool, *, recheck: bool, wait: float) -> Flow[Flight]:
+        """A leader's flight once its lock was asked for: without the lock it waits (``wait``) for
+        the holder (another process); with it, it checks once more unless its lookup came with the
+        lock (a caller whose lookup missed just before another stored the answer must not call
+        upstream)."""
         if not held:
             flight.lock = None
         if held and not recheck:
             return flight
-        wait = 0.0 if held else self.config.stampede_wait
         flight.shared = yield from self._safe(
-            await_entry(self._core.planner, flight.plan, wait), None
+            await_entry(self._core.planner, flight.plan, 0.0 if held else wait), None
         )
         return flight
 
@@ -582,6 +601,6 @@ class Flows(Layers[E, C]):
     def _end_flight(self, flight: Flight) -> None:
         if flight.leader:
             with self._flight_lock:  # only its own: a later flight may hold the key by now
-                if self._flights.get(flight.plan.exact_key) is flight.event:
+                if self._flights.get(flight.plan.exact_key) is flight:
                     del self._flights[flight.plan.exact_key]
             flight.event.set()

@@ -4,24 +4,31 @@ output, and single flight holds under upstream errors."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import openai
 import pytest
 import redis
 from click.testing import CliRunner
 
 import semcache
-from semcache import Cache, ConfigurationError
+from semcache import Cache, CacheConfig, ConfigurationError
 from semcache.cli import main
 from semcache.redis.urls import redact
 from semcache.server import EmbeddedCluster, EmbeddedServer, free_ports
 from tests.conftest import answer, chat, hash_embedder
+from tests.openai_server import FakeOpenAI
 
 # --- 7. cluster mode is detected once the node answers ----------------------------------------------
 
@@ -188,3 +195,170 @@ def test_a_local_cluster_gets_a_generated_password(redis_cluster: EmbeddedCluste
     with pytest.raises(redis.AuthenticationError):
         anonymous.ping()
     anonymous.close()
+
+
+# --- 10. single flight under upstream errors ---------------------------------------------------------
+
+
+def ask(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def client_of(server: FakeOpenAI, cache: Cache, **options: Any) -> openai.OpenAI:
+    raw = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    return semcache.wrap(raw, cache=cache, **options)
+
+
+def in_threads(n: int, fn: Callable[[], Any]) -> list[Any]:
+    """Run ``fn`` in ``n`` threads at once; each result, or the exception it raised."""
+    out: list[Any] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        try:
+            value = fn()
+        except Exception as exc:
+            value = exc
+        with lock:
+            out.append(value)
+
+    threads = [threading.Thread(target=work) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def finishes_within(seconds: float, fn: Callable[[], Any]) -> bool:
+    """Whether ``fn`` returns within ``seconds`` (a liveness bound far above the expected time)."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # what it raised is the caller's to check
+            fn()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
+
+
+@pytest.fixture
+def slow_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(slow_seconds=0.5) as server:
+        yield server
+
+
+def test_followers_of_a_failed_leader_do_not_all_go_upstream(
+    slow_server: FakeOpenAI, wrap_cache: Cache
+) -> None:
+    client = client_of(slow_server, wrap_cache)
+    results = in_threads(
+        20, lambda: client.chat.completions.create(model="m", messages=ask("[slow] [fail] q"))
+    )
+    assert all(isinstance(r, openai.InternalServerError) for r in results)
+    assert slow_server.calls("chat/completions") <= 2
+    client.close()
+
+
+def test_a_follower_stops_waiting_when_its_own_timeout_would_pass(
+    redis_url: str, namespace: str
+) -> None:
+    with (
+        FakeOpenAI(slow_seconds=3.0) as server,
+        Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as cache,
+    ):
+        client = client_of(server, cache)
+        leader = threading.Thread(
+            target=lambda: client.chat.completions.create(model="m", messages=ask("[slow] hang"))
+        )
+        leader.start()
+        time.sleep(0.3)  # the leader is upstream now
+        with pytest.raises(openai.APITimeoutError):
+            client.with_options(timeout=0.5).chat.completions.create(
+                model="m", messages=ask("[slow] hang")
+            )
+        leader.join()
+        client.close()
+        cache.flush()
+
+
+class LockReplyDropper:
+    """A TCP proxy to the test Redis that forwards every command but drops the replies on the
+    connection that sent the first compute-lock SET: the lock is taken, its caller never hears."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.path = socket_path
+        self.dropped = False
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                server = socket.socket(socket.AF_UNIX)
+                server.connect(self.path)
+                mute = threading.Event()
+                threading.Thread(
+                    target=self._pipe, args=(client, server, mute, True), daemon=True
+                ).start()
+                threading.Thread(
+                    target=self._pipe, args=(server, client, mute, False), daemon=True
+                ).start()
+
+    def _pipe(
+        self, src: socket.socket, dst: socket.socket, mute: threading.Event, up: bool
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if up and not self.dropped and b"semcache:l:" in data and b"NX" in data:
+                    self.dropped = True
+                    mute.set()
+                if up or not mute.is_set():
+                    dst.sendall(data)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_lost_reply_to_the_lock_does_not_make_a_caller_wait_on_its_own_lock(
+    fake_openai: FakeOpenAI, redis_server: EmbeddedServer, namespace: str
+) -> None:
+    proxy = LockReplyDropper(str(redis_server.socket))
+    config = CacheConfig(namespace=namespace, stampede_wait=60.0, lock_ttl=60.0)
+    url = f"redis://127.0.0.1:{proxy.port}/0"
+    with Cache(redis_url=url, embedder=hash_embedder(), config=config, timeout=0.25) as cache:
+        client = client_of(fake_openai, cache)
+        done: list[str] = []
+
+        def call() -> None:
+            reply = client.chat.completions.create(model="m", messages=ask("lock lost"))
+            done.append(reply.choices[0].message.content or "")
+
+        assert finishes_within(15, call), "the caller waited on its own lock"
+        assert proxy.dropped and done == ["echo: lock lost"]
+        client.close()
+        cache.flush()
+    proxy.close()
+
+
+def test_a_streamed_leader_never_read_does_not_block_the_next_identical_call(
+    fake_openai: FakeOpenAI, wrap_cache: Cache
+) -> None:
+    client = client_of(fake_openai, wrap_cache)
+    abandoned = client.chat.completions.create(model="m", messages=ask("streamed"), stream=True)
+    results: list[str] = []
+
+    def second() -> None:
+        reply = client.chat.completions.create(model="m", messages=ask("streamed"))
+        results.append(reply.choices[0].message.content or "")
+
+    assert finishes_within(5, second), "the next call waited for a stream nobody reads"
+    assert results == ["echo: streamed"]
+    abandoned.close()
+    client.close()
