@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 from redis.retry import Retry
 
 from semcache._errors import ConfigurationError, InvalidRequestError, SearchModuleMissingError
@@ -37,7 +37,15 @@ from semcache.core.engine import TTL, Core
 from semcache.core.ops import Call, Commands, Defer, Embed, Flow, Wait
 from semcache.core.plan import Plan, ms
 from semcache.core.resilience import Breaker
-from semcache.core.stampede import Flight, acquire, await_entry, release, token
+from semcache.core.stampede import (
+    Flight,
+    acquire,
+    await_entry,
+    follower_wait,
+    owns_lock,
+    release,
+    token,
+)
 from semcache.core.types import LookupResult, check_namespace, check_response
 from semcache.decision.protocol import Decision
 from semcache.embedding.default import default_local_embedder
@@ -47,6 +55,7 @@ from semcache.redis import cluster, commands
 from semcache.redis.executor import AsyncExecutor, SyncExecutor
 from semcache.redis.listener import Listener
 from semcache.redis.replies import unknown_command
+from semcache.redis.urls import redact
 from semcache.server import ensure_server
 
 log = logging.getLogger("semcache")
@@ -107,14 +116,18 @@ class Base(Generic[E, C]):
         self.config = config
         self.embedder = embedder
         self._owns_client = redis_client is None
+        self._url = redis_url
+        # Asked now and, while the node cannot answer, again before each round trip (the executor
+        # switches to a cluster client once it does); the embedded server is never a cluster.
+        detector = cluster.Detector(redis_url if redis_client is None else None, timeout)
         if redis_client is None:
             url = redis_url if redis_url is not None else ensure_server().url
-            redis_client = self._connect(url, timeout, probe=redis_url is not None)
-        self._executor: E = self._executor_of(redis_client, embedder)
+            redis_client = self._connect(url, timeout, cluster_mode=bool(detector.cluster))
+        self._executor: E = self._executor_of(redis_client, embedder, detector)
         self._core = Core(config, embedder, clock=clock)
         self._breaker = Breaker(on_change=self._breaker_changed)
         self._started = False
-        self._flights: dict[str, Any] = {}
+        self._flights: dict[str, Flight] = {}
         self._flight_lock = threading.Lock()
         self._accounting = Accounting(
             embedding_model=self._core.embedding_model, prices=as_price_table(prices), clock=clock
@@ -129,12 +142,12 @@ class Base(Generic[E, C]):
     # --- what differs between the shells --------------------------------------------------------
 
     @staticmethod
-    def _connect(url: str, timeout: float, *, probe: bool) -> C:
+    def _connect(url: str, timeout: float, *, cluster_mode: bool) -> C:
         """The shell's own Redis client for ``url`` (it never retries: a failed call is a miss)."""
         raise NotImplementedError
 
     @staticmethod
-    def _executor_of(client: C, embedder: Embedder | None) -> E:
+    def _executor_of(client: C, embedder: Embedder | None, detector: cluster.Detector) -> E:
         raise NotImplementedError
 
     def _opened(self) -> None:
@@ -225,8 +238,19 @@ class Base(Generic[E, C]):
         until it answers); a server without search or an index of another dimension raises."""
         try:
             yield from self._startup()
+        except AuthenticationError as exc:
+            raise self._refused() from exc
         except (RedisError, OSError) as exc:
             log.warning("semcache: Redis unreachable at start (%s); cache steps aside", exc)
+
+    def _refused(self) -> ConfigurationError:
+        """A wrong or missing password: a configuration mistake, said at construction (as a
+        missing search module is), not a stream of misses."""
+        where = redact(self._url) if self._url else "the given client"
+        return ConfigurationError(
+            f"Redis at {where} refused the connection's credentials (a wrong or missing "
+            "password): give it in the URL (redis://:PASSWORD@host:port/0) or in the client"
+        )
 
     def _f_closing(self) -> Flow[None]:
         """Before the client closes: write pending counters, stop the L1 listener."""
@@ -512,44 +536,51 @@ class Flows(Layers[E, C]):
     """Everything ``Cache`` and ``AsyncCache`` do, written once as flows over one executor: the
     layers' flows, and single flight (identical misses share one upstream call)."""
 
-    def _f_join_flight(self, plan: Plan) -> Flow[Flight]:
+    def _f_join_flight(self, plan: Plan, *, timeout: float | None = None) -> Flow[Flight]:
         """The start of :meth:`single_flight`, for callers that cannot use a ``with`` block: waits
-        while another caller computes the same request. Always pair with :meth:`leave_flight`."""
-        with self._flight_lock:
-            event = self._flights.get(plan.exact_key)
-            leader = event is None
-            if event is None:
-                event = self._flights[plan.exact_key] = self._new_event()
-        if not leader:
-            return (yield from self._follow(plan, event))
-        flight = Flight(plan, leader=True, lock=token(), event=event)
+        while another caller computes the same request, at most ``config.stampede_wait`` seconds
+        (or the caller's own ``timeout``). Always pair with :meth:`leave_flight`."""
+        wait = follower_wait(self.config.stampede_wait, timeout)
+        flight, ahead = self._joined(plan, token())
+        if ahead is not None:
+            return (yield from self._follow(plan, ahead, wait))
         assert flight.lock is not None
         held = yield from self._safe(acquire(plan, flight.lock, self._lock_ms()), False)
-        return (yield from self._led(flight, held, recheck=True))
+        return (yield from self._led(flight, held, recheck=True, wait=wait))
 
-    def _f_lookup_and_join(self, plan: Plan) -> Flow[tuple[LookupResult, Flight | None]]:
+    def _f_lookup_and_join(
+        self, plan: Plan, *, timeout: float | None = None
+    ) -> Flow[tuple[LookupResult, Flight | None]]:
         """:meth:`lookup_plan`, then, on a miss, :meth:`join_flight`, with the compute lock taken in
         the lookup's own round trip (a hit that took it frees it with the next round trip). Pair a
         flight with :meth:`store_and_leave` (which frees the lock with the store) or
         :meth:`leave_flight`."""
         lock = token()
         result, locked = yield from self._looked_up(plan, (lock, self._lock_ms()))
+        if result.reason == "unavailable":  # the lock's reply may be lost: is the lock ours?
+            locked = yield from self._safe(owns_lock(plan, lock), False)
         release = Defer((commands.release_lock(plan.lock_key, lock),))
         if result.hit:
             if locked:
                 yield release
             return result, None
-        with self._flight_lock:
-            event = self._flights.get(plan.exact_key)
-            leader = event is None
-            if event is None:
-                event = self._flights[plan.exact_key] = self._new_event()
-        if not leader:
+        wait = follower_wait(self.config.stampede_wait, timeout)
+        flight, ahead = self._joined(plan, lock)
+        if ahead is not None:
             if locked:  # another process's lock expired; this process's leader goes on
                 yield release
-            return result, (yield from self._follow(plan, event))
-        flight = Flight(plan, leader=True, lock=lock, event=event)
-        return result, (yield from self._led(flight, locked, recheck=False))
+            return result, (yield from self._follow(plan, ahead, wait))
+        return result, (yield from self._led(flight, locked, recheck=False, wait=wait))
+
+    def _joined(self, plan: Plan, lock: str) -> tuple[Flight, Flight | None]:
+        """This caller's flight as this process's leader of the request, or the leader ahead."""
+        with self._flight_lock:
+            ahead = self._flights.get(plan.exact_key)
+            if ahead is not None:
+                return ahead, ahead
+            flight = Flight(plan, leader=True, lock=lock, event=self._new_event())
+            self._flights[plan.exact_key] = flight
+            return flight, None
 
     def _f_store_and_leave(
         self,
@@ -575,23 +606,27 @@ class Flows(Layers[E, C]):
             self._end_flight(flight)
         return stored
 
-    def _follow(self, plan: Plan, event: Any) -> Flow[Flight]:
-        """Wait for this process's leader of the request, then look its answer up."""
-        yield Wait(event, self.config.stampede_wait)
+    def _follow(self, plan: Plan, ahead: Flight, wait: float) -> Flow[Flight]:
+        """Wait for this process's leader of the request (no longer than ``wait``, nor once its
+        stream stalls), then look its answer up; a failed leader's failure is handed on."""
+        for pause in ahead.waiting(wait):
+            yield Wait(ahead.event, pause)
         shared = yield from self._f_lookup_plan(plan)
-        return Flight(plan, shared if shared.hit else None)
+        if shared.hit:
+            return Flight(plan, shared)
+        return Flight(plan, failure=ahead.failure if ahead.event.is_set() else None)
 
-    def _led(self, flight: Flight, held: bool, *, recheck: bool) -> Flow[Flight]:
-        """A leader's flight once its lock was asked for: without the lock it waits for the holder
-        (another process); with it, it checks once more unless its lookup came with the lock (a
-        caller whose lookup missed just before another stored the answer must not call upstream)."""
+    def _led(self, flight: Flight, held: bool, *, recheck: bool, wait: float) -> Flow[Flight]:
+        """A leader's flight once its lock was asked for: without the lock it waits (``wait``) for
+        the holder (another process); with it, it checks once more unless its lookup came with the
+        lock (a caller whose lookup missed just before another stored the answer must not call
+        upstream)."""
         if not held:
             flight.lock = None
         if held and not recheck:
             return flight
-        wait = 0.0 if held else self.config.stampede_wait
         flight.shared = yield from self._safe(
-            await_entry(self._core.planner, flight.plan, wait), None
+            await_entry(self._core.planner, flight.plan, 0.0 if held else wait), None
         )
         return flight
 
@@ -609,6 +644,6 @@ class Flows(Layers[E, C]):
     def _end_flight(self, flight: Flight) -> None:
         if flight.leader:
             with self._flight_lock:  # only its own: a later flight may hold the key by now
-                if self._flights.get(flight.plan.exact_key) is flight.event:
+                if self._flights.get(flight.plan.exact_key) is flight:
                     del self._flights[flight.plan.exact_key]
             flight.event.set()

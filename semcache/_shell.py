@@ -22,6 +22,7 @@ from semcache.core.plan import Plan
 from semcache.core.types import LookupResult
 from semcache.embedding.embedders import Embedder
 from semcache.redis import cluster
+from semcache.redis.cluster import Detector, aconnect, connect
 from semcache.redis.executor import AsyncExecutor, SyncExecutor
 
 T = TypeVar("T")
@@ -90,12 +91,14 @@ class Cache(Flows[SyncExecutor, cluster.Client]):
     _new_event = threading.Event
 
     @staticmethod
-    def _connect(url: str, timeout: float, *, probe: bool) -> cluster.Client:
-        return cluster.connect(url, timeout, NO_RETRY, probe=probe)
+    def _connect(url: str, timeout: float, *, cluster_mode: bool) -> cluster.Client:
+        return connect(url, timeout, NO_RETRY, cluster=cluster_mode)
 
     @staticmethod
-    def _executor_of(client: cluster.Client, embedder: Embedder | None) -> SyncExecutor:
-        return SyncExecutor(client, embedder)
+    def _executor_of(
+        client: cluster.Client, embedder: Embedder | None, detector: Detector
+    ) -> SyncExecutor:
+        return SyncExecutor(client, embedder, detector, NO_RETRY)
 
     def _opened(self) -> None:
         drive(self._f_connect(), self._executor)
@@ -170,12 +173,14 @@ class AsyncCache(Flows[AsyncExecutor, cluster.AsyncClient]):
     _new_event = asyncio.Event
 
     @staticmethod
-    def _connect(url: str, timeout: float, *, probe: bool) -> cluster.AsyncClient:
-        return cluster.aconnect(url, timeout, NO_RETRY_ASYNC, probe=probe)
+    def _connect(url: str, timeout: float, *, cluster_mode: bool) -> cluster.AsyncClient:
+        return aconnect(url, timeout, NO_RETRY_ASYNC, cluster=cluster_mode)
 
     @staticmethod
-    def _executor_of(client: cluster.AsyncClient, embedder: Embedder | None) -> AsyncExecutor:
-        return AsyncExecutor(client, embedder)
+    def _executor_of(
+        client: cluster.AsyncClient, embedder: Embedder | None, detector: Detector
+    ) -> AsyncExecutor:
+        return AsyncExecutor(client, embedder, detector, NO_RETRY_ASYNC)
 
     def _write_at_exit(self) -> None:
         # No event loop runs at exit: the counters go through a sync client on the same server.

@@ -22,6 +22,7 @@ import fcntl
 import importlib.util
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -29,9 +30,11 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from semcache._errors import ServerError
 from semcache.redis import admin
+from semcache.redis.urls import redact
 
 log = logging.getLogger("semcache")
 
@@ -102,6 +105,9 @@ class EmbeddedServer:
         maxmemory: memory cap (Redis syntax, "0" for none); entries past it are evicted by
             ``maxmemory_policy``.
         extra_args: more ``redis-server`` arguments (for example cluster mode).
+        password: the password a TCP server requires (default: one generated on first start and
+            kept in the directory, mode 0600). A unix-socket server needs none: its socket is
+            the owner's only (mode 0700).
     """
 
     def __init__(
@@ -113,7 +119,9 @@ class EmbeddedServer:
         maxmemory: str = os.environ.get("SEMCACHE_MAXMEMORY", "1gb"),
         maxmemory_policy: str = "volatile-lru",
         extra_args: Sequence[str] = (),
+        password: str | None = None,
     ) -> None:
+        self._password = password
         self.directory = Path(directory) if directory is not None else data_dir()
         self._custom_dir = directory is not None and self.directory != data_dir()
         self.extra_args = tuple(extra_args)
@@ -137,19 +145,30 @@ class EmbeddedServer:
         return self.directory / "redis.log"
 
     @property
+    def password(self) -> str | None:
+        """The password of a TCP server: given, or generated once and kept in the directory."""
+        if self.port is None:
+            return None
+        if self._password is None:
+            self._password = _kept_secret(self.directory / "redis.pass")
+        return self._password
+
+    @property
     def url(self) -> str:
+        """The URL to connect with (a TCP server's carries its password: do not print it)."""
         if self.port is not None:
-            return f"redis://127.0.0.1:{self.port}/0"
+            return f"redis://:{quote(self.password or '', safe='')}@127.0.0.1:{self.port}/0"
         return f"unix://{self.socket}"
 
     def pid(self) -> int | None:
-        """The server's pid if its pidfile names a live process."""
+        """The server's pid if its pidfile names a live redis-server of this directory (a stale
+        pidfile may name any process by now: it is never signalled)."""
         try:
             pid = int(self.pidfile.read_text().strip())
             os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid
+        return pid if _is_our_server(pid, self.directory) else None
 
     def ping(self, timeout: float = 0.5) -> bool:
         """True when a server answers at :attr:`url`."""
@@ -159,6 +178,7 @@ class EmbeddedServer:
         """The redis-server command line."""
         args = [
             str(find_redis_server()),
+            *self._secrets(),  # a config file comes first, before the options
             "--dir", str(self.directory),
             "--pidfile", str(self.pidfile),
             "--logfile", str(self.logfile),
@@ -182,9 +202,18 @@ class EmbeddedServer:
             args += ["--loadmodule", str(module)]
         return args + list(self.extra_args)
 
+    def _secrets(self) -> list[str]:
+        """A config file (mode 0600) with the password, so that it is not on the command line."""
+        if self.password is None:
+            return []
+        conf = self.directory / "secrets.conf"
+        _write_private(conf, f"requirepass {self.password}\n")
+        return [str(conf)]
+
     def start(self, timeout: float = 20.0) -> EmbeddedServer:
         """Start the server, or reuse the one already answering here; waits until it answers."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.directory, 0o700)  # an existing directory too: its AOF holds every entry
         with self._lock():
             if self.ping():
                 return self
@@ -217,7 +246,7 @@ class EmbeddedServer:
         """What a person must hear when this server was launched: where, its data, how to stop."""
         stop = "semcache server stop" + (f" --dir {self.directory}" if self._custom_dir else "")
         return (
-            f"started the embedded Redis at {self.url} (data in {self.directory}); it keeps "
+            f"started the embedded Redis at {redact(self.url)} (data in {self.directory}); it keeps "
             f"running after this process exits: stop it with `{stop}`"
         )
 
@@ -244,7 +273,7 @@ class EmbeddedServer:
         return {
             "running": self.ping(),
             "pid": self.pid(),
-            "url": self.url,
+            "url": redact(self.url),
             "directory": str(self.directory),
         }
 
@@ -273,6 +302,41 @@ class EmbeddedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+def _kept_secret(path: Path) -> str:
+    """The secret kept in ``path``, made (and kept, mode 0600) on first use."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        secret = secrets.token_urlsafe(24)
+        _write_private(path, secret + "\n")
+        return secret
+
+
+def _is_our_server(pid: int, directory: Path) -> bool:
+    """Whether ``pid`` is a redis-server working in ``directory`` (it chdirs to its ``--dir``)."""
+    proc = Path(f"/proc/{pid}")
+    if proc.is_dir():
+        try:
+            name = (proc / "comm").read_text().strip()
+            cwd = Path(os.readlink(proc / "cwd"))
+        except OSError:
+            return False
+        return name == "redis-server" and cwd == directory.resolve()
+    found = subprocess.run(
+        ["ps", "-o", "comm=", "-p", str(pid)], capture_output=True, text=True, check=False
+    )  # no /proc (macOS): the command name only
+    return Path(found.stdout.strip()).name == "redis-server"
 
 
 def ensure_server(directory: str | os.PathLike[str] | None = None) -> EmbeddedServer:
@@ -332,6 +396,8 @@ class EmbeddedCluster:
         self.ports = list(ports) if ports is not None else free_ports(masters)
         if len(self.ports) != masters or masters < 1:
             raise ServerError("a cluster needs one port per master")
+        #: One password for every node (a cluster client uses the same one everywhere).
+        self.password = _kept_secret(self.directory / "redis.pass")
         self.nodes = [self._node(port, maxmemory) for port in self.ports]
 
     def _node(self, port: int, maxmemory: str) -> EmbeddedServer:
@@ -339,8 +405,9 @@ class EmbeddedCluster:
         cluster = ["--cluster-enabled", "yes", "--cluster-config-file", str(directory / "nodes.conf"),
                    "--cluster-node-timeout", "5000"]  # fmt: skip
         return EmbeddedServer(
-            directory, port=port, persist=False, maxmemory=maxmemory, extra_args=cluster
-        )
+            directory, port=port, persist=False, maxmemory=maxmemory, extra_args=cluster,
+            password=self.password,
+        )  # fmt: skip
 
     @property
     def url(self) -> str:
@@ -351,7 +418,7 @@ class EmbeddedCluster:
         """Start every node, assign the slots, join the nodes, and wait for ``cluster_state:ok``."""
         for node in self.nodes:
             node.start(timeout)
-        clients = admin.nodes(self.ports)
+        clients = admin.nodes(self.ports, password=self.password)
         try:
             if not self._ok(clients[0]):
                 self._assign(clients)

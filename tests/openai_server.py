@@ -5,7 +5,8 @@ deterministically, records every request it gets, and misbehaves on demand:
 
 - the last user text decides the answer: ``"echo: <text>"``; ``[tool]`` asks for a tool call,
   ``[refuse]`` for a refusal, ``[cut]`` cuts a stream before its terminal event, ``[slow]`` waits
-  ``slow_seconds`` before answering, ``[gate]`` streams one chunk and then waits for ``gate``;
+  ``slow_seconds`` before answering, ``[fail]`` answers HTTP 500 (after ``[slow]``'s wait),
+  ``[gate]`` streams one chunk and then waits for ``gate``;
 - :meth:`FakeOpenAI.fail_next` answers the next requests with an error status.
 """
 
@@ -121,6 +122,9 @@ class _Handler(BaseHTTPRequestHandler):
         text = _prompt(body)
         if "[slow]" in text:
             time.sleep(self.fake.slow_seconds)
+        if "[fail]" in text:
+            error = {"message": "injected by [fail]", "type": "server_error", "code": None}
+            return self._json(500, {"error": error})
         route = {
             "/v1/chat/completions": _chat,
             "/v1/completions": _completion,

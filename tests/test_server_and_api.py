@@ -39,7 +39,7 @@ def test_tcp_port_server(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with EmbeddedServer(tmp_path, port=port, persist=False) as server:
-        assert server.url == f"redis://127.0.0.1:{port}/0"
+        assert server.url == f"redis://:{server.password}@127.0.0.1:{port}/0"
         assert server.ping()
 
 

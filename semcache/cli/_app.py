@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 from redis.exceptions import RedisError
 
 from semcache._errors import SemcacheError
 from semcache.cli._progress import say, step
+from semcache.redis.urls import redact
 
 REDIS_URL = click.option(
     "--redis-url",
@@ -64,16 +64,6 @@ def one_line(exc: BaseException) -> str:
 @click.version_option(package_name="semcache")
 def main() -> None:
     """semcache: a layered exact + semantic cache for LLM calls on Redis."""
-
-
-def redact(url: str) -> str:
-    """A Redis URL fit to print: the password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def connect(redis_url: str | None) -> str:

@@ -20,6 +20,7 @@ def server() -> None:
 @click.option("--dir", "directory", default=None, help="Data directory (default: per-user).")
 def start(directory: str | None) -> None:
     """Start the embedded server, or reuse the one already running."""
+    from semcache.redis.urls import redact
     from semcache.server import EmbeddedServer
 
     srv = EmbeddedServer(directory)
@@ -27,7 +28,7 @@ def start(directory: str | None) -> None:
         srv.start()
     state = "started" if srv.launched else "already running"
     stop = "semcache server stop" + (f" --dir {directory}" if directory else "")
-    click.echo(f"{state} at {srv.url} (data in {srv.directory}); stop it with `{stop}`")
+    click.echo(f"{state} at {redact(srv.url)} (data in {srv.directory}); stop it with `{stop}`")
 
 
 @server.command()

@@ -6,8 +6,9 @@ import json
 
 import click
 
-from semcache.cli._app import JSON, NAMESPACE, REDIS_URL, main, open_cache, redact
+from semcache.cli._app import JSON, NAMESPACE, REDIS_URL, main, open_cache
 from semcache.cli._progress import say
+from semcache.redis.urls import redact
 
 
 @main.command()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,10 @@ from semcache.core.types import Entry, LookupResult
 from semcache.redis import commands
 from semcache.redis.replies import is_ok
 
+#: Seconds a streamed leader may go without a chunk read before its followers stop waiting for
+#: it (a stream handed to a caller that never reads or closes it must not hold them).
+STREAM_IDLE = 1.0
+
 
 @dataclass(eq=False)
 class Flight:
@@ -30,6 +35,8 @@ class Flight:
 
     ``shared`` is the hit another caller stored while this one waited; when it is None, this caller
     calls upstream, stores, and leaves the flight so that the callers waiting on it go on.
+    ``failure`` is what a leader's upstream answered when it failed (a server error), handed to
+    its followers instead of sending each of them upstream at once.
     """
 
     plan: Plan
@@ -37,12 +44,49 @@ class Flight:
     leader: bool = False
     lock: str | None = None
     event: Any = None
+    failure: Any = None
+    progress: float | None = None
+    """When the leader's stream last moved (None: not streaming)."""
+
+    def touch(self) -> None:
+        """The leader's stream moved: its followers keep waiting."""
+        self.progress = time.monotonic()
+
+    def stalled(self) -> bool:
+        """A streamed leader whose stream nobody has read for :data:`STREAM_IDLE` seconds."""
+        return self.progress is not None and time.monotonic() - self.progress > STREAM_IDLE
+
+    def waiting(self, wait: float) -> Iterator[float]:
+        """The slices a follower waits in: ``wait`` seconds in all, cut short by a stall or by
+        the leader's end."""
+        deadline = time.monotonic() + wait
+        while not self.event.is_set() and not self.stalled():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            yield min(left, 0.05)
+
+
+def follower_wait(stampede_wait: float, timeout: float | None) -> float:
+    """How long a follower waits: never past its own request's timeout."""
+    return stampede_wait if timeout is None else max(0.0, min(stampede_wait, timeout))
 
 
 def acquire(plan: Plan, token: str, ttl_ms: int) -> Flow[bool]:
-    """Take the request's compute lock; True when this caller should call upstream."""
-    (reply,) = yield Commands((commands.take_lock(plan.lock_key, token, ttl_ms),))
+    """Take the request's compute lock; True when this caller should call upstream. When the
+    SET's reply is lost (it may have been executed), the lock is read: a caller must not wait on
+    a lock that is its own."""
+    try:
+        (reply,) = yield Commands((commands.take_lock(plan.lock_key, token, ttl_ms),))
+    except Exception:
+        return (yield from owns_lock(plan, token))
     return is_ok(reply)
+
+
+def owns_lock(plan: Plan, token: str) -> Flow[bool]:
+    """Whether the request's compute lock holds ``token`` (after a reply that was lost)."""
+    (reply,) = yield Commands((commands.get(plan.lock_key),))
+    return reply in (token, token.encode())
 
 
 def release(plan: Plan, token: str) -> Flow[None]:

@@ -82,9 +82,11 @@ class Lookup:
 @dataclass(frozen=True, slots=True)
 class LookupAndJoin:
     """Look up and, on a miss, join the single flight (the compute lock rides with the lookup):
-    the result is ``(LookupResult, Flight | None)``."""
+    the result is ``(LookupResult, Flight | None)``. ``timeout``: the request's own, no wait
+    outlasts it."""
 
     plan: Plan
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +119,11 @@ class PutVectors:
 @dataclass(frozen=True, slots=True)
 class Join:
     """Join the single flight of identical misses (``Cache.join_flight``): the result is a
-    ``Flight`` whose ``shared`` hit another caller stored, or None when the cache cannot tell."""
+    ``Flight`` whose ``shared`` hit another caller stored (or ``failure`` its upstream answered),
+    or None when the cache cannot tell. ``timeout``: the request's own, no wait outlasts it."""
 
     plan: Plan
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +161,7 @@ def cache_call(op: CacheOp, cache: Any) -> Callable[[], Any]:
     if isinstance(op, Lookup):
         return lambda: cache.lookup_plan(op.plan)
     if isinstance(op, LookupAndJoin):
-        return lambda: cache.lookup_and_join(op.plan)
+        return lambda: cache.lookup_and_join(op.plan, timeout=op.timeout)
     if isinstance(op, Store):
         o = op.options
         return lambda: cache.store_and_leave(
@@ -167,7 +171,7 @@ def cache_call(op: CacheOp, cache: Any) -> Callable[[], Any]:
     if isinstance(op, GetVectors):
         return lambda: cache.cached_vectors(op.model, op.texts, tenant=op.tenant)
     if isinstance(op, Join):
-        return lambda: cache.join_flight(op.plan)
+        return lambda: cache.join_flight(op.plan, timeout=op.timeout)
     if isinstance(op, Leave):
         return lambda: cache.leave_flight(op.flight)
     return lambda: cache.store_vectors(op.model, op.texts, op.rows, tenant=op.tenant)
@@ -262,11 +266,12 @@ def generate(call: Call, settings: Settings) -> WrapFlow:
     refreshing = call.options.bypass  # the caller wants a fresh answer, not the stored one
     storing = not call.options.no_store and settings.stores(plan)
     flight: Flight | None = None
+    timeout = _read_timeout(call.forward)
     if not call.options.bypass:
         # Identical misses share one upstream call: a miss joins their flight, its compute lock
         # taken in the lookup's own round trip.
         if storing:
-            result, flight = yield LookupAndJoin(plan)
+            result, flight = yield LookupAndJoin(plan, timeout)
         else:
             result = yield Lookup(plan)
         # XFetch flagged this hit near expiry: this caller recomputes it, the others keep hitting.
@@ -276,7 +281,10 @@ def generate(call: Call, settings: Settings) -> WrapFlow:
             return hit
         info = CacheInfo.of(result) if not refreshing else replace(info, reason="refresh")
         if result.hit and storing and not refreshing:  # a hit that cannot be replayed: a miss
-            flight = yield Join(plan)
+            flight = yield Join(plan, timeout)
+    if flight is not None and flight.failure is not None:  # the leader's upstream failed
+        yield Leave(flight)
+        return _failure(flight.failure, info)
     if flight is not None and flight.shared is not None:  # another caller just stored the answer
         yield Leave(flight)
         hit = restream_hit(call, flight.shared)
@@ -309,11 +317,19 @@ def _upstream(
     streamed = call.stream and upstream.headers.get("content-type", "").startswith(
         "text/event-stream"
     )
+    if upstream.status_code >= 500 and flight is not None and flight.leader:
+        # Its followers get this answer instead of all going upstream at once.
+        content = yield Read(upstream)
+        flight.failure = (upstream.status_code, upstream.headers.multi_items(), content)
+        yield Leave(flight)
+        return buffered(upstream, content, info)
     if upstream.status_code != 200 or not storing or (call.stream and not streamed):
         if leave is not None:
             yield leave
         return relay(upstream, info)
     if streamed:
+        if flight is not None:
+            flight.touch()  # from now on, its followers wait only while the stream moves
 
         def at_end(body: dict[str, Any]) -> Store:
             return Store(plan, body, call.options, _since(start), streamed=True, flight=flight)
@@ -475,6 +491,21 @@ def complete_body(endpoint: Endpoint, content: bytes) -> dict[str, Any] | None:
         return None
     done = all(isinstance(c, dict) and c.get("finish_reason") is not None for c in choices)
     return body if done else None
+
+
+def _read_timeout(request: httpx2.Request) -> float | None:
+    """The read timeout the caller gave its request (the SDK's ``timeout=``), if any."""
+    timeout = request.extensions.get("timeout")
+    value = timeout.get("read") if isinstance(timeout, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _failure(failure: tuple[int, list[tuple[str, str]], bytes], info: CacheInfo) -> httpx2.Response:
+    """A follower's answer when its leader's upstream failed: the same status, headers and body."""
+    status, headers, content = failure
+    kept = [(k, v) for k, v in headers if k.lower() not in _BODY_HEADERS]
+    marked = replace(info, reason="leader-failed")
+    return httpx2.Response(status, headers=[*kept, *marked.headers().items()], content=content)
 
 
 def relay(upstream: httpx2.Response, info: CacheInfo) -> httpx2.Response:

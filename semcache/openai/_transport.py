@@ -136,6 +136,7 @@ class _SyncRelayStream(httpx2.SyncByteStream):
         recorder = self.relay.recorder
         try:
             for chunk in self.relay.upstream.iter_bytes():
+                self._moved()
                 out, body = recorder.feed(chunk)
                 if body is not None:
                     self.execute(self.relay.store(body))
@@ -149,6 +150,11 @@ class _SyncRelayStream(httpx2.SyncByteStream):
     def close(self) -> None:
         self.relay.upstream.close()
         self._done()
+
+    def _moved(self) -> None:
+        """The stream moved: the leader's followers keep waiting (see ``Flight.stalled``)."""
+        if self.done is not None:
+            self.done.flight.touch()
 
     def _done(self) -> None:
         done, self.done = self.done, None
@@ -166,6 +172,7 @@ class _AsyncRelayStream(httpx2.AsyncByteStream):
         recorder = self.relay.recorder
         try:
             async for chunk in self.relay.upstream.aiter_bytes():
+                self._moved()
                 out, body = recorder.feed(chunk)
                 if body is not None:
                     await self.execute(self.relay.store(body))
@@ -179,6 +186,10 @@ class _AsyncRelayStream(httpx2.AsyncByteStream):
     async def aclose(self) -> None:
         await self.relay.upstream.aclose()
         await self._done()
+
+    def _moved(self) -> None:
+        if self.done is not None:
+            self.done.flight.touch()
 
     async def _done(self) -> None:
         done, self.done = self.done, None

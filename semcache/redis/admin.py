@@ -42,9 +42,11 @@ def shutdown(url: str, timeout: float, *, save: bool) -> None:
     client.close()
 
 
-def nodes(ports: Sequence[int], host: str = "127.0.0.1") -> list[redis.Redis]:
+def nodes(
+    ports: Sequence[int], host: str = "127.0.0.1", password: str | None = None
+) -> list[redis.Redis]:
     """One client per local cluster node."""
-    return [redis.Redis(host=host, port=p, socket_timeout=5) for p in ports]
+    return [redis.Redis(host=host, port=p, password=password, socket_timeout=5) for p in ports]
 
 
 def form_cluster(clients: Sequence[Any], slots: int, host: str, port: int) -> None:

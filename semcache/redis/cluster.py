@@ -22,7 +22,15 @@ import redis.asyncio
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
-__all__ = ["AsyncClient", "AsyncRedisCluster", "Client", "RedisCluster", "aconnect", "connect"]
+__all__ = [
+    "AsyncClient",
+    "AsyncRedisCluster",
+    "Client",
+    "Detector",
+    "RedisCluster",
+    "aconnect",
+    "connect",
+]
 
 Client = redis.Redis | RedisCluster
 AsyncClient = redis.asyncio.Redis | AsyncRedisCluster
@@ -31,35 +39,59 @@ AsyncClient = redis.asyncio.Redis | AsyncRedisCluster
 _COPIED = ("host", "port", "db", "username", "password", "path")
 
 
-def is_cluster(url: str, timeout: float) -> bool:
-    """True when the server at ``url`` runs in cluster mode (False when it cannot be asked)."""
+def is_cluster(url: str, timeout: float) -> bool | None:
+    """True when the server at ``url`` runs in cluster mode; None when it cannot be asked now."""
     if url.startswith("unix:"):
         return False
     probe = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         info = probe.info("cluster")
     except (redis.RedisError, OSError):
-        return False
+        return None
     finally:
         probe.close()
     return bool(info.get("cluster_enabled"))
 
 
-def connect(url: str, timeout: float, retry: Any, *, probe: bool = True) -> Client:
+def connect(url: str, timeout: float, retry: Any, *, cluster: bool | None = None) -> Client:
     """A client for ``url``: a :class:`RedisCluster` when the server is a cluster node (asked
-    only with ``probe``)."""
+    unless ``cluster`` is given; a plain client when it cannot be asked: see :class:`Detector`)."""
     options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": retry}
-    if probe and is_cluster(url, timeout):
+    if is_cluster(url, timeout) if cluster is None else cluster:
         return RedisCluster.from_url(url, **options)
     return redis.Redis.from_url(url, **options)
 
 
-def aconnect(url: str, timeout: float, retry: Any, *, probe: bool = True) -> AsyncClient:
+def aconnect(url: str, timeout: float, retry: Any, *, cluster: bool | None = None) -> AsyncClient:
     """The asyncio twin of :func:`connect` (the cluster probe is one short blocking call)."""
     options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": retry}
-    if probe and is_cluster(url, timeout):
+    if is_cluster(url, timeout) if cluster is None else cluster:
         return AsyncRedisCluster.from_url(url, **options)
     return redis.asyncio.Redis.from_url(url, **options)
+
+
+class Detector:
+    """Whether a URL's server is a cluster, asked again until it answers: a node unreachable when
+    the cache was built must not leave a single-node client in place for good (the executors ask
+    :meth:`settled` before each round trip while :attr:`pending`)."""
+
+    def __init__(self, url: str | None, timeout: float) -> None:
+        self.url, self.timeout = url, timeout
+        self.cluster = None if url is None else is_cluster(url, timeout)
+
+    @property
+    def pending(self) -> bool:
+        """True while the server has not answered whether it is a cluster."""
+        return self.url is not None and self.cluster is None
+
+    def settled(self) -> bool:
+        """Ask again; True once the server answers now that it is a cluster node (the caller
+        then needs a cluster client), False otherwise."""
+        if not self.pending:
+            return False
+        assert self.url is not None
+        self.cluster = is_cluster(self.url, self.timeout)
+        return bool(self.cluster)
 
 
 def subscriber(client: Any) -> redis.Redis:

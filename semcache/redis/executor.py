@@ -22,7 +22,7 @@ from redis.exceptions import ResponseError
 from semcache.core.ops import Call, Commands, Defer, Embed, Op, Scan, Sleep, Wait
 from semcache.embedding.embedders import Embedder
 from semcache.redis import commands
-from semcache.redis.cluster import AsyncClient, Client
+from semcache.redis.cluster import AsyncClient, Client, Detector, aconnect, connect
 
 Command = tuple[Any, ...]
 Unpack = Callable[[Any], list[Any]]
@@ -59,13 +59,35 @@ class Deferred:
 class SyncExecutor:
     """Executes operations with a ``redis.Redis`` / ``RedisCluster`` client and an embedder."""
 
-    def __init__(self, client: Client, embedder: Embedder | None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        embedder: Embedder | None,
+        detector: Detector | None = None,
+        retry: Any = None,
+    ) -> None:
         self.client = client
         self.embedder = embedder
         self.cluster = isinstance(client, RedisCluster)
         self.deferred = Deferred()
+        self._detector, self._retry = detector, retry
+        self._switching = threading.Lock()
+
+    def _redetect(self) -> None:
+        """A node that could not say whether it is a cluster says so now: a cluster client."""
+        assert self._detector is not None and self._detector.url is not None
+        with self._switching:
+            if not self._detector.settled():
+                return
+            old = self.client
+            self.client = connect(self._detector.url, self._detector.timeout, self._retry,
+                                  cluster=True)  # fmt: skip
+            self.cluster = True
+        old.close()
 
     def __call__(self, op: Op) -> Any:
+        if self._detector is not None and self._detector.pending:
+            self._redetect()
         if isinstance(op, Commands):
             skip, batch = self.deferred.take(op.commands)
             return self.commands(batch)[skip:] if batch else []
@@ -106,13 +128,33 @@ class SyncExecutor:
 class AsyncExecutor:
     """The asyncio twin of :class:`SyncExecutor` (a sync-only judge runs on a worker thread)."""
 
-    def __init__(self, client: AsyncClient, embedder: Embedder | None) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        embedder: Embedder | None,
+        detector: Detector | None = None,
+        retry: Any = None,
+    ) -> None:
         self.client = client
         self.embedder = embedder
         self.cluster = isinstance(client, AsyncRedisCluster)
         self.deferred = Deferred()
+        self._detector, self._retry = detector, retry
+
+    async def _redetect(self) -> None:
+        """See :meth:`SyncExecutor._redetect` (the probe is one short blocking call)."""
+        assert self._detector is not None and self._detector.url is not None
+        if not self._detector.settled():
+            return
+        old = self.client
+        self.client = aconnect(self._detector.url, self._detector.timeout, self._retry,
+                               cluster=True)  # fmt: skip
+        self.cluster = True
+        await old.aclose()
 
     async def __call__(self, op: Op) -> Any:
+        if self._detector is not None and self._detector.pending:
+            await self._redetect()
         if isinstance(op, Commands):
             skip, batch = self.deferred.take(op.commands)
             return (await self.commands(batch))[skip:] if batch else []

@@ -25,7 +25,8 @@ from tests.conftest import answer, chat, hash_embedder
 @pytest.fixture
 def nodes(redis_cluster: Any) -> Iterator[list[redis.Redis]]:
     """A plain client per node, to look at what each node holds."""
-    clients = [redis.Redis(host="127.0.0.1", port=port) for port in redis_cluster.ports]
+    clients = [redis.Redis(host="127.0.0.1", port=port, password=redis_cluster.password)
+               for port in redis_cluster.ports]  # fmt: skip
     yield clients
     for client in clients:
         client.close()
