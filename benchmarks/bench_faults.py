@@ -9,9 +9,13 @@ embedded Redis (persistent):
    command times out); wrapped calls go on, counting failures seen by callers and the latency each
    call adds over the floor;
 4. recovery: Redis restarted; the time until a wrapped call is answered again from an entry stored
-   before the outage.
+   before the outage;
+5. the attacks of issue 14 on a fresh server (``benchmarks/_attacks.py``): a bad-input storm beside
+   good traffic, ``semcache warm`` under ``CLIENT PAUSE WRITE``, invalidations racing in-flight
+   misses.
 
-Writes benchmarks/results/faults.json. Usage: python benchmarks/bench_faults.py [--calls 200]
+Writes benchmarks/results/faults.json (``--attacks-only``: only step 5, to
+benchmarks/results/faults_attacks.json). Usage: python benchmarks/bench_faults.py [--calls 200]
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import semcache  # noqa: E402
+from benchmarks._attacks import attacks  # noqa: E402
 from benchmarks.bench_latency import pct  # noqa: E402
 from semcache.openai import cache_info  # noqa: E402
 from semcache.server import EmbeddedServer  # noqa: E402
@@ -41,6 +46,7 @@ from tests.conftest import hash_embedder  # noqa: E402
 from tests.openai_server import FakeOpenAI  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "faults.json"
+ATTACKS = Path(__file__).parent / "results" / "faults_attacks.json"
 
 
 def ask(client: Any, text: str) -> tuple[float, str | None, bool]:
@@ -95,7 +101,14 @@ def recover(client: Any, server: EmbeddedServer, stored: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=200)
-    n = parser.parse_args().calls
+    parser.add_argument("--attacks-only", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="Where --attacks-only writes.")
+    args = parser.parse_args()
+    if args.attacks_only:
+        found = {"date": time.strftime("%Y-%m-%d"), "attacks": measure_attacks()}
+        write(args.out or ATTACKS, found)
+        return
+    n = args.calls
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAI() as api:
         server = EmbeddedServer(tmp, persist=True).start()
         plain = openai.OpenAI(base_url=api.base_url, api_key="k", max_retries=0)
@@ -140,11 +153,26 @@ def main() -> None:
         "redis_frozen": frozen,
         "breaker": breaker,
         "settings": {"socket_timeout_s": 0.25, "breaker_failures": 3, "breaker_cooldown_s": 2.0},
+        "attacks": measure_attacks(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
+    write(RESULTS, result)
+
+
+def measure_attacks() -> dict[str, Any]:
+    """The attacks of issue 14, each on the same fresh (non-persistent) server."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedServer(tmp, persist=False).start()
+        try:
+            return attacks(server.url)
+        finally:
+            server.stop()
+
+
+def write(path: Path, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
-    print(f"wrote {RESULTS}")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
