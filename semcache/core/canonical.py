@@ -206,7 +206,7 @@ def _split(kind: Kind, body: dict[str, Any], policy: SemanticPolicy) -> tuple[st
     if kind == "completion":
         return _split_prompt(body)
     field = "messages" if kind == "chat" else "input"
-    turns = body[field]
+    turns = body.get(field)  # None values were dropped from the body: a null is a missing field
     if kind == "responses" and isinstance(turns, str):
         return turns, {**body, "input": _MARK}
     if not isinstance(turns, list) or not turns:
@@ -228,7 +228,7 @@ def _split(kind: Kind, body: dict[str, Any], policy: SemanticPolicy) -> tuple[st
 
 
 def _split_prompt(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    prompt = body["prompt"]
+    prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
     if isinstance(prompt, str):

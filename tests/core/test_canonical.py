@@ -133,3 +133,11 @@ def test_odd_unicode_and_nul_bytes_key_stably() -> None:
     assert key(chat(text)) != key(chat(text.replace("\u0000", "")))
     # The surrogate pair is the character JSON carries upstream (a lone surrogate is refused).
     assert canonicalize(chat(text)).semantic_text == "caf\u00e9 \u0000 \U0001f600 \u202e rtl"
+
+
+@pytest.mark.parametrize("field", ["messages", "prompt", "input"])
+def test_a_null_conversation_field_is_invalid_request_not_a_key_error(field: str) -> None:
+    # found by test_fuzzed_request_shapes_raise_only_invalid_request: null values are dropped from
+    # the keyed body, so the field looked present to request_kind and was missing to the split
+    with pytest.raises(InvalidRequestError):
+        canonicalize({"model": "gpt-4o-mini", field: None})
