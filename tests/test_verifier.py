@@ -109,7 +109,7 @@ WITH_VERIFIER = GuardedDecision(guard=Guard(), verifier=Verifier())
 
 
 @pytest.fixture
-def default_cache(redis_url: str, namespace: str) -> Iterator[object]:
+def verifier_cache(redis_url: str, namespace: str) -> Iterator[object]:
     made: list[Cache] = []
 
     def build(similar: dict[str, float], **config: object) -> Cache:
@@ -139,10 +139,10 @@ def in_band(cutoff: float) -> float:
     return round(min(high - 0.005, cutoff + 0.005), 4)
 
 
-def test_a_candidate_the_verifier_rejects_is_a_miss_that_says_why(default_cache) -> None:  # type: ignore[no-untyped-def]
+def test_a_candidate_the_verifier_rejects_is_a_miss_that_says_why(verifier_cache) -> None:  # type: ignore[no-untyped-def]
     query, stored = DIFFERENT[0]
     s = in_band(0.9)
-    cache = default_cache({query: s})
+    cache = verifier_cache({query: s})
     cache.store(chat(stored), answer("Study medicine."))
     # the plain threshold and the old default (the guard) would both serve this candidate
     assert s >= cache.config.threshold and Guard().check(query, stored) is None
@@ -154,9 +154,9 @@ def test_a_candidate_the_verifier_rejects_is_a_miss_that_says_why(default_cache)
     assert sign == "<" and float(p) < float(accept)
 
 
-def test_a_candidate_the_verifier_accepts_is_a_hit(default_cache) -> None:  # type: ignore[no-untyped-def]
+def test_a_candidate_the_verifier_accepts_is_a_hit(verifier_cache) -> None:  # type: ignore[no-untyped-def]
     query, stored = PARAPHRASES[0]
-    cache = default_cache({query: in_band(0.9)})
+    cache = verifier_cache({query: in_band(0.9)})
     cache.store(chat(stored), answer("Practise daily."))
     result = cache.lookup(chat(query))
     assert result.layer == "semantic"
@@ -165,23 +165,23 @@ def test_a_candidate_the_verifier_accepts_is_a_hit(default_cache) -> None:  # ty
     assert verdict[1] == ">=" and float(verdict[0]) >= float(verdict[2])
 
 
-def test_outside_the_band_the_verifier_is_not_asked(default_cache) -> None:  # type: ignore[no-untyped-def]
+def test_outside_the_band_the_verifier_is_not_asked(verifier_cache) -> None:  # type: ignore[no-untyped-def]
     query, stored = DIFFERENT[1]
     v = Verifier()
     low, _high = v.band(0.9)
-    cache = default_cache({query: round(low - 0.05, 4)})
+    cache = verifier_cache({query: round(low - 0.05, 4)})
     cache.store(chat(stored), answer("No."))
     result = cache.lookup(chat(query))
     assert result.layer is None and "verifier" not in dict(result.checks)
 
 
-def test_a_failing_verifier_is_a_miss_not_an_error(default_cache, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_verifier_is_a_miss_not_an_error(verifier_cache, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     broken = tmp_path / "broken"
     shutil.copytree(artifact_dir(), broken)
     (broken / "model.onnx").write_bytes(b"not a graph")
     query, stored = PARAPHRASES[0]
     decision = GuardedDecision(guard=Guard(), verifier=Verifier(broken))
-    cache = default_cache({query: in_band(0.9)}, decision=decision)
+    cache = verifier_cache({query: in_band(0.9)}, decision=decision)
     cache.store(chat(stored), answer("Practise daily."))
     result = cache.lookup(chat(query))
     assert result.layer is None and result.reason == "verifier"
