@@ -152,9 +152,11 @@ class Cache(Flows[SyncExecutor, cluster.Client]):
 
     def close(self) -> None:
         """Write pending counters and close the Redis client if the cache made it."""
-        drive(self._f_closing(), self._executor)
-        if self._owns_client:
-            self._executor.close()
+        try:
+            drive(self._f_closing(), self._executor)
+        finally:
+            if self._owns_client:
+                self._executor.close()
 
     def __enter__(self) -> Cache:
         return self
@@ -232,9 +234,11 @@ class AsyncCache(Flows[AsyncExecutor, cluster.AsyncClient]):
 
     async def aclose(self) -> None:
         """Write pending counters and close the Redis client if the cache made it."""
-        await adrive(self._f_closing(), self._executor)
-        if self._owns_client:
-            await self._executor.close()
+        try:
+            await adrive(self._f_closing(), self._executor)
+        finally:
+            if self._owns_client:
+                await self._executor.close()
 
     async def __aenter__(self) -> AsyncCache:
         return await self.connect()

@@ -122,7 +122,11 @@ class SyncExecutor:
         return bool(self.client.ping())
 
     def close(self) -> None:
+        # RedisCluster.close() leaves every node's connection pool open (redis-py 8): disconnect
+        # them too, or their sockets linger until garbage collection warns about them.
         self.client.close()
+        if isinstance(self.client, RedisCluster):
+            self.client.disconnect_connection_pools()  # type: ignore[no-untyped-call]
 
 
 class AsyncExecutor:

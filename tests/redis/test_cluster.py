@@ -7,6 +7,7 @@ and invalidation, flush and stats reach every node.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -207,3 +208,44 @@ async def test_async_cache_on_a_cluster_with_shards(cluster_url: str, namespace:
         assert await cache.invalidate(tags=("t",)) == 3
         assert (await cache.lookup(chat("a question"))).layer is None
         await cache.flush()
+
+
+def client_connections(nodes: list[redis.Redis]) -> int:
+    """How many client connections all nodes hold, not counting the ones looking."""
+    return sum(len(node.client_list()) - 1 for node in nodes)
+
+
+def settled_connections(nodes: list[redis.Redis], expected: int) -> int:
+    """The count once the nodes have processed the closes (a closed socket is seen a moment later)."""
+    for _ in range(50):
+        if (seen := client_connections(nodes)) == expected:
+            return seen
+        time.sleep(0.02)
+    return seen
+
+
+def test_closing_a_cluster_cache_closes_every_node_connection(
+    cluster_url: str, namespace: str, nodes: list[redis.Redis]
+) -> None:
+    # redis-py's RedisCluster.close() leaves the node pools open: their sockets used to linger
+    # until garbage collection, and a ResourceWarning then failed whichever test was running.
+    before = client_connections(nodes)
+    with Cache(redis_url=cluster_url, embedder=hash_embedder(8), namespace=namespace) as cache:
+        cache.store(chat("q"), answer("a"))
+        assert cache.lookup(chat("q")).layer == "exact"
+        assert client_connections(nodes) > before
+        cache.flush()
+    assert settled_connections(nodes, before) == before
+
+
+async def test_closing_an_async_cluster_cache_closes_every_node_connection(
+    cluster_url: str, namespace: str, nodes: list[redis.Redis]
+) -> None:
+    before = client_connections(nodes)
+    async with AsyncCache(redis_url=cluster_url, embedder=hash_embedder(8),
+                          namespace=namespace) as cache:  # fmt: skip
+        await cache.store(chat("q"), answer("a"))
+        assert (await cache.lookup(chat("q"))).layer == "exact"
+        assert client_connections(nodes) > before
+        await cache.flush()
+    assert settled_connections(nodes, before) == before
