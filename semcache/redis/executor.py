@@ -198,3 +198,9 @@ class AsyncExecutor:
 
     async def close(self) -> None:
         await self.client.aclose()
+        if isinstance(self.client, AsyncRedisCluster):
+            # aclose() skips a client it thinks needs initialising again, leaving the sockets of
+            # its nodes open: disconnect every node it knows, as the sync close does.
+            manager = self.client.nodes_manager
+            nodes = {*manager.nodes_cache.values(), *manager.startup_nodes.values()}
+            await asyncio.gather(*(node.disconnect() for node in nodes), return_exceptions=True)

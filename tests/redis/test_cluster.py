@@ -7,6 +7,7 @@ and invalidation, flush and stats reach every node.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -249,3 +250,22 @@ async def test_closing_an_async_cluster_cache_closes_every_node_connection(
         assert client_connections(nodes) > before
         await cache.flush()
     assert settled_connections(nodes, before) == before
+
+
+async def test_an_async_cluster_cache_that_failed_to_connect_leaves_no_socket_behind(
+    cluster_url: str, namespace: str
+) -> None:
+    # After a failed startup check redis-py's aclose() closed nothing: the sockets lingered until
+    # garbage collection, whose ResourceWarning then failed whichever test happened to run (the
+    # unraisable-exception check of pytest fails this one if a socket is still open here).
+    async with AsyncCache(redis_url=cluster_url, embedder=hash_embedder(16), namespace=namespace):
+        pass
+    cache = AsyncCache(redis_url=cluster_url, embedder=hash_embedder(32), namespace=namespace)
+    with pytest.raises(semcache.DimensionMismatchError) as failed:
+        await cache.connect()
+    await cache.aclose()
+    del cache, failed
+    gc.collect()
+    async with AsyncCache(redis_url=cluster_url, embedder=hash_embedder(16),
+                          namespace=namespace) as cleaner:  # fmt: skip
+        await cleaner.flush()
