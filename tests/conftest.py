@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -17,11 +16,6 @@ import pytest
 
 import semcache
 from semcache.server import EmbeddedServer
-
-# Some test modules reuse helpers of a sibling folder's tests (test_wrapper, test_replay); make them
-# importable however the run was started (a whole-suite run or one file).
-for _folder in ("openai", "replay"):
-    sys.path.append(str(Path(__file__).parent / _folder))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -164,3 +158,17 @@ def redis_cluster() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def cluster_url(redis_cluster: object) -> str:
     return redis_cluster.url  # type: ignore[attr-defined, no-any-return]
+
+
+def normalising_embedder(model_id: str = "normalising") -> semcache.CallableEmbedder:
+    """Texts equal up to case and punctuation get the same vector: a deterministic paraphrase."""
+
+    def embed(texts: list[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            words = "".join(c for c in text.lower() if c.isalnum() or c == " ").split()
+            seed = int(hashlib.sha256(" ".join(words).encode()).hexdigest()[:8], 16)
+            rows.append(np.random.default_rng(seed).standard_normal(16))
+        return np.asarray(rows, dtype=np.float32)
+
+    return semcache.CallableEmbedder(embed, model_id=model_id, dimension=16)

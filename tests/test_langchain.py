@@ -63,10 +63,10 @@ def test_model_settings_and_system_prompt_are_part_of_the_key(
 def test_semantic_hit_on_a_paraphrase(
     fake_openai: FakeOpenAI, redis_url: str, namespace: str
 ) -> None:
-    from test_wrapper import _normalising_embedder
+    from tests.conftest import normalising_embedder
 
     cache = semcache.Cache(
-        redis_url=redis_url, embedder=_normalising_embedder(), namespace=namespace
+        redis_url=redis_url, embedder=normalising_embedder(), namespace=namespace
     )
     llm = chat_model(fake_openai, cache=SemcacheLangChainCache(cache))
     llm.invoke("What is Redis?")

@@ -77,10 +77,10 @@ def test_no_cache_and_no_store_are_honoured_and_not_sent_upstream(
 def test_a_paraphrase_is_a_semantic_hit_within_one_model(
     use_cache: Any, fake_openai: FakeOpenAI, redis_url: str, namespace: str
 ) -> None:
-    from test_wrapper import _normalising_embedder
+    from tests.conftest import normalising_embedder
 
     with semcache.Cache(
-        redis_url=redis_url, embedder=_normalising_embedder(), namespace=namespace
+        redis_url=redis_url, embedder=normalising_embedder(), namespace=namespace
     ) as cache:
         use_cache(cache)
         complete(fake_openai, "What is Redis?")

@@ -75,10 +75,10 @@ def test_completions_responses_and_embeddings_hit_with_their_own_types(
 def test_semantic_hit_reports_similarity(
     fake_openai: FakeOpenAI, redis_url: str, namespace: str
 ) -> None:
-    from test_wrapper import _normalising_embedder
+    from tests.conftest import normalising_embedder
 
     cache = semcache.Cache(
-        redis_url=redis_url, embedder=_normalising_embedder(), namespace=namespace
+        redis_url=redis_url, embedder=normalising_embedder(), namespace=namespace
     )
     config = ProxyConfig(upstream=fake_openai.base_url)
     with (

@@ -3,9 +3,7 @@ workload, unpriced models, several processes adding up, and Prometheus text that
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import socket
 import subprocess
 import sys
@@ -20,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import semcache
 from semcache import Cache, CacheConfig, LookupResult
-from tests.conftest import answer, chat
+from tests.conftest import answer, chat, normalising_embedder
 
 # gpt-4o-mini in genai-prices' table, USD per token (checked against the table below).
 INPUT = 0.15 / 1e6
@@ -31,21 +29,6 @@ EMBEDDING = 0.02 / 1e6  # text-embedding-3-small, input only
 Q1 = "What is the capital of France?"  # 7 tokens in cl100k_base and in o200k_base
 Q2 = "what is the capital of france"  # 6 tokens; the same question once normalised
 DAY = 1714564800.0  # 2024-05-01 12:00 UTC
-
-
-def normalising_embedder(model_id: str) -> semcache.CallableEmbedder:
-    """Texts equal up to case and punctuation get equal vectors (a paraphrase hit), others
-    near-orthogonal ones."""
-
-    def embed(texts: list[str]) -> np.ndarray:
-        rows = []
-        for text in texts:
-            key = re.sub(r"[^a-z0-9 ]", "", text.lower())
-            seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
-            rows.append(np.random.default_rng(seed).standard_normal(16))
-        return np.asarray(rows, dtype=np.float32)
-
-    return semcache.CallableEmbedder(embed, model_id=model_id, dimension=16)
 
 
 def priced_answer(text: str, *, model: str = "gpt-4o-mini") -> dict:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from semcache.cli import main
 from tests.replay.test_replay import EXPECTED, hand_log
 
-TABLE = "test_replay:table_embedder"
+TABLE = "tests.replay.test_replay:table_embedder"
 
 
 def run(redis_url: str, *args: str) -> tuple[int, str, str]:
@@ -106,7 +106,8 @@ def test_sample_log_replays(redis_url: str) -> None:
 
 def test_batch_api_files(redis_url: str, tmp_path: Path) -> None:
     from conftest import chat
-    from test_replay import A2, A, usage_answer
+
+    from tests.replay.test_replay import A2, A, usage_answer
 
     inputs = [
         {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": chat(text)}

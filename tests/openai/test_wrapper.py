@@ -5,14 +5,12 @@ The server's request count proves hits and misses.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import openai
 import pytest
 from openai.types import Completion
@@ -23,6 +21,7 @@ from openai_server import REFUSAL, TOOL_CALL, FakeOpenAI
 import semcache
 from semcache.openai import cache_info
 from semcache.server import EmbeddedServer
+from tests.conftest import normalising_embedder
 
 CHAT = "chat/completions"
 
@@ -109,25 +108,11 @@ def test_responses_function_calls_round_trip(
     assert second.usage == first.usage and second.usage is not None
 
 
-def _normalising_embedder() -> semcache.CallableEmbedder:
-    """Texts equal up to case and punctuation get the same vector: a deterministic paraphrase."""
-
-    def embed(texts: list[str]) -> np.ndarray:
-        rows = []
-        for text in texts:
-            words = "".join(c for c in text.lower() if c.isalnum() or c == " ").split()
-            seed = int(hashlib.sha256(" ".join(words).encode()).hexdigest()[:8], 16)
-            rows.append(np.random.default_rng(seed).standard_normal(16))
-        return np.asarray(rows, dtype=np.float32)
-
-    return semcache.CallableEmbedder(embed, model_id="normalising", dimension=16)
-
-
 def test_semantic_hit_is_marked_with_layer_and_similarity(
     fake_openai: FakeOpenAI, redis_url: str, namespace: str
 ) -> None:
     cache = semcache.Cache(
-        redis_url=redis_url, embedder=_normalising_embedder(), namespace=namespace
+        redis_url=redis_url, embedder=normalising_embedder(), namespace=namespace
     )
     raw = openai.OpenAI(base_url=fake_openai.base_url, api_key="test", max_retries=0)
     client = semcache.wrap(raw, cache=cache)

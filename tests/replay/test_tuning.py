@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_replay import hand_log, table_embedder
 
 import semcache
 from semcache import tuning
 from semcache.cli import main
+from tests.replay.test_replay import hand_log, table_embedder
 
 # (similarity to the anchor, equivalent): hand-computed curve on the grid 0.80:0.99:0.01 below.
 LABELLED = [
