@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import _qqp
+from benchmarks import _paws, _qqp
 from benchmarks import _shared_index as shared
 from semcache import CacheConfig, Guard, GuardedDecision, ThresholdDecision, Verifier
 from semcache.core.types import Entry
@@ -86,6 +86,20 @@ def subsample(pairs: Any, n: int, seed: int = 9) -> Any:
 
     keep = sorted(random.Random(seed).sample(range(len(pairs.sims)), n))
     return replace(pairs, queries=[pairs.queries[i] for i in keep],
+                   candidates=[pairs.candidates[i] for i in keep],
+                   labels=pairs.labels[keep], sims=pairs.sims[keep])  # fmt: skip
+
+
+def held_out(pairs: Any, data: Path) -> Any:
+    """The PAWS ``test`` components of bench_accuracy's PAWS ``Pairs`` (``benchmarks/_paws.py``:
+    the verifier was fitted on other PAWS components and its band chosen on the ``dev`` ones)."""
+    from dataclasses import replace
+
+    test = {(a, b) for a, b, _ in _paws.split(data).test}
+    keep = [
+        i for i, qc in enumerate(zip(pairs.queries, pairs.candidates, strict=True)) if qc in test
+    ]
+    return replace(pairs, name=f"{pairs.name} held-out", queries=[pairs.queries[i] for i in keep],
                    candidates=[pairs.candidates[i] for i in keep],
                    labels=pairs.labels[keep], sims=pairs.sims[keep])  # fmt: skip
 

@@ -333,7 +333,11 @@ def main() -> None:
         pairs = score(name, q, c, labels, embedder)
         if not args.verifier_only:
             results[name] = evaluate(pairs, args.target)
-        checked[name] = verifier.per_pair(name, verifier.subsample(pairs, args.pair_sample), memo)
+        if name.startswith("PAWS"):  # the verifier was fitted on PAWS fit components: test only
+            name, pairs = f"{name} held-out (in-domain)", verifier.held_out(pairs, args.data)
+        else:
+            pairs = verifier.subsample(pairs, args.pair_sample)
+        checked[name] = verifier.per_pair(name, pairs, memo)
     checked = {"QQP held-out": verifier.qqp_shared(args.data, lambda t: embed_all(t, embedder), memo),
                **checked}  # fmt: skip
     print(table(results, args.target))
