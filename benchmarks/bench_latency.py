@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import random
 import sys
@@ -133,6 +134,7 @@ def verifier_cost(
 ) -> dict[str, Any]:
     """The verifier's time per semantic lookup, against one bare embedding (``fl``)."""
     embed_floor = fl["embed_one"]["p50_ms"]
+    load_before = os.getloadavg()
     verifier = semcache.Verifier().load()
     pairs = [(f"Quick question: {t[0].lower()}{t[1:]}", t) for t in texts[:300]]
     verifier.score(pairs[0][0], [pairs[0][1]])  # warm up outside the timings
@@ -149,8 +151,13 @@ def verifier_cost(
             for query, _ in pairs:
                 cache.lookup(chat(query))  # the query's embedding is now in memory
             results = [cache.lookup(chat(q)) for q, _ in pairs]
+            exact = [cache.lookup(chat(stored)) for _, stored in pairs]  # never decided
             cache.flush()
         row = summary([r.lookup_ms for r in results])
+        row["exact_hit"] = summary([r.lookup_ms for r in exact])
+        row["exact_hit"]["verified_share"] = sum(
+            any(c[0] == "verifier" for c in r.checks) for r in exact
+        ) / len(exact)
         row["hit_rate"] = sum(r.layer == "semantic" for r in results) / len(results)
         row["verified_share"] = sum(
             any(c[0] == "verifier" for c in r.checks) for r in results
@@ -160,7 +167,11 @@ def verifier_cost(
     out["added_p50_ms"] = added
     out["added_p99_ms"] = out["new_default"]["p99_ms"] - out["old_default_guard"]["p99_ms"]
     out["added_p50_ratio_to_embed_one"] = added / embed_floor
+    out["exact_hit_added_p50_ms"] = (
+        out["new_default"]["exact_hit"]["p50_ms"] - out["old_default_guard"]["exact_hit"]["p50_ms"]
+    )
     out["threads"] = verifier.threads
+    out["load_average"] = {"before": load_before, "after": os.getloadavg()}
     return out
 
 
