@@ -22,7 +22,7 @@ from benchmarks import _shared_index as shared
 
 LOWS = tuple(round(0.6 + 0.025 * i, 3) for i in range(13))  # 0.60 .. 0.90
 HIGHS = (*(round(0.9 + 0.01 * i, 3) for i in range(11)), 1.001)  # 0.90 .. 1.00, all
-ACCEPTS = tuple(round(0.05 * i, 2) for i in range(2, 20))  # 0.10 .. 0.95
+ACCEPTS = (*(round(0.05 * i, 2) for i in range(2, 20)), 0.97, 0.98, 0.99)  # 0.10 .. 0.99
 CUTOFF = 0.9
 """The default cosine cut-off the band is placed around (CacheConfig.threshold)."""
 TARGET = 0.96
