@@ -326,7 +326,7 @@ def finish(
                  "also": ["gptcache-mock-paraphrases.json (positives)",
                           f"{args.swaps} word-swap negatives of fit questions"],
                  "not_used": ["semcache/data/pairs.jsonl"] + (["paws-wiki-dev.tsv"] if args.no_paws else [])},
-        "training": {**training, "lr": args.lr, "batch": args.batch, "epochs": 1, "warmup": 0.1,
+        "training": {**training, "lr": args.lr, "batch": args.batch, "epochs": 1, "warmup": args.warmup, "limit": args.limit,
                      "max_length": args.max_length, "embeddings": "frozen" if args.freeze_embeddings else "trained",
                      "threads": args.threads},
         "quantisation": "onnxruntime dynamic int8 (QInt8 weights)",

@@ -6,10 +6,13 @@ answer answers the query). Steps, each logged with its wall time:
 
 1. Data: ``qqp-train.tsv`` split by connected question components (``benchmarks/_qqp.py``, seed
    15): 70% of components to ``fit``, 10% to ``dev``, 20% to ``test``. The model learns from the
-   ``fit`` pairs, GPTCache's mock paraphrases (positives) and word-swap negatives made from
-   ``fit`` questions (two content words swapped: the order an embedding blurs). No PAWS, and not
-   the project's own pairs (both stay out of sample).
-2. Fine-tune (one pass, AdamW, linear warm-up and decay, BCE on the logit, seeded).
+   ``fit`` pairs (``--qqp-limit``: a seeded sample), GPTCache's mock paraphrases (positives),
+   word-swap negatives made from ``fit`` questions (two content words swapped: the order an
+   embedding blurs) and, unless ``--no-paws``, the ``fit`` components of PAWS dev
+   (``benchmarks/_paws.py``, ``--paws-repeat`` copies; its ``dev`` components join QQP dev in the
+   band choice, its ``test`` ones are held out). Never the project's own pairs.
+2. Fine-tune (one pass, AdamW, linear warm-up and decay, BCE on the logit, seeded; every weight
+   trained unless ``--freeze-embeddings``; ``--max-steps N`` times N steps and stops).
 3. Export to ONNX (dynamic batch and sequence axes), quantise (dynamic int8), check the int8
    decisions agree with fp32 on the held-out ``test`` pairs.
 4. The alternative, on the same split: logistic regression over bi-encoder pair features (cosine,
@@ -21,7 +24,12 @@ Everything lands in ``semcache/data/verifier/`` (model.onnx, tokenizer.json, ver
 the figures in ``benchmarks/results/verifier_training.json``.
 
 Usage: python scripts/train_verifier.py [--data ../shared/data] [--seed 15] [--work /tmp/...]
-(``--reuse`` skips the fine-tuning when the work folder holds a checkpoint of the same settings)
+(``--reuse`` skips the fine-tuning when the work folder holds a checkpoint of the same settings;
+``--out DIR`` writes the artifact elsewhere and its figures to DIR/training.json)
+
+The shipped artifact was trained with the previous recipe: ``--no-paws --freeze-embeddings
+--max-length 64 --swaps 1500 --limit 9600 --lr 6e-5 --warmup 0.06``. The defaults are the recipe
+tried next (full fine-tune, PAWS fit components): measured, not better, not shipped (README).
 """
 
 from __future__ import annotations
@@ -157,7 +165,7 @@ def training_pairs(
     # either order: at run time the query comes first, but labels are symmetric
     pairs = [(b, a, y) if rng.random() < 0.5 else (a, b, y) for a, b, y in pairs]
     rng.shuffle(pairs)
-    return pairs
+    return pairs[: args.limit] if args.limit else pairs
 
 
 def batches(pairs: list[_qqp.Pair], size: int, seed: int) -> list[list[_qqp.Pair]]:
@@ -193,7 +201,7 @@ def fine_tune(
     stop = min(steps, args.max_steps) if args.max_steps else steps
     trained = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
-    warm = max(1, int(0.1 * steps))
+    warm = max(1, int(args.warmup * steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
     )
@@ -231,7 +239,8 @@ def fine_tune(
 
 def settings_key(args: argparse.Namespace, pairs: list[_qqp.Pair]) -> str:
     blob = json.dumps([args.seed, args.lr, args.batch, args.max_length, args.swaps, args.qqp_limit,
-                       args.paws_repeat, args.no_paws, args.freeze_embeddings, len(pairs), pairs[:50]])  # fmt: skip
+                       args.paws_repeat, args.no_paws, args.freeze_embeddings, args.limit, args.warmup,
+                       len(pairs), pairs[:50]])  # fmt: skip
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -252,6 +261,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--paws-repeat", type=int, default=2, help="copies of the PAWS fit part")
     parser.add_argument("--no-paws", action="store_true", help="train without PAWS (cross-domain)")
     parser.add_argument("--freeze-embeddings", action="store_true")
+    parser.add_argument("--limit", type=int, default=0, help="training pairs in all (0: all)")
+    parser.add_argument("--warmup", type=float, default=0.1, help="share of steps warming up")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N steps (timing)")
     parser.add_argument("--reuse", action="store_true")
     return parser.parse_args()
