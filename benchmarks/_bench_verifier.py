@@ -4,8 +4,10 @@
   and every choice of the verifier saw only ``fit`` and ``dev``), 4,000 pairs, half equivalent, in
   the shared-index protocol of ``benchmarks/_shared_index.py`` (brute-force cosine top-4 in numpy,
   no Redis; the decision is the real ``GuardedDecision`` the cache runs).
-- PAWS-Wiki dev (cross-domain: the verifier was trained without PAWS) and the project's own pairs
-  (not trained on either), each pair a lookup of its query against its own candidate.
+- PAWS-Wiki dev, each pair a lookup of its query against its own candidate: all of it
+  (cross-domain) for a verifier trained without PAWS; for one trained on PAWS fit components
+  (``benchmarks/_paws.py``), only the held-out ``test`` components (in-domain, and labelled so).
+- The project's own pairs (never trained on), the same way.
 
 Decisions compared, at cut-offs 0.85 / 0.90 / 0.95 / 0.98 and at the default: the new default
 (guard + verifier), the verifier without the guard, the old default (guard), the plain threshold.
@@ -21,21 +23,22 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import _qqp
+from benchmarks import _paws, _qqp
 from benchmarks import _shared_index as shared
 from semcache import CacheConfig, Guard, GuardedDecision, ThresholdDecision, Verifier
 from semcache.core.types import Entry
 from semcache.decision.calibrate import run
 from semcache.decision.decide import Candidate
+from semcache.decision.verifier import metadata
 
 CUTOFFS = (0.85, 0.9, 0.95, 0.98)
 PAIRS = 4000
 _ENTRY = Entry(response={}, kind="chat", model="bench")
 
 
-def memo() -> Verifier:
-    """The shipped verifier, its scores computed in batches up front and served from memory."""
-    return Verifier().memoised()
+def memo(path: Path | None = None) -> Verifier:
+    """The shipped verifier (or the artifact in ``path``), its scores served from memory."""
+    return Verifier(path).memoised()
 
 
 def calls(verdict: Any) -> int:
@@ -86,6 +89,25 @@ def subsample(pairs: Any, n: int, seed: int = 9) -> Any:
 
     keep = sorted(random.Random(seed).sample(range(len(pairs.sims)), n))
     return replace(pairs, queries=[pairs.queries[i] for i in keep],
+                   candidates=[pairs.candidates[i] for i in keep],
+                   labels=pairs.labels[keep], sims=pairs.sims[keep])  # fmt: skip
+
+
+def saw_paws(verifier: Verifier) -> bool:
+    """Whether the verifier was trained on PAWS (its fit components), from its metadata."""
+    return "paws-wiki-dev.tsv" not in metadata(verifier.path)["data"]["not_used"]
+
+
+def held_out(pairs: Any, data: Path) -> Any:
+    """The PAWS ``test`` components of bench_accuracy's PAWS ``Pairs`` (``benchmarks/_paws.py``:
+    the verifier was fitted on other PAWS components and its band chosen on the ``dev`` ones)."""
+    from dataclasses import replace
+
+    test = {(a, b) for a, b, _ in _paws.split(data).test}
+    keep = [
+        i for i, qc in enumerate(zip(pairs.queries, pairs.candidates, strict=True)) if qc in test
+    ]
+    return replace(pairs, name=f"{pairs.name} held-out", queries=[pairs.queries[i] for i in keep],
                    candidates=[pairs.candidates[i] for i in keep],
                    labels=pairs.labels[keep], sims=pairs.sims[keep])  # fmt: skip
 

@@ -27,6 +27,7 @@ components in a shared index, PAWS cross-domain and the project's pairs, against
 and the plain threshold in the same run.
 
 Usage: python benchmarks/bench_accuracy.py [--target 0.95] [--data DIR] [--verifier-only]
+[--verifier DIR --out FILE] (another verifier artifact, e.g. a retrained one, into its own file)
 (writes benchmarks/results/accuracy.json and prints the tables; ``--verifier-only`` runs the
 verifier part and keeps the rest of the JSON from the last full run)
 """
@@ -318,6 +319,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--verifier-only", action="store_true")
     parser.add_argument(
+        "--verifier", type=Path, default=None, help="a verifier artifact folder (default: shipped)"
+    )
+    parser.add_argument(
         "--pair-sample",
         type=int,
         default=0,
@@ -328,12 +332,17 @@ def main() -> None:
     embedder = semcache.SentenceTransformerEmbedder()
     old = json.loads(args.out.read_text()) if args.verifier_only and args.out.exists() else {}
     results, checked = old.get("sets", {}), {}
-    memo = verifier.memo()
+    memo = verifier.memo(args.verifier)
     for name, q, c, labels in load_sets(args.data):
         pairs = score(name, q, c, labels, embedder)
         if not args.verifier_only:
             results[name] = evaluate(pairs, args.target)
-        checked[name] = verifier.per_pair(name, verifier.subsample(pairs, args.pair_sample), memo)
+        if name.startswith("PAWS") and verifier.saw_paws(memo):  # fitted on PAWS fit components
+            name, pairs = f"{name} held-out (in-domain)", verifier.held_out(pairs, args.data)
+        else:
+            name = f"{name} (cross-domain)" if name.startswith("PAWS") else name
+            pairs = verifier.subsample(pairs, args.pair_sample)
+        checked[name] = verifier.per_pair(name, pairs, memo)
     checked = {"QQP held-out": verifier.qqp_shared(args.data, lambda t: embed_all(t, embedder), memo),
                **checked}  # fmt: skip
     print(table(results, args.target))

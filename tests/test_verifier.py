@@ -211,3 +211,28 @@ def test_decide_with_the_verifier_is_a_pure_flow() -> None:
     with pytest.raises(StopIteration) as stop:
         next(flow)
     assert stop.value.value.accepted is None and stop.value.value.reason == "verifier"
+
+
+def test_the_paws_split_keeps_each_sentence_component_on_one_side(tmp_path: Path) -> None:
+    """benchmarks/_paws.py: a sentence and its swaps never sit on two sides (fit / dev / test)."""
+    from benchmarks import _paws, _qqp
+
+    rows = []
+    for i in range(60):  # 60 components: a source sentence, two variants, chained pairs
+        base, swap, para = (
+            f"Ann met Bob in town {i} .",
+            f"Bob met Ann in town {i} .",
+            f"In town {i} , Ann met Bob .",
+        )
+        rows += [f"{3 * i}\t{base}\t{swap}\t0", f"{3 * i + 1}\t{swap}\t{para}\t0", f"{3 * i + 2}\t{para}\t{base}\t1"]  # fmt: skip
+    (tmp_path / _paws.FILE).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    split = _paws.split(tmp_path)
+    sides = {name: getattr(split, name) for name in ("fit", "dev", "test")}
+    assert sum(map(len, sides.values())) == 180 and all(sides.values())
+    seen: dict[str, str] = {}
+    for name, pairs in sides.items():
+        for a, b, _ in pairs:
+            for text in (a, b):
+                assert seen.setdefault(_qqp.normalise(text), name) == name, text
+    assert split.components == {"fit": 42, "dev": 6, "test": 12}
+    assert _paws.split(tmp_path) == split  # seeded: the same split every time
