@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
@@ -36,6 +38,30 @@ log = logging.getLogger("semcache")
 
 TTL = float | None | Literal["default"]
 Command = tuple[Any, ...]
+
+
+class ExactMisses:
+    """Exact keys whose last read here missed (the oldest forgotten first, past ``size``)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys  # one dict read: a stale answer only shapes a round trip
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._keys[key] = None
+            self._keys.move_to_end(key)
+            while len(self._keys) > self.size:
+                self._keys.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        if key in self._keys:
+            with self._lock:
+                self._keys.pop(key, None)
 
 
 class Core:
@@ -65,6 +91,7 @@ class Core:
         self.semantic = SemanticLayer(config, self.planner, self.embeddings, self.decision)
         self.invalidation = Invalidation(self.planner, self.semantic, self.l1)
         self.leases = Leases()
+        self.exact_misses = ExactMisses(vector_memory)
 
     @property
     def embedding_model(self) -> str:
@@ -135,12 +162,13 @@ class Core:
     def _searches(self, plan: Plan, vector: Vectors | None, given: bool) -> tuple[Command, ...]:
         """The KNN searches that ride with the exact read: when the vector is known, the index
         checked, and the exact layer not expected to answer: the caller gave the vector, or this
-        exact key missed here last time and was not stored since (its lease is held). A repeated
-        prompt, whose vector is in memory too, stays a lone GET: the exact layer wins when both
-        answer, so its search would be wasted."""
+        exact key missed here last time and was not stored here since (its lease is held). A
+        repeated prompt, whose vector is in memory too, stays a lone GET: the exact layer wins when
+        both answer, so its search would be wasted."""
         if vector is None or not self.semantic.ready(plan.keys):
             return ()
-        if not given and not self.leases.holds(plan.exact_key):
+        key = plan.exact_key
+        if not given and not (key in self.exact_misses and self.leases.holds(key)):
             return ()
         return self.semantic.queries(plan, vector)
 
@@ -151,7 +179,10 @@ class Core:
         embedding-cache read or of the searches that rode with the exact read)."""
         found = yield from self._exact_hit(plan, exact)
         if found is not None:
+            self.exact_misses.discard(plan.exact_key)  # stored by another process, say
             return found
+        if exact is None:
+            self.exact_misses.add(plan.exact_key)
         if plan.skip_semantic is not None:
             return self.planner.miss(plan, plan.skip_semantic, tried=("exact",))
         both: tuple[Layer, ...] = ("exact", "semantic")

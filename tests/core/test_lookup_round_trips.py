@@ -106,6 +106,19 @@ def test_a_repeated_prompt_stays_a_lone_read_of_its_entry(cache: Cache, counted:
     assert counted.batches == [GETS, GETS]
 
 
+def test_an_entry_another_process_stored_costs_one_search_then_none(
+    cache: Cache, counted: Counted, redis_url: str, embedder: semcache.Embedder
+) -> None:
+    cache.store(chat(STORED), answer("link"))
+    assert cache.lookup(chat(ASKED)).layer == "semantic"  # a miss of the exact key: searched next
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=cache.namespace) as other:
+        other.store(chat(ASKED), answer("its own"))  # the lease of this process stays held
+    counted.batches.clear()
+    for _ in range(3):
+        assert cache.lookup(chat(ASKED)).response == answer("its own")
+    assert counted.batches == [[*GETS, "FT.SEARCH"], GETS, GETS]
+
+
 def test_a_given_vector_is_searched_with_the_exact_read_and_never_embedded(
     cache: Cache, counted: Counted, embedder: semcache.Embedder
 ) -> None:
