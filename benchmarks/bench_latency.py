@@ -388,8 +388,8 @@ def main() -> None:
             found = lookups(server.url, client, embedder, texts, fl)
             load.append(round(os.getloadavg()[0], 2))
             stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "load_average_1min": load}
-            RESULTS.write_text(json.dumps({**old, **found, "floors": fl, "lookup_run": stamp},
-                                          indent=2))  # fmt: skip
+            found |= {"floors_lookup_run": fl, "lookup_run": stamp}
+            RESULTS.write_text(json.dumps({**old, **found}, indent=2))
             print(f"load average {load}; wrote {RESULTS}")
             return
         cost = verifier_cost(server.url, embedder, texts, fl)
