@@ -177,16 +177,18 @@ print(elapsed, time.process_time(), imported)
 """
 
 
-def first_lookup(url: str, runs: int) -> dict[str, Any]:
+def first_lookup(
+    url: str, runs: int, runtimes: tuple[str, ...] = ("onnx", "torch")
+) -> dict[str, Any]:
     """Seconds from the start of a fresh process to its first lookup's result (a miss that embeds).
 
     Also the process's CPU seconds at that point (interpreter start included): on a machine whose
     cores are taken by other jobs the wall time stretches, the CPU time much less.
     """
-    samples: dict[str, list[tuple[float, ...]]] = {"onnx": [], "torch": []}
+    samples: dict[str, list[tuple[float, ...]]] = {runtime: [] for runtime in runtimes}
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     for i in range(runs):
-        for runtime in ("onnx", "torch") if i % 2 else ("torch", "onnx"):
+        for runtime in runtimes if i % 2 else runtimes[::-1]:
             code = f"URL, RUNTIME = {url!r}, {runtime!r}\n" + FIRST_LOOKUP
             start = time.perf_counter()
             out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
@@ -204,8 +206,9 @@ def first_lookup(url: str, runs: int) -> dict[str, Any]:
             "median_import_semcache_s": float(np.median(imported)),
             "median_with_interpreter_start_s": float(np.median(wall)),
         }
-    row["ratio_onnx_to_torch"] = row["onnx"]["median_s"] / row["torch"]["median_s"]
-    row["cpu_ratio_onnx_to_torch"] = row["onnx"]["median_cpu_s"] / row["torch"]["median_cpu_s"]
+    if len(runtimes) == 2:
+        row["ratio_onnx_to_torch"] = row["onnx"]["median_s"] / row["torch"]["median_s"]
+        row["cpu_ratio_onnx_to_torch"] = row["onnx"]["median_cpu_s"] / row["torch"]["median_cpu_s"]
     return row
 
 

@@ -1,9 +1,15 @@
 """Lookup latency against its floors, and semantic search recall at 10k and 100k entries.
 
-In one run, on the embedded Redis (unix socket) and the default local embedder:
-- floors: a bare redis-py GET round trip, and a bare embedding of one text;
-- p50/p99 of an exact hit, a semantic hit (embedding in process memory, in the Redis embedding cache,
-  and not cached at all), and a miss, each as a ratio to its floor;
+In one run, on the embedded Redis (unix socket) and the default local embedder (all-MiniLM-L6-v2 on
+ONNX Runtime; torch's sentence-transformers only as the baseline of the cold lookup):
+- floors, interleaved with the lookups they are the floor of (same load): a bare redis-py GET; a
+  bare pipelined GET + FT.SEARCH of the same query (the same KNN command semcache sends); a bare
+  embedding of one text by the default embedder and by torch;
+- p50/p99 of an exact hit, a semantic hit with the vector known (in process memory, or given by the
+  caller as ``lookup(vector=...)``), with the vector in the Redis embedding cache, and not cached at
+  all, and a miss, each timed around the whole ``cache.lookup`` call, as a ratio to its floor;
+- the first lookup of a fresh process (a subprocess: import, ``Cache()``, one lookup that embeds),
+  wall and CPU seconds;
 - the learned verifier's added time: one bare verifier call (query + one candidate) and a semantic
   lookup under the new default decision against the old one (guard only), on the same stored entries
   and paraphrases, next to one bare embedding measured in the same run;
@@ -14,9 +20,10 @@ The 10k/100k entries are vectors drawn around real embeddings of generated quest
 embeddings, each the centre of a cluster of noisy copies), so they cluster like real data without
 embedding 100k texts on 2 cores. Queries are near-duplicates of stored entries, as a cache serves.
 
-Usage: python benchmarks/bench_latency.py [--quick] [--verifier-only]
-(writes benchmarks/results/latency.json; ``--verifier-only`` measures the floors and the verifier
-and keeps the other rows of the JSON from the last full run)
+Usage: python benchmarks/bench_latency.py [--quick] [--verifier-only | --lookup-only]
+(writes benchmarks/results/latency.json with the load average; ``--verifier-only`` measures the
+floors and the verifier, ``--lookup-only`` the floors, the lookups and the first lookup, each keeping
+the other rows of the JSON from the last full run)
 """
 
 from __future__ import annotations
@@ -39,7 +46,9 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import semcache
+from benchmarks.bench_embed import first_lookup
 from semcache.core.types import IndexParams
+from semcache.embedding.default import default_local_embedder
 from semcache.redis.commands import create_index, knn
 from semcache.redis.keys import Keys
 from semcache.redis.replies import parse_search
@@ -85,6 +94,15 @@ def timed(fn: Any) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def timed_call(fn: Any, cpu: list[float]) -> tuple[float, Any]:
+    """Wall milliseconds of ``fn()`` and its value; its thread's CPU milliseconds go to ``cpu``."""
+    start, start_cpu = time.perf_counter(), time.thread_time()
+    value = fn()
+    elapsed = (time.perf_counter() - start) * 1000
+    cpu.append((time.thread_time() - start_cpu) * 1000)
+    return elapsed, value
+
+
 def chat(text: str) -> dict[str, Any]:
     return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
 
@@ -95,38 +113,111 @@ ANSWER = {"id": "x", "object": "chat.completion", "model": "gpt-4o-mini",
           "usage": {"prompt_tokens": 20, "completion_tokens": 80, "total_tokens": 100}}  # fmt: skip
 
 
-def floors(client: redis.Redis, embedder: semcache.Embedder, texts: list[str]) -> dict[str, Any]:
+def floors(
+    client: redis.Redis, embedder: semcache.Embedder, torch: semcache.Embedder | None,
+    texts: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    """A bare GET, and one text embedded by the default embedder and (interleaved) by torch."""
     client.set("bench:floor", b"x" * 600)
     get = [timed(lambda: client.get("bench:floor")) for _ in range(2000)]
-    embed = [timed(lambda t=t: embedder.embed([t])) for t in texts[:200]]
-    return {"redis_get": summary(get), "embed_one": summary(embed)}
+    embed: list[float] = []
+    torch_embed: list[float] = []
+    for text in texts[:200]:
+        embed.append(timed(lambda t=text: embedder.embed([t])))
+        if torch is not None:
+            torch_embed.append(timed(lambda t=text: torch.embed([t])))
+    out = {"redis_get": summary(get), "embed_one": summary(embed)}
+    if torch_embed:
+        out["torch_embed_one"] = summary(torch_embed)
+    return out
 
 
-def layer_latencies(cache: semcache.Cache, texts: list[str], fl: dict[str, Any]) -> dict[str, Any]:
-    get_floor, embed_floor = fl["redis_get"]["p50_ms"], fl["embed_one"]["p50_ms"]
+def bare_get_and_search(client: redis.Redis, cache: semcache.Cache, text: str) -> Any:
+    """The floor of a semantic hit with the vector known: one redis-py pipeline of the exact GET
+    and the same FT.SEARCH semcache sends (k, scope filter, returned fields)."""
+    plan = cache.plan(chat(text))
+    vector = cache._core.embeddings.recall(plan.text)
+    assert vector is not None
+    search = knn(plan.keys, vector=vector.tobytes(), scope=plan.scope, k=cache.config.top_k,
+                 ef=None, fields=cache.decision.return_fields)  # fmt: skip
+
+    def run() -> Any:
+        pipe = client.pipeline(transaction=False)
+        pipe.get(plan.exact_key)
+        pipe.execute_command(*search)
+        return pipe.execute()
+
+    return run
+
+
+def alternate(
+    calls: dict[str, Any], i: int, times: dict[str, list[float]], cpu: dict[str, list[float]]
+) -> None:
+    """Time each call once, in turn, first to last or (odd ``i``) last to first: the call after a
+    pause pays for waking the server on a loaded machine, so none of them always goes first."""
+    for name in list(calls) if i % 2 == 0 else list(calls)[::-1]:
+        times[name].append(timed_call(calls[name], cpu[name])[0])
+
+
+def layer_latencies(
+    cache: semcache.Cache, client: redis.Redis, texts: list[str], fl: dict[str, Any]
+) -> dict[str, Any]:
+    """Each lookup path timed around the whole ``cache.lookup`` call, its floor interleaved."""
     stored, probes = texts[:300], texts[300:600]
     for text in stored:
         cache.store(chat(text), ANSWER)
-    exact = [cache.lookup(chat(t)).lookup_ms for t in stored]
+    t: dict[str, list[float]] = {name: [] for name in (
+        "get", "exact", "pipe", "memory", "given", "redis", "cold", "miss")}  # fmt: skip
+    cpu: dict[str, list[float]] = {name: [] for name in t}
+    for i, text in enumerate(stored):
+        key = cache.plan(chat(text)).exact_key
+        pair = {"get": lambda k=key: client.get(k), "exact": lambda q=text: cache.lookup(chat(q))}
+        alternate(pair, i, t, cpu)
     # Paraphrase-like probes: the stored question with a prefix, which keeps it in the same scope.
-    paraphrases = [f"Quick question: {t[0].lower()}{t[1:]}" for t in stored]
-    cold, warm_redis, warm_mem, layers = [], [], [], []
-    for text in paraphrases:
-        cold_result = cache.lookup(chat(text))
-        cold.append(cold_result.lookup_ms)
-        layers.append(cold_result.layer)
+    layers = []
+    for text in (f"Quick question: {q[0].lower()}{q[1:]}" for q in stored):
+        ms, result = timed_call(lambda q=text: cache.lookup(chat(q)), cpu["cold"])
+        t["cold"].append(ms)
+        layers.append(result.layer)
         cache._core.embeddings.forget()
-        warm_redis.append(cache.lookup(chat(text)).lookup_ms)
-        warm_mem.append(cache.lookup(chat(text)).lookup_ms)
-    misses = [cache.lookup(chat(t + " Please answer in Klingon.")) for t in probes]
-    return {
-        "exact_hit": summary(exact, get_floor),
-        "semantic_hit_embedding_in_memory": summary(warm_mem, get_floor),
-        "semantic_hit_embedding_in_redis": summary(warm_redis, get_floor),
-        "semantic_lookup_embedding_not_cached": summary(cold, embed_floor),
-        "semantic_hit_rate_of_probes": sum(layer == "semantic" for layer in layers) / len(layers),
-        "miss_with_new_embedding": summary([m.lookup_ms for m in misses], embed_floor),
+        t["redis"].append(timed_call(lambda q=text: cache.lookup(chat(q)), cpu["redis"])[0])
+        bare = bare_get_and_search(client, cache, text)
+        vector = cache._core.embeddings.recall(text)
+        trio = {
+            "pipe": bare,
+            "memory": lambda q=text: cache.lookup(chat(q)),
+            "given": lambda q=text, v=vector: cache.lookup(chat(q), vector=v),
+        }
+        for round_ in range(2):
+            alternate(trio, round_, t, cpu)
+    for text in probes:
+        miss = f"{text} Please answer in Klingon."
+        t["miss"].append(timed_call(lambda q=miss: cache.lookup(chat(q)), cpu["miss"])[0])
+    embed_floor = fl["embed_one"]["p50_ms"]
+    torch_floor = fl.get("torch_embed_one", {}).get("p50_ms")
+    rows = {
+        "floor_redis_get_interleaved": summary(t["get"]),
+        "floor_pipelined_get_and_ft_search": summary(t["pipe"]),
+        "exact_hit": summary(t["exact"], pct(t["get"], 0.5)),
+        "semantic_hit_vector_in_memory": summary(t["memory"], pct(t["pipe"], 0.5)),
+        "semantic_hit_vector_given": summary(t["given"], pct(t["pipe"], 0.5)),
+        "semantic_hit_embedding_in_redis": summary(t["redis"], pct(t["pipe"], 0.5)),
+        "semantic_lookup_embedding_not_cached": summary(t["cold"], embed_floor),
+        "miss_with_new_embedding": summary(t["miss"], embed_floor),
     }
+    names = dict(zip(t, ("floor_redis_get_interleaved", "exact_hit",
+                         "floor_pipelined_get_and_ft_search", "semantic_hit_vector_in_memory",
+                         "semantic_hit_vector_given", "semantic_hit_embedding_in_redis",
+                         "semantic_lookup_embedding_not_cached", "miss_with_new_embedding"),
+                     strict=True))  # fmt: skip
+    for short, name in names.items():
+        rows[name]["cpu_p50_ms"] = pct(cpu[short], 0.5)
+    if torch_floor:
+        rows["semantic_lookup_embedding_not_cached"]["p50_ratio_to_torch_embed_one"] = (
+            rows["semantic_lookup_embedding_not_cached"]["p50_ms"] / torch_floor
+        )
+    rows["semantic_hit_rate_of_probes"] = sum(layer == "semantic" for layer in layers) / len(layers)
+    return rows
 
 
 def verifier_cost(
@@ -246,19 +337,77 @@ def scale(client: redis.Redis, centres: np.ndarray, sizes: list[int], n_queries:
     return rows
 
 
+def torch_embedder() -> semcache.Embedder | None:
+    """sentence-transformers on torch (the ``torch`` extra): only the cold lookup's baseline."""
+    try:
+        torch = semcache.SentenceTransformerEmbedder()
+        torch.embed(["load the model outside the timings"])
+    except ImportError:
+        return None
+    return torch
+
+
+def ratios(layers: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
+    """The goals of issue 18, as ratios measured in this run."""
+    cold = layers["semantic_lookup_embedding_not_cached"]
+    return {
+        "exact_hit_to_bare_get": layers["exact_hit"]["p50_ratio_to_floor"],
+        "semantic_hit_vector_in_memory_to_bare_get_and_search": layers[
+            "semantic_hit_vector_in_memory"
+        ]["p50_ratio_to_floor"],
+        "semantic_hit_vector_given_to_bare_get_and_search": layers["semantic_hit_vector_given"][
+            "p50_ratio_to_floor"
+        ],
+        "cold_semantic_lookup_to_torch_embed_one": cold.get("p50_ratio_to_torch_embed_one"),
+        "first_lookup_of_a_fresh_process_s": first["onnx"]["median_with_interpreter_start_s"],
+        "first_lookup_of_a_fresh_process_cpu_s": first["onnx"]["median_cpu_s"],
+    }
+
+
+def lookups(url: str, client: redis.Redis, embedder: semcache.Embedder, texts: list[str],
+            fl: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    with semcache.Cache(redis_url=url, embedder=embedder, namespace="bench") as cache:
+        layers = layer_latencies(cache, client, texts, fl)
+        cache.flush()
+    for name, row in layers.items():
+        if isinstance(row, dict):
+            print(f"  {name:<40} p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms  "
+                  f"cpu p50 {row['cpu_p50_ms']:6.3f} ms  "
+                  f"x{row.get('p50_ratio_to_floor', 0):.2f} of floor")  # fmt: skip
+    first = first_lookup(url, 5, ("onnx",))
+    print(f"  first lookup of a fresh process: {first['onnx']}")
+    out = {"layers": layers, "first_lookup": first, "ratios": ratios(layers, first)}
+    print(f"ratios: {json.dumps(out['ratios'], indent=1)}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="10k entries only, fewer queries")
-    parser.add_argument("--verifier-only", action="store_true")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--verifier-only", action="store_true")
+    only.add_argument("--lookup-only", action="store_true")
     args = parser.parse_args()
-    embedder = semcache.Batching(semcache.SentenceTransformerEmbedder())
+    bare = default_local_embedder()
+    embedder = semcache.Batching(bare)
+    torch = torch_embedder()
     texts = questions(2000)
     embedder.embed(texts[:4])  # load the model outside the timings
+    load = [round(os.getloadavg()[0], 2)]
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with tempfile.TemporaryDirectory() as tmp, EmbeddedServer(tmp, persist=False) as server:
         client = redis.Redis.from_url(server.url)
-        fl = floors(client, embedder, texts)
+        fl = floors(client, bare, torch, texts)
         print(f"floors: GET p50 {fl['redis_get']['p50_ms']:.3f} ms, "
               f"embed one text p50 {fl['embed_one']['p50_ms']:.2f} ms")  # fmt: skip
+        if args.lookup_only:
+            found = lookups(server.url, client, embedder, texts, fl)
+            load.append(round(os.getloadavg()[0], 2))
+            stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "load_average_1min": load}
+            found |= {"floors_lookup_run": fl, "lookup_run": stamp}
+            RESULTS.write_text(json.dumps({**old, **found}, indent=2))
+            print(f"load average {load}; wrote {RESULTS}")
+            return
         cost = verifier_cost(server.url, embedder, texts, fl)
         print(f"verifier: bare call p50 {cost['bare_call_one_candidate']['p50_ms']:.2f} ms, p99 "
               f"{cost['bare_call_one_candidate']['p99_ms']:.2f} ms")  # fmt: skip
@@ -269,25 +418,21 @@ def main() -> None:
                   f"embedding), p99 {row['added_p99_ms']:.2f} ms; exact hit added p50 "
                   f"{row['exact_hit_added_p50_ms']:.3f} ms")  # fmt: skip
         if args.verifier_only:
-            old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
             RESULTS.write_text(
                 json.dumps({**old, "floors_verifier_run": fl, "verifier": cost}, indent=2)
             )
             return
-        with semcache.Cache(redis_url=server.url, embedder=embedder, namespace="bench") as cache:
-            layers = layer_latencies(cache, texts, fl)
-        for name, row in layers.items():
-            if isinstance(row, dict):
-                print(f"  {name:<40} p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms  "
-                      f"x{row.get('p50_ratio_to_floor', 0):.1f} of floor")  # fmt: skip
-        centres = semcache.SentenceTransformerEmbedder(threads=2).embed(texts)
+        found = lookups(server.url, client, embedder, texts, fl)
+        centres = default_local_embedder(threads=2).embed(texts)
         sizes = [10_000] if args.quick else [10_000, 100_000]
         scaled = scale(client, centres, sizes, 200 if args.quick else 500)
+    load.append(round(os.getloadavg()[0], 2))
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {platform.system()}, {platform.python_version()}",
+        "load_average_1min": load,
         "floors": fl,
-        "layers": layers,
+        **found,
         "verifier": cost,
         "scale": scaled,
         "note": "scale rows use vectors drawn around 2,000 real embeddings (see docstring)",

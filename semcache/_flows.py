@@ -339,28 +339,48 @@ class Layers(Base[E, C]):
         namespace: str | None = None,
         threshold: float | None = None,
         bypass: bool = False,
+        vector: npt.ArrayLike | None = None,
     ) -> Flow[LookupResult]:
         """Look a request up: exact layer, then semantic. A miss is a result, never an exception.
 
-        Raises InvalidRequestError (before any I/O) for a malformed request.
+        ``vector``: the embedding of the request's semantic text, for a caller that has it (made
+        by this cache's embedder model): it is used as given, never embedded again, and its
+        KNN search rides with the exact read, in one round trip.
+
+        Raises InvalidRequestError (before any I/O) for a malformed request, or a vector that is not
+        one finite row of the embedder's dimension.
+
+        Example::
+
+            result = cache.lookup(request, vector=embedding)   # embedding: 384 floats
         """
         plan = self.plan(request, tenant=tenant, namespace=namespace, threshold=threshold)
+        checked = self._vector(vector)
         if bypass:
             return self._core.planner.miss(plan, "bypass")
-        return (yield from self._f_lookup_plan(plan))
+        return (yield from self._f_lookup_plan(plan, vector=checked))
 
-    def _f_lookup_plan(self, plan: Plan) -> Flow[LookupResult]:
-        """Look up an already planned request."""
-        result, _ = yield from self._looked_up(plan, None)
+    def _f_lookup_plan(
+        self, plan: Plan, *, vector: npt.ArrayLike | None = None
+    ) -> Flow[LookupResult]:
+        """Look up an already planned request (``vector`` as in :meth:`lookup`)."""
+        result, _ = yield from self._looked_up(plan, None, self._vector(vector))
         return result
 
+    def _vector(self, vector: npt.ArrayLike | None) -> npt.NDArray[np.float32] | None:
+        return None if vector is None else self._core.embeddings.check(vector)
+
     def _looked_up(
-        self, plan: Plan, lock: tuple[str, int] | None
+        self,
+        plan: Plan,
+        lock: tuple[str, int] | None,
+        vector: npt.NDArray[np.float32] | None = None,
     ) -> Flow[tuple[LookupResult, bool]]:
         """A timed, counted lookup (taking the compute lock with it when ``lock`` is given)."""
         start = time.perf_counter()
         unavailable = (self._core.planner.miss(plan, "unavailable"), False)
-        result, locked = yield from self._safe(self._core.lookup_or_lock(plan, lock), unavailable)
+        flow = self._core.lookup_or_lock(plan, lock, vector)
+        result, locked = yield from self._safe(flow, unavailable)
         result = dataclasses.replace(result, lookup_ms=(time.perf_counter() - start) * 1000)
         yield from self._count(self._accounting.lookup(plan, result))
         return result, locked
@@ -549,14 +569,15 @@ class Flows(Layers[E, C]):
         return (yield from self._led(flight, held, recheck=True, wait=wait))
 
     def _f_lookup_and_join(
-        self, plan: Plan, *, timeout: float | None = None
+        self, plan: Plan, *, timeout: float | None = None, vector: npt.ArrayLike | None = None
     ) -> Flow[tuple[LookupResult, Flight | None]]:
         """:meth:`lookup_plan`, then, on a miss, :meth:`join_flight`, with the compute lock taken in
         the lookup's own round trip (a hit that took it frees it with the next round trip). Pair a
         flight with :meth:`store_and_leave` (which frees the lock with the store) or
-        :meth:`leave_flight`."""
+        :meth:`leave_flight`. ``vector`` as in :meth:`lookup`."""
+        checked = self._vector(vector)
         lock = token()
-        result, locked = yield from self._looked_up(plan, (lock, self._lock_ms()))
+        result, locked = yield from self._looked_up(plan, (lock, self._lock_ms()), checked)
         if result.reason == "unavailable":  # the lock's reply may be lost: is the lock ours?
             locked = yield from self._safe(owns_lock(plan, lock), False)
         release = Defer((commands.release_lock(plan.lock_key, lock),))

@@ -37,3 +37,21 @@ def test_costs_match_calc_price_above_and_below_the_tier(
 def test_overrides_keep_their_own_formula() -> None:
     table = PriceTable({TIERED: Price(input=1.0, output=2.0)})
     assert table.cost(TIERED, 400_000, 1000) == pytest.approx((400_000 * 1.0 + 1000 * 2.0) / 1e6)
+
+
+def test_a_repeated_cost_is_remembered_and_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    price = PriceTable().price(TIERED)
+    assert price is not None
+    first = [price.cost(400_000, 1000), price.cost(10_000, 500, 8_000)]
+    expected = reference(400_001, 1000)
+    calls: list[object] = []
+    inner = price.model_price.calc_price  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        type(price.model_price),  # type: ignore[attr-defined]
+        "calc_price",
+        lambda self, usage: calls.append(usage) or inner(usage),
+    )
+    assert [price.cost(400_000, 1000), price.cost(10_000, 500, 8_000)] == first
+    assert calls == []  # computed once per token counts
+    assert price.cost(400_001, 1000) == pytest.approx(expected)
+    assert len(calls) == 1

@@ -17,6 +17,7 @@ What counts where, for one lookup that ended at layer L after ``lookup_ms``:
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -45,7 +46,14 @@ TOP_SHOWN = 10
 
 
 def day_of(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+    """The UTC day of a timestamp, ``YYYY-MM-DD``."""
+    return _day(int(timestamp // 86400))
+
+
+@functools.lru_cache(maxsize=8)
+def _day(day: int) -> str:
+    # Every lookup asks for its day; strftime costs more than the rest of its counting.
+    return time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
 
 
 class Accounting:

@@ -21,6 +21,9 @@ log = logging.getLogger("semcache")
 
 _MTOK = 1_000_000
 
+#: Token counts whose cost a table price remembers.
+_MEMO = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class Price:
@@ -59,8 +62,22 @@ class _TablePrice(Price):
     """A price from genai-prices: costs go through its ``calc_price`` (tiers, cache reads)."""
 
     model_price: Any = field(default=None, repr=False, compare=False)
+    _costs: dict[tuple[int, int, int], float] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """Costs already computed: ``calc_price`` takes about 0.2 ms, and a cache's hits repeat the
+    same token counts (the table is fixed for the life of the process)."""
 
     def cost(self, prompt: int, completion: int, cached: int = 0) -> float:
+        key = (prompt, completion, cached)
+        found = self._costs.get(key)
+        if found is None:
+            if len(self._costs) >= _MEMO:
+                self._costs.clear()
+            found = self._costs[key] = self._calc(prompt, completion, cached)
+        return found
+
+    def _calc(self, prompt: int, completion: int, cached: int) -> float:
         from genai_prices import Usage
 
         # genai-prices counts cache reads inside input_tokens, as semcache counts them in prompt.

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
@@ -36,6 +38,30 @@ log = logging.getLogger("semcache")
 
 TTL = float | None | Literal["default"]
 Command = tuple[Any, ...]
+
+
+class ExactMisses:
+    """Exact keys whose last read here missed (the oldest forgotten first, past ``size``)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys  # one dict read: a stale answer only shapes a round trip
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._keys[key] = None
+            self._keys.move_to_end(key)
+            while len(self._keys) > self.size:
+                self._keys.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        if key in self._keys:
+            with self._lock:
+                self._keys.pop(key, None)
 
 
 class Core:
@@ -65,6 +91,7 @@ class Core:
         self.semantic = SemanticLayer(config, self.planner, self.embeddings, self.decision)
         self.invalidation = Invalidation(self.planner, self.semantic, self.l1)
         self.leases = Leases()
+        self.exact_misses = ExactMisses(vector_memory)
 
     @property
     def embedding_model(self) -> str:
@@ -81,67 +108,100 @@ class Core:
 
     # --- lookup ---------------------------------------------------------------------------------
 
-    def lookup(self, plan: Plan) -> Flow[LookupResult]:
-        """The L1 tier (when on), then the exact and semantic layers; exact hits fill the L1."""
-        result, _ = yield from self.lookup_or_lock(plan, None)
+    def lookup(self, plan: Plan, vector: Vectors | None = None) -> Flow[LookupResult]:
+        """The L1 tier (when on), then the exact and semantic layers; exact hits fill the L1.
+        ``vector``: the semantic text's embedding when the caller has it (checked already)."""
+        result, _ = yield from self.lookup_or_lock(plan, None, vector)
         return result
 
     def lookup_or_lock(
-        self, plan: Plan, lock: tuple[str, int] | None
+        self, plan: Plan, lock: tuple[str, int] | None, vector: Vectors | None = None
     ) -> Flow[tuple[LookupResult, bool]]:
         """:meth:`lookup`, taking the request's compute lock (``lock``: a token and a TTL in ms)
         in the same round trip as the exact read; with whether the lock was taken."""
         if self.l1 is None or self.planner.bypass_reason(plan):
-            return (yield from self._lookup(plan, lock))
+            return (yield from self._lookup(plan, lock, vector))
         entry = self.l1.get(plan.exact_key)
         if entry is not None:
             return self.planner.hit(plan, "l1", entry, 1.0, plan.digest, ("l1",)), False
         epoch = self.l1.epoch  # an invalidation from now on keeps this read out of the L1
-        result, locked = yield from self._lookup(plan, lock)
+        result, locked = yield from self._lookup(plan, lock, vector)
         if result.layer == "exact" and result.entry is not None:
             self.l1.put(plan.exact_key, result.entry, epoch)
         return replace(result, tried=("l1", *result.tried)), locked
 
-    def _lookup(self, plan: Plan, lock: tuple[str, int] | None) -> Flow[tuple[LookupResult, bool]]:
-        """Exact layer, then the semantic layer; the first GETs of both share one round trip."""
+    def _lookup(
+        self, plan: Plan, lock: tuple[str, int] | None, given: Vectors | None
+    ) -> Flow[tuple[LookupResult, bool]]:
+        """Exact layer, then the semantic layer, their reads in one round trip: with the exact GET
+        go the embedding-cache read when the vector is not known, or else the KNN search itself
+        when the exact layer is not expected to answer (:meth:`_searches`)."""
         bypass = self.planner.bypass_reason(plan)
         if bypass:
             return self.planner.miss(plan, bypass), False
         semantic = plan.skip_semantic is None
-        vector = self.embeddings.recall(plan.text, plan.tenant) if semantic else None
+        vector = None
+        if semantic:
+            vector = given if given is not None else self.embeddings.recall(plan.text, plan.tenant)
         gens = generations(plan)
         reads: list[Command] = [commands.get(plan.exact_key), *map(commands.get, gens)]
         if semantic and vector is None:
             reads.append(commands.get(self.embeddings.key(plan.text, plan.tenant)))
+        searches = self._searches(plan, vector, given is not None)
         # The lock goes first: a store that lands after it is seen by the GET behind it.
         first = (commands.take_lock(plan.lock_key, *lock),) if lock is not None else ()
-        replies = yield Commands((*first, *reads))
+        replies = yield Commands((*first, *reads, *searches))
         locked = bool(first) and is_ok(replies[0])
         exact, *rest = replies[len(first) :]
         seen, rest = rest[: len(gens)], rest[len(gens) :]
-        result = yield from self._layers(plan, (exact, *rest), vector)
+        result = yield from self._layers(plan, exact, rest, vector, bool(searches))
         if result.layer != "exact" and not any(isinstance(g, Exception) for g in seen):
             self.leases.give(plan.exact_key, tuple(seen))  # for the store of this miss
         return result, locked
 
-    def _layers(self, plan: Plan, replies: Sequence[Any], vector: Any) -> Flow[LookupResult]:
-        found = yield from self._exact_hit(plan, replies[0])
+    def _searches(self, plan: Plan, vector: Vectors | None, given: bool) -> tuple[Command, ...]:
+        """The KNN searches that ride with the exact read: when the vector is known, the index
+        checked, and the exact layer not expected to answer: the caller gave the vector, or this
+        exact key missed here last time and was not stored here since (its lease is held). A
+        repeated prompt, whose vector is in memory too, stays a lone GET: the exact layer wins when
+        both answer, so its search would be wasted."""
+        if vector is None or not self.semantic.ready(plan.keys):
+            return ()
+        key = plan.exact_key
+        if not given and not (key in self.exact_misses and self.leases.holds(key)):
+            return ()
+        return self.semantic.queries(plan, vector)
+
+    def _layers(
+        self, plan: Plan, exact: Any, rest: Sequence[Any], vector: Any, searched: bool
+    ) -> Flow[LookupResult]:
+        """The exact layer's answer, else the semantic layer's (``rest``: the replies of the
+        embedding-cache read or of the searches that rode with the exact read)."""
+        found = yield from self._exact_hit(plan, exact)
         if found is not None:
+            self.exact_misses.discard(plan.exact_key)  # stored by another process, say
             return found
+        if exact is None:
+            self.exact_misses.add(plan.exact_key)
         if plan.skip_semantic is not None:
-            return replace(self.planner.miss(plan, plan.skip_semantic), tried=("exact",))
+            return self.planner.miss(plan, plan.skip_semantic, tried=("exact",))
         both: tuple[Layer, ...] = ("exact", "semantic")
+        if searched:
+            return (yield from self.semantic.answer(plan, rest, tried=both))
         start = time.perf_counter()
         try:
             vector, writes = yield from self.embeddings.vector(
-                plan.text, replies[1] if vector is None else vector, plan.tenant
+                plan.text, rest[0] if vector is None else vector, plan.tenant
             )
         except Exception as exc:  # the embedder failed: the exact layer still answered
             log.warning("semcache: embedding failed, semantic layer skipped: %s", exc)
-            return replace(self.planner.miss(plan, "embedding-failed"), tried=both, embedded=True)
+            return self.planner.miss(plan, "embedding-failed", tried=both, embedded=True)
         embed_ms = (time.perf_counter() - start) * 1000 if writes else 0.0
-        result = yield from self.semantic.search(plan, vector, writes)
-        return replace(result, tried=both, embedded=bool(writes), embed_ms=embed_ms)
+        return (
+            yield from self.semantic.search(
+                plan, vector, writes, tried=both, embedded=bool(writes), embed_ms=embed_ms
+            )
+        )
 
     def _exact_hit(self, plan: Plan, raw: Any) -> Flow[LookupResult | None]:
         if raw is None or isinstance(raw, Exception):

@@ -59,6 +59,10 @@ class Leases:
             while len(self._seen) > self.size:
                 self._seen.popitem(last=False)
 
+    def holds(self, key: str) -> bool:
+        """True when a lookup of ``key`` missed and no store took its lease since."""
+        return key in self._seen  # one dict read: a stale answer only shapes a round trip
+
     def take(self, key: str) -> tuple[Any, ...] | None:
         with self._lock:
             return self._seen.pop(key, None)

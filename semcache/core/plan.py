@@ -124,7 +124,10 @@ class Planner:
             return "stochastic"
         return None
 
-    def miss(self, plan: Plan, reason: str, best: float | None = None) -> LookupResult:
+    def miss(
+        self, plan: Plan, reason: str, best: float | None = None, **fields: Any
+    ) -> LookupResult:
+        """A miss of ``plan`` (``fields``: more fields of the result, set in one construction)."""
         return LookupResult(
             layer=None,
             key=plan.digest,
@@ -132,6 +135,7 @@ class Planner:
             best_similarity=best,
             namespace=plan.keys.namespace,
             tenant=plan.tenant,
+            **fields,
         )
 
     def hit(
@@ -142,7 +146,10 @@ class Planner:
         similarity: float,
         matched: str,
         tried: tuple[Layer, ...] = (),
+        **fields: Any,
     ) -> LookupResult:
+        """A hit of ``plan`` served by ``entry`` (``fields`` as in :meth:`miss`)."""
+        fields.setdefault("best_similarity", similarity)
         return LookupResult(
             tried=tried,
             refresh=self._should_refresh(entry),
@@ -152,9 +159,9 @@ class Planner:
             response=entry.response,
             entry=entry,
             matched_key=matched,
-            best_similarity=similarity,
             namespace=plan.keys.namespace,
             tenant=plan.tenant,
+            **fields,
         )
 
     def _should_refresh(self, entry: Entry) -> bool:

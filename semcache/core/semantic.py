@@ -5,7 +5,7 @@ No I/O: the search and the index checks are yielded as commands.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from collections.abc import Sequence
 from typing import Any
 
 from semcache._errors import DimensionMismatchError
@@ -14,7 +14,7 @@ from semcache.core.embeddings import EmbeddingCache
 from semcache.core.ops import Commands, Flow
 from semcache.core.plan import Plan, Planner
 from semcache.core.types import Entry, LookupResult
-from semcache.decision.protocol import Candidate, Decision
+from semcache.decision.protocol import Candidate, Decision, Verdict
 from semcache.embedding.embedders import Vectors
 from semcache.redis import commands
 from semcache.redis.keys import Keys
@@ -85,90 +85,110 @@ class SemanticLayer:
         if isinstance(reply, Exception) and not already_exists(reply):
             raise reply
 
+    def ready(self, keys: Keys) -> bool:
+        """True when this namespace's index was checked (a search can go without a check)."""
+        return keys.namespace in self._ready
+
     def forget_index(self, namespace: str) -> None:
         """Check the namespace's index again on next use (it was dropped, or may have been)."""
         self._ready.discard(namespace)
 
     # --- search ---------------------------------------------------------------------------------
 
-    def search(self, plan: Plan, vector: Vectors, writes: list[Command]) -> Flow[LookupResult]:
+    def search(
+        self, plan: Plan, vector: Vectors, writes: list[Command], **extra: Any
+    ) -> Flow[LookupResult]:
         """The nearest candidates in scope, and the decision stage's verdict over them; ``writes``
-        (the embedding cache's) ride with the search."""
+        (the embedding cache's) ride with the search; ``extra``: more fields of the result."""
         yield from self.ensure_index(plan.keys)
-        # One KNN per shard in one pipeline: a cluster pipeline writes to every node before it
-        # reads, so the shards are searched in parallel; their candidates merge by distance.
-        searches = tuple(
+        searches = self.queries(plan, vector)
+        replies = (yield Commands((*writes, *searches)))[len(writes) :]
+        return (yield from self.answer(plan, replies, **extra))
+
+    def queries(self, plan: Plan, vector: Vectors) -> tuple[Command, ...]:
+        """The KNN searches of a lookup (its namespace's index must be ready: :meth:`ensure_index`).
+
+        One KNN per shard in one pipeline: a cluster pipeline writes to every node before it
+        reads, so the shards are searched in parallel; their candidates merge by distance."""
+        blob = self.embeddings.as_index_bytes(vector)
+        fields = self.decision.return_fields
+        k = self.config.top_k
+        return tuple(
             commands.knn(
-                plan.keys,
-                vector=self.embeddings.as_index_bytes(vector),
-                scope=plan.scope,
-                k=self.config.top_k,
-                ef=None,
-                fields=self.decision.return_fields,
-                shard=shard,
+                plan.keys, vector=blob, scope=plan.scope, k=k, ef=None, fields=fields, shard=shard
             )
             for shard in range(plan.keys.shards)
         )
-        replies = (yield Commands((*writes, *searches)))[len(writes) :]
+
+    def answer(self, plan: Plan, replies: Sequence[Any], **extra: Any) -> Flow[LookupResult]:
+        """The verdict over the replies of :meth:`queries` (``extra``: more fields of the result)."""
         failed = [reply for reply in replies if isinstance(reply, Exception)]
         if failed:
             self.forget_index(plan.keys.namespace)  # recreated on the next call if it was dropped
             log.warning("semcache: semantic search failed: %s", failed[0])
-            return self.planner.miss(plan, "search-failed")
+            return self.planner.miss(plan, "search-failed", **extra)
         rows = [row for reply in replies for row in parse_search(reply)]
-        candidates, stale = self._candidates(plan, rows)
+        candidates = self._candidates(plan, rows)
         del candidates[self.config.top_k :]
-        if stale:
-            log.warning("semcache: %d corrupt semantic entries removed", len(stale))
-            yield Commands(tuple(commands.unlink(doc) for doc in stale))  # one slot per command
-        if not candidates:
-            return self.planner.miss(plan, "no-candidates")
-        return (yield from self._decide(plan, candidates))
+        return (yield from self._decide(plan, candidates, extra))
 
-    def _decide(self, plan: Plan, candidates: list[Candidate]) -> Flow[LookupResult]:
-        verdict = yield from self.decision.decide(plan.text, candidates, plan.threshold)
-        best = candidates[0].similarity
+    def _decide(
+        self, plan: Plan, candidates: list[Candidate], extra: dict[str, Any]
+    ) -> Flow[LookupResult]:
+        """The decision stage's verdict; a corrupt entry it chose is removed and it decides again
+        over the rest (entries are decoded only once chosen)."""
+        while candidates:
+            verdict = yield from self.decision.decide(plan.text, candidates, plan.threshold)
+            chosen = verdict.accepted
+            entry = chosen.decoded() if chosen is not None else None
+            if chosen is not None and entry is None:
+                log.warning("semcache: corrupt semantic entry %s removed", chosen.digest)
+                yield Commands((commands.unlink(plan.keys.doc(plan.tenant_tag, chosen.digest)),))
+                candidates = [c for c in candidates if c is not chosen]
+                continue
+            return (yield from self._verdict(plan, candidates[0], verdict, entry, extra))
+        return self.planner.miss(plan, "no-candidates", **extra)
+
+    def _verdict(
+        self,
+        plan: Plan,
+        nearest: Candidate,
+        verdict: Verdict,
+        entry: Entry | None,
+        extra: dict[str, Any],
+    ) -> Flow[LookupResult]:
+        judged = {"checks": verdict.checks, "judge_calls": verdict.judge_calls,
+                  "judge_usd": verdict.judge_usd, **extra}  # fmt: skip
         chosen = verdict.accepted
-        if chosen is None:
-            missed = self.planner.miss(plan, verdict.reason, best)
-            return replace(
-                missed, checks=verdict.checks, nearest_key=candidates[0].digest,
-                judge_calls=verdict.judge_calls, judge_usd=verdict.judge_usd,
-            )  # fmt: skip
-        result = self.planner.hit(plan, "semantic", chosen.entry, chosen.similarity, chosen.digest)
-        result = replace(
-            result, best_similarity=best, checks=verdict.checks,
-            judge_calls=verdict.judge_calls, judge_usd=verdict.judge_usd,
+        if chosen is None or entry is None:
+            return self.planner.miss(
+                plan, verdict.reason, nearest.similarity, nearest_key=nearest.digest, **judged
+            )
+        if self.config.sliding_ttl and entry.ttl_ms:
+            yield Commands(self._renew(plan, chosen.digest, entry.ttl_ms))
+        return self.planner.hit(
+            plan, "semantic", entry, chosen.similarity, chosen.digest,
+            best_similarity=nearest.similarity, **judged,
         )  # fmt: skip
-        if self.config.sliding_ttl and chosen.entry.ttl_ms:
-            yield Commands(self._renew(plan, chosen.digest, chosen.entry.ttl_ms))
-        return result
 
-    def _candidates(
-        self, plan: Plan, rows: list[tuple[str, dict[str, Any]]]
-    ) -> tuple[list[Candidate], list[str]]:
-        """Decode search rows, nearest first. Documents whose entry is corrupt are set aside for
-        removal; a document of another scope, tenant or embedding model is never a candidate."""
+    def _candidates(self, plan: Plan, rows: list[tuple[str, dict[str, Any]]]) -> list[Candidate]:
+        """Search rows as candidates, nearest first, their entries not decoded yet; a document of
+        another scope, tenant or embedding model is never a candidate."""
         expected = {"scope": plan.scope, "tenant": plan.tenant_tag, "emb": self.embeddings.tag}
-        candidates, stale = [], []
+        candidates = []
         for doc, fields in rows:
             if any(text(fields.get(name, b"")) != want for name, want in expected.items()):
                 log.error(
                     "semcache: search returned %s from outside the query's scope; ignored", doc
                 )
                 continue
-            entry = Entry.from_json(fields.get("entry", b""))
-            if entry is None:
-                stale.append(doc)
-                continue
             similarity = 1.0 - float(fields.get("dist", 2.0))  # RediSearch cosine distance
-            candidates.append(
-                Candidate(
-                    doc.rsplit(":", 1)[-1], similarity, entry, text(fields.get("text", b"")), fields
-                )
-            )
+            digest = doc.rsplit(":", 1)[-1]
+            found = text(fields.get("text", b""))
+            raw = fields.get("entry", b"")
+            candidates.append(Candidate(digest, similarity, None, found, fields, raw=raw))
         candidates.sort(key=lambda c: -c.similarity)
-        return candidates, stale
+        return candidates
 
     @staticmethod
     def _renew(plan: Plan, digest: str, ttl_ms: int) -> tuple[Command, ...]:

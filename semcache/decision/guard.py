@@ -308,17 +308,27 @@ def _differ_order(q: Features, c: Features) -> str | None:
     front, so a paraphrase that reorders clauses passes."""
     qa, ca = dict(q.anchors), dict(c.anchors)
     shared = [a for a in qa if a in ca]
+    if len(shared) < 2:
+        return None
+    # Each anchor's two words in front, and its last word in front, cut once (not once per pair).
+    views = [({a: cut(qa[a]) for a in shared}, {a: cut(ca[a]) for a in shared}) for cut in _CUTS]
     for i, a in enumerate(shared):
         for b in shared[i + 1 :]:
-            for cut in (slice(None), slice(-1, None)):  # the two words in front, or the last one
-                qa_, qb_, ca_, cb_ = (_last(x, cut) for x in (qa[a], qa[b], ca[a], ca[b]))
-                if qa_ != qb_ and ca_ == qb_ and cb_ == qa_:
+            for qv, cv in views:
+                if qv[a] != qv[b] and cv[a] == qv[b] and cv[b] == qv[a]:
                     return f"order {a} <-> {b}"
     return None
 
 
-def _last(before: str, cut: slice) -> str:
-    return " ".join(before.split(" ")[cut])
+def _whole(before: str) -> str:
+    return before
+
+
+def _last_word(before: str) -> str:
+    return before.rsplit(" ", 1)[-1]
+
+
+_CUTS = (_whole, _last_word)
 
 
 def _differ_sequence(q: Features, c: Features) -> str | None:

@@ -10,16 +10,52 @@ from typing import Any, Protocol, runtime_checkable
 from semcache.core.types import Entry
 
 
-@dataclass(frozen=True, slots=True)
 class Candidate:
-    """One entry the semantic search returned, nearest first."""
+    """One entry the semantic search returned, nearest first.
 
-    digest: str
-    similarity: float
-    entry: Entry
-    text: str
-    fields: Mapping[str, Any]
-    """Every field the search returned for the entry's document (raw Redis values)."""
+    Its stored entry is decoded when first read (``raw``: the entry's JSON as stored): a search
+    decodes only the candidate it serves, not every one the decision stage looks at.
+    """
+
+    __slots__ = ("_entry", "_raw", "digest", "fields", "similarity", "text")
+
+    def __init__(
+        self,
+        digest: str,
+        similarity: float,
+        entry: Entry | None,
+        text: str,
+        fields: Mapping[str, Any],
+        *,
+        raw: bytes | str | None = None,
+    ) -> None:
+        if entry is None and raw is None:
+            raise ValueError("a candidate needs its entry or the entry's raw JSON")
+        self.digest = digest
+        self.similarity = similarity
+        self.text = text
+        self.fields = fields  # every field the search returned for the document (raw values)
+        self._entry = entry
+        self._raw = raw
+
+    def __repr__(self) -> str:
+        return (
+            f"Candidate(digest={self.digest!r}, similarity={self.similarity!r}, text={self.text!r})"
+        )
+
+    def decoded(self) -> Entry | None:
+        """The stored entry, or None when it is corrupt (decoded once, on first use)."""
+        if self._entry is None and self._raw is not None:
+            self._entry, self._raw = Entry.from_json(self._raw), None
+        return self._entry
+
+    @property
+    def entry(self) -> Entry:
+        """The stored entry; ValueError when it is corrupt."""
+        entry = self.decoded()
+        if entry is None:
+            raise ValueError(f"the stored entry of candidate {self.digest} is corrupt")
+        return entry
 
 
 @dataclass(frozen=True, slots=True)

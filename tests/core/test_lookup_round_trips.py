@@ -1,0 +1,230 @@
+"""What a lookup costs in Redis round trips, and ``lookup(vector=...)``.
+
+With the vector known (in process memory, or given by the caller) and the exact layer not expected
+to answer, the exact GET and the KNN search go in one round trip; a repeated prompt stays a lone
+read of the exact entry; with the vector unknown, the embedding-cache read rides with the exact GET.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import semcache
+from semcache import AsyncCache, Cache
+from semcache.core.types import Entry
+from tests.conftest import answer, chat
+
+STORED, ASKED = "How do I reset my password?", "how can I reset my password"
+GETS = ["GET", "GET", "GET"]  # the exact entry and the two generations it depends on
+
+
+class Counted:
+    """A cache's executor, counting the batches (round trips) it sends and the texts it embeds."""
+
+    def __init__(self, executor: Any) -> None:
+        self.executor = executor
+        self.batches: list[list[str]] = []
+        self.embedded: list[str] = []
+        self.original, self.embedder = executor.commands, executor.embedder
+        executor.commands = self.count_sync if not self.is_async() else self.count_async
+        executor.embedder = self
+
+    def is_async(self) -> bool:
+        return (
+            hasattr(self.executor.client, "aclose")
+            and "asyncio" in type(self.executor.client).__module__
+        )
+
+    def count_sync(self, batch: tuple[tuple[Any, ...], ...]) -> Any:
+        self.batches.append([str(command[0]) for command in batch])
+        return self.original(batch)
+
+    async def count_async(self, batch: tuple[tuple[Any, ...], ...]) -> Any:
+        self.batches.append([str(command[0]) for command in batch])
+        return await self.original(batch)
+
+    def embed(self, texts: list[str]) -> Any:
+        self.embedded += texts
+        return self.embedder.embed(texts)
+
+    async def aembed(self, texts: list[str]) -> Any:
+        self.embedded += texts
+        return await self.embedder.aembed(texts)
+
+    def restore(self) -> None:
+        self.executor.commands, self.executor.embedder = self.original, self.embedder
+
+
+@pytest.fixture
+def counted(cache: Cache) -> Iterator[Counted]:
+    counter = Counted(cache._executor)
+    yield counter
+    counter.restore()
+
+
+def forget_vector(cache: Cache, text: str) -> None:
+    """Drop a text's vector from memory and from Redis (the embedding cache spans namespaces)."""
+    cache._core.embeddings.forget()
+    cache.client.delete(cache._core.embeddings.key(text))
+
+
+def vector_of(embedder: semcache.Embedder, text: str) -> np.ndarray:
+    return np.asarray(embedder.embed([text])[0], dtype=np.float32)
+
+
+def test_a_repeated_paraphrase_is_one_round_trip(cache: Cache, counted: Counted) -> None:
+    cache.store(chat(STORED), answer("link"))
+    assert cache.lookup(chat(ASKED)).layer == "semantic"  # its vector is in memory from now on
+    counted.batches.clear()
+    result = cache.lookup(chat(ASKED))
+    assert result.layer == "semantic" and result.response == answer("link")
+    assert counted.batches == [[*GETS, "FT.SEARCH"]]
+    assert not result.embedded
+
+
+def test_a_new_text_reads_its_cached_vector_with_the_exact_entry(
+    cache: Cache, counted: Counted
+) -> None:
+    cache.store(chat(STORED), answer("link"))
+    forget_vector(cache, ASKED)
+    counted.batches.clear()
+    assert cache.lookup(chat(ASKED)).layer == "semantic"
+    # the exact entry, its generations and the cached vector; then the fresh vector and the search
+    assert counted.batches == [[*GETS, "GET"], ["SET", "FT.SEARCH"]]
+
+
+def test_a_repeated_prompt_stays_a_lone_read_of_its_entry(cache: Cache, counted: Counted) -> None:
+    cache.lookup(chat(STORED))  # a miss, then its store: the exact layer will answer
+    cache.store(chat(STORED), answer("link"))
+    counted.batches.clear()
+    for _ in range(2):
+        assert cache.lookup(chat(STORED)).layer == "exact"
+    assert counted.batches == [GETS, GETS]
+
+
+def test_an_entry_another_process_stored_costs_one_search_then_none(
+    cache: Cache, counted: Counted, redis_url: str, embedder: semcache.Embedder
+) -> None:
+    cache.store(chat(STORED), answer("link"))
+    assert cache.lookup(chat(ASKED)).layer == "semantic"  # a miss of the exact key: searched next
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=cache.namespace) as other:
+        other.store(chat(ASKED), answer("its own"))  # the lease of this process stays held
+    counted.batches.clear()
+    for _ in range(3):
+        assert cache.lookup(chat(ASKED)).response == answer("its own")
+    assert counted.batches == [[*GETS, "FT.SEARCH"], GETS, GETS]
+
+
+def test_a_given_vector_is_searched_with_the_exact_read_and_never_embedded(
+    cache: Cache, counted: Counted, embedder: semcache.Embedder
+) -> None:
+    cache.store(chat(STORED), answer("link"))
+    forget_vector(cache, ASKED)
+    vector = vector_of(embedder, ASKED)
+    counted.batches.clear()
+    counted.embedded.clear()
+    result = cache.lookup(chat(ASKED), vector=vector.tolist())
+    assert result.layer == "semantic" and result.response == answer("link")
+    assert counted.batches == [[*GETS, "FT.SEARCH"]]
+    assert counted.embedded == [] and not result.embedded
+    # a caller's vector is not written to the embedding cache (it is the caller's, not ours)
+    assert cache.client.exists(cache._core.embeddings.key(ASKED)) == 0
+    plan = cache.plan(chat(ASKED))
+    assert cache.lookup_plan(plan, vector=vector).layer == "semantic"
+    assert counted.embedded == []
+
+
+def test_the_exact_layer_wins_when_both_answer_in_one_round_trip(
+    cache: Cache, counted: Counted, embedder: semcache.Embedder
+) -> None:
+    cache.store(chat(STORED), answer("semantic answer"))
+    cache.store(chat(ASKED), answer("exact answer"))
+    counted.batches.clear()
+    result = cache.lookup(chat(ASKED), vector=vector_of(embedder, ASKED))
+    assert result.layer == "exact" and result.response == answer("exact answer")
+    assert counted.batches == [[*GETS, "FT.SEARCH"]]
+
+
+def test_a_given_vector_keeps_tenants_and_scopes_apart(
+    cache: Cache, embedder: semcache.Embedder
+) -> None:
+    vector = vector_of(embedder, ASKED)
+    cache.store(chat(STORED), answer("a's"), tenant="a")
+    assert cache.lookup(chat(ASKED), tenant="b", vector=vector).layer is None
+    assert cache.lookup(chat(ASKED, system="be terse"), tenant="a", vector=vector).layer is None
+    assert cache.lookup(chat(ASKED), tenant="a", vector=vector).response == answer("a's")
+
+
+def test_an_invalidated_entry_is_not_served_to_a_given_vector(
+    cache: Cache, embedder: semcache.Embedder
+) -> None:
+    cache.store(chat(STORED), answer("old"), tags=("doc",))
+    cache.invalidate(tags=("doc",))
+    assert cache.lookup(chat(ASKED), vector=vector_of(embedder, ASKED)).layer is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [0.1] * 383,  # another dimension
+        [[0.1] * 384],  # two dimensions
+        [float("nan")] + [0.1] * 383,
+        [float("inf")] + [0.1] * 383,
+        [0.0] * 384,  # no direction
+        ["a"] * 384,
+        "not a vector",
+    ],
+)
+def test_a_bad_vector_is_invalid_before_any_io_and_not_an_outage(
+    cache: Cache, counted: Counted, bad: Any
+) -> None:
+    for _ in range(10):  # more than enough failures to open the breaker, were they counted
+        with pytest.raises(semcache.InvalidRequestError, match="vector"):
+            cache.lookup(chat(ASKED), vector=bad)
+        with pytest.raises(semcache.InvalidRequestError, match="vector"):
+            cache.lookup_plan(cache.plan(chat(ASKED)), vector=bad)
+    assert counted.batches == []
+    assert cache.available
+    assert cache.lookup(chat(ASKED)).reason != "unavailable"
+
+
+def test_only_the_served_candidate_is_decoded(
+    cache: Cache, counted: Counted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for text in (STORED, "How do I reset my password quickly?", "How can I reset a password?",
+                 "Reset my password, how?"):  # fmt: skip
+        cache.store(chat(text), answer(text))
+    cache.lookup(chat(ASKED))
+    decoded: list[object] = []
+    original = Entry.from_json
+
+    def counting(raw: bytes | str) -> Entry | None:
+        decoded.append(raw)
+        return original(raw)
+
+    monkeypatch.setattr(Entry, "from_json", staticmethod(counting))
+    counted.batches.clear()
+    result = cache.lookup(chat(ASKED))
+    assert result.layer == "semantic"
+    assert counted.batches == [[*GETS, "FT.SEARCH"]]  # four candidates came back
+    assert len(decoded) == 1
+
+
+async def test_async_lookup_with_a_given_vector_is_one_round_trip(
+    redis_url: str, embedder: semcache.Embedder, namespace: str
+) -> None:
+    async with AsyncCache(redis_url=redis_url, embedder=embedder, namespace=namespace) as cache:
+        await cache.store(chat(STORED), answer("link"))
+        counted = Counted(cache._executor)
+        result = await cache.lookup(chat(ASKED), vector=vector_of(embedder, ASKED))
+        assert result.layer == "semantic" and result.response == answer("link")
+        assert counted.batches == [[*GETS, "FT.SEARCH"]] and counted.embedded == []
+        with pytest.raises(semcache.InvalidRequestError):
+            await cache.lookup(chat(ASKED), vector=[1.0, 2.0])
+        assert cache.available
+        counted.restore()
+        await cache.flush()
