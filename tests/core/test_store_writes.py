@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from redis.exceptions import ResponseError
 
 import semcache
 from semcache import InvalidRequestError
@@ -148,3 +149,55 @@ def test_store_many_refuses_bad_vectors_before_any_write(
         wcache.store_many(pairs, vectors=vectors)
     assert counted.batches == []
     assert wcache.available
+
+
+def test_a_big_batch_reads_back_as_a_pipeline_would(wcache: semcache.Cache, namespace: str) -> None:
+    from semcache.redis.executor import BULK
+
+    keys = [f"{namespace}:bulk:{i}" for i in range(BULK)]
+    batch = (
+        *(("SET", key, "v") for key in keys),
+        ("HSET", keys[0], "f", "v"),  # a string key: WRONGTYPE, in place
+        ("GET", keys[1]),
+        ("DEL", keys[2]),
+        ("PEXPIRE", keys[3], 60_000),
+        ("EXISTS", keys[2]),
+    )
+    pipe = wcache.client.pipeline(transaction=False)
+    for command in batch:
+        pipe.execute_command(*command)
+    expected = pipe.execute(raise_on_error=False)
+    got = wcache._executor.commands(batch)
+    assert [type(r) for r in got] == [type(r) for r in expected]
+    assert [r for r in got if not isinstance(r, Exception)] == [
+        r for r in expected if not isinstance(r, Exception)
+    ]
+    assert isinstance(got[BULK], ResponseError)
+    assert wcache.client.ping()  # the connection was left in step
+
+
+def test_a_store_without_ttl_replacing_one_with_ttl_never_expires(wcache: semcache.Cache) -> None:
+    request = chat("expiry replaced")
+    assert wcache.store(request, answer("v1"), ttl=60)
+    plan = wcache.plan(request)
+    assert wcache.client.pttl(plan.doc_key) > 0
+    assert wcache.store(request, answer("v2"), ttl=None)
+    assert wcache.client.pttl(plan.doc_key) == -1
+    assert wcache.client.pttl(plan.exact_key) == -1
+    assert wcache.lookup(request).response == answer("v2")
+
+
+def test_async_store_many_of_a_big_batch(redis_url: str, namespace: str) -> None:
+    import asyncio
+
+    async def run() -> list[str | None]:
+        async with semcache.AsyncCache(
+            redis_url=redis_url, embedder=hash_embedder(DIM), namespace=namespace
+        ) as cache:
+            pairs = [(chat(f"async bulk {i}"), answer(f"b{i}")) for i in range(40)]
+            assert await cache.store_many(pairs) == 40
+            found = [await cache.lookup(chat(f"async bulk {i}")) for i in (0, 39)]
+            await cache.flush()
+            return [r.layer for r in found]
+
+    assert asyncio.run(run()) == ["exact", "exact"]
