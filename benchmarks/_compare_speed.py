@@ -14,6 +14,7 @@ source at cosine >= 0.9, what a perfect index finds.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -194,6 +195,7 @@ def ratios(rows: dict[str, Any], bulk: dict[str, float], ours: str, theirs: str)
 
 def run_size(env: Any, table: Any, n: int, texts: dict[str, Any]) -> dict[str, Any]:
     env.client.flushall()
+    load_before = os.getloadavg()
     systems = make(env.client, env.url, table, n)
     vectors = np.vstack([table.one(t) for t in texts["stored"]])
     print(f"  {n:,} entries:", flush=True)
@@ -202,6 +204,7 @@ def run_size(env: Any, table: Any, n: int, texts: dict[str, Any]) -> dict[str, A
     result: dict[str, Any] = {"entries": n, "systems": {s.name: s.describe() for s in systems},
                               "bulk_load_per_s": bulk, "paths": rows,
                               "recall_ceiling": ceiling(texts, table), "ratios": {}}  # fmt: skip
+    result["load_average"] = {"before": load_before, "after": os.getloadavg()}
     for s in systems:
         s.close()
     for ours in ("semcache (default, HNSW)", "semcache (FLAT)"):
@@ -217,8 +220,10 @@ def report(result: dict[str, Any]) -> str:
     def cell(row: dict[str, Any], key: str) -> str:
         return f"{row[key]['p50_ms']:.2f} / {row[key]['p99_ms']:.2f}"
 
+    load = [result.get("load_average", {}).get(k, [float("nan")])[0] for k in ("before", "after")]
     lines = [f"**{result['entries']:,} entries** (p50 / p99 ms; recall: paraphrases answered with "
-             f"their own source, ceiling {result['recall_ceiling']:.0%})", "",
+             f"their own source, ceiling {result['recall_ceiling']:.0%}; load average "
+             f"{load[0]:.1f} → {load[1]:.1f})", "",
              "| system | bulk load /s | store /s | store | repeated prompt | paraphrase | recall "
              "| miss |", "|" + " --- |" * 8]  # fmt: skip
     for name, row in result["paths"].items():

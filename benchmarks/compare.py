@@ -297,6 +297,10 @@ def main() -> None:
     )
     args = parser.parse_args()  # fmt: skip
     if args.report:
+        if args.speed_only:
+            saved = json.loads((SPEED_RESULTS if args.out == RESULTS else args.out).read_text())
+            print("\n\n".join(sp.report(r) for r in saved["speed"].values()))
+            return
         print(markdown(json.loads(args.out.read_text(encoding="utf-8"))))
         return
     if args.quick:

@@ -154,7 +154,7 @@ def test_store_many_refuses_bad_vectors_before_any_write(
 def test_a_big_batch_reads_back_as_a_pipeline_would(wcache: semcache.Cache, namespace: str) -> None:
     from semcache.redis.executor import BULK
 
-    keys = [f"{namespace}:bulk:{i}" for i in range(BULK)]
+    keys = [f"{namespace}:bulk:{i}" for i in range(max(BULK, 40))]
     batch = (
         *(("SET", key, "v") for key in keys),
         ("HSET", keys[0], "f", "v"),  # a string key: WRONGTYPE, in place
@@ -172,7 +172,7 @@ def test_a_big_batch_reads_back_as_a_pipeline_would(wcache: semcache.Cache, name
     assert [r for r in got if not isinstance(r, Exception)] == [
         r for r in expected if not isinstance(r, Exception)
     ]
-    assert isinstance(got[BULK], ResponseError)
+    assert isinstance(got[len(keys)], ResponseError)
     assert wcache.client.ping()  # the connection was left in step
 
 
