@@ -51,9 +51,27 @@ def speed_texts(n: int, probes: int, unrelated: Sequence[str], stores: int) -> d
     }  # fmt: skip
 
 
-def all_texts(texts: dict[str, Any]) -> list[str]:
+def all_texts(texts: dict[str, Any], real: int | None = None) -> list[str]:
+    """The texts to embed: all of them, or (``real``) the first ``real`` stored ones, the stored
+    texts the probes come from, and every text stored or looked up one by one."""
     probes = [t for kind in ("repeat", "paraphrase", "unrelated") for t, _ in texts[kind]]
-    return [*texts["stored"], *texts["single"], *texts["warmup"], *probes]
+    used = {i for kind in ("repeat", "paraphrase") for _, i in texts[kind]}
+    stored = [t for i, t in enumerate(texts["stored"]) if real is None or i < real or i in used]
+    return [*stored, *texts["single"], *texts["warmup"], *probes]
+
+
+def drawn_rows(speed: dict[int, dict[str, Any]], rows: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Vectors for the stored texts that were not embedded: drawn on segments between real
+    embeddings of stored texts and their nearest real neighbours (``benchmarks/_data.py``), so
+    they cluster like real ones; every system gets the same."""
+    from benchmarks._data import drawn
+
+    stored = dict.fromkeys(t for texts in speed.values() for t in texts["stored"])
+    missing = [t for t in stored if t not in rows]
+    if not missing:
+        return {}
+    centres = np.vstack([rows[t] for t in stored if t in rows])
+    return dict(zip(missing, drawn(centres, len(missing), np.random.default_rng(3)), strict=True))
 
 
 class SemcacheBulk(sy.Semcache):

@@ -291,6 +291,13 @@ def main() -> None:
     )
     parser.add_argument("--stores", type=int, default=200, help="single stores per size (speed)")
     parser.add_argument(
+        "--real",
+        type=int,
+        default=None,
+        help="speed: embed only this many stored texts (and the probes' sources); "
+        "the others get vectors drawn around them",
+    )
+    parser.add_argument(
         "--speed-only",
         action="store_true",
         help="only the speed comparison; writes benchmarks/results/compare_speed.json",
@@ -417,9 +424,9 @@ def speed_sets(args: argparse.Namespace, unrelated: list[str]) -> dict[int, dict
     return {n: sp.speed_texts(n, args.probes, unrelated, args.stores) for n in sizes}
 
 
-def speed_batch(speed: dict[int, dict[str, Any]]) -> list[str]:
+def speed_batch(speed: dict[int, dict[str, Any]], real: int | None = None) -> list[str]:
     """Every text the speed comparison embeds, once (the largest size's include the others')."""
-    return list(dict.fromkeys(t for texts in speed.values() for t in sp.all_texts(texts)))
+    return list(dict.fromkeys(t for texts in speed.values() for t in sp.all_texts(texts, real)))
 
 
 def run_speed(env: Env, table: Table, speed: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -432,12 +439,14 @@ def run_speed_only(args: argparse.Namespace) -> None:
     speed = speed_sets(args, [r[0] for r in ev.read_paws(SHARED / "paws-wiki-dev.tsv")])
     print("embedding every text once (the default OnnxEmbedder; cached on disk) ...", flush=True)
     bulk = semcache.OnnxEmbedder(threads=2, batch_size=64)
-    table = Table(embed_all(speed_batch(speed), bulk), bulk)
+    rows = embed_all(speed_batch(speed, args.real), bulk)
+    table = Table(rows | sp.drawn_rows(speed, rows), bulk)
     base = Path(tempfile.mkdtemp(prefix="semcache-compare-"))
     atexit.register(shutil.rmtree, base, True)
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
                               "args": vars(args) | {"out": str(args.out)},
-                              "embedder": f"OnnxEmbedder ({bulk.model_id}), precomputed"}  # fmt: skip
+                              "embedder": f"OnnxEmbedder ({bulk.model_id}), precomputed",
+                              "real_vectors": args.real or "all"}  # fmt: skip
     with EmbeddedServer(base / "redis", persist=False, maxmemory="0") as server:
         env = Env(server.url, redis.Redis.from_url(server.url), base, base, {})
         result["speed"] = run_speed(env, table, speed)
