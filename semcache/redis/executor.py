@@ -38,9 +38,9 @@ def as_one(batch: tuple[Command, ...], cluster: bool) -> tuple[Command, Unpack] 
     return None
 
 
-#: From this many commands on, a single node's batch skips redis-py's Pipeline object (its
-#: bookkeeping costs a store about 90 µs of client CPU, and a bulk write about 40% of its client
-#: time): the commands are packed and sent at once on one pooled connection and the replies read
+#: From this many commands on, a single node's batch skips redis-py's Pipeline object (through it,
+#: a store's batch took 240-310 µs of client CPU against 140-230 µs this way, and a 2,000-entry
+#: write 31 µs per entry against 18-22; measured on a loaded machine): the commands are packed and sent at once on one pooled connection and the replies read
 #: back in order, through the client's own reply callbacks, so they read exactly as a pipeline's.
 BULK = 2
 
