@@ -174,7 +174,8 @@ def _report(counts: Counter[str], seconds: float, as_json: bool) -> None:
         return
     stored, lines = counts["stored"], counts["lines"]
     share = f" ({100 * stored / lines:.1f}%)" if lines else ""
-    click.echo(f"{stored:,} of {lines:,} lines stored{share} in {seconds:.1f} s ({rate:,.0f}/s)")
+    click.echo(f"{stored:,} of {lines:,} lines stored{share}")
+    click.echo(f"  {rate:,.0f} entries/s ({seconds:.1f} s)")
     if result["retried_batches"]:
         click.echo(f"  {result['retried_batches']:,} batches written again after a failure")
     for reason, n in skipped.items():

@@ -69,6 +69,7 @@ def test_warmed_entries_answer_paraphrases(
         main, ["warm", str(path), "--redis-url", redis_url, "-n", namespace]
     )
     assert result.exit_code == 0 and "1 of 1 lines stored" in result.output
+    assert " entries/s (" in result.output.splitlines()[1]  # the rate, on its own line
     with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as cache:  # type: ignore[arg-type]
         hit = cache.lookup(chat("how can I reset my password"))
         assert hit.layer == "semantic" and hit.response == answer("Use the link.")
