@@ -59,6 +59,7 @@ import redis
 
 import semcache
 from benchmarks import _compare_eval as ev
+from benchmarks import _compare_speed as sp
 from benchmarks._compare_latency import LATENCY_COSINE, latency_texts, run_latency
 from benchmarks._compare_report import markdown
 from benchmarks.bench_accuracy import embed_all
@@ -67,7 +68,12 @@ from semcache.embedding.embedders import DEFAULT_MODEL_ID
 from semcache.server import EmbeddedServer
 
 RESULTS = Path(__file__).parent / "results" / "compare.json"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SPEED_RESULTS = Path(__file__).parent / "results" / "compare_speed.json"
+#: ../shared/data of the checkout (or of a worktree's parent folders).
+SHARED = next(
+    (d / "shared" / "data" for d in Path(__file__).resolve().parents if (d / "shared" / "data").is_dir()),
+    Path(__file__).resolve().parents[2] / "shared" / "data",
+)  # fmt: skip
 
 
 # --- setup -----------------------------------------------------------------------------------------
@@ -278,14 +284,40 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--report", action="store_true", help="print the tables of --out and exit")
+    parser.add_argument(
+        "--speed",
+        default="1000,100000",
+        help="entry counts of the speed comparison with RedisVL (FLAT and HNSW)",
+    )
+    parser.add_argument("--stores", type=int, default=200, help="single stores per size (speed)")
+    parser.add_argument(
+        "--real",
+        type=int,
+        default=None,
+        help="speed: embed only this many stored texts (and the probes' sources); "
+        "the others get vectors drawn around them",
+    )
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="only the speed comparison; writes benchmarks/results/compare_speed.json",
+    )
     args = parser.parse_args()  # fmt: skip
     if args.report:
+        if args.speed_only:
+            saved = json.loads((SPEED_RESULTS if args.out == RESULTS else args.out).read_text())
+            print("\n\n".join(sp.report(r) for r in saved["speed"].values()))
+            return
         print(markdown(json.loads(args.out.read_text(encoding="utf-8"))))
         return
     if args.quick:
         args.paws_pairs, args.entries, args.probes = args.paws_pairs or 300, 200, 30
-    require_bench_extra()
+        args.speed, args.stores = "1000", 50
     forbid_network()
+    if args.speed_only:  # RedisVL alone (GPTCache has no place in it)
+        run_speed_only(args)
+        return
+    require_bench_extra()
     started = time.time()
     load_before = os.getloadavg()
 
@@ -294,10 +326,10 @@ def main() -> None:
         pairs = dataclasses.replace(pairs, groups=pairs.groups[:200])
     paws = ev.load_paws(SHARED / "paws-wiki-dev.tsv", args.paws_pairs)
     texts = latency_texts(args.entries, args.probes, paws)
-    import torch
+    speed = speed_sets(args, [r[0] for r in ev.read_paws(SHARED / "paws-wiki-dev.tsv")])
 
-    print("embedding every text once (2 torch threads; cached on disk) ...", flush=True)
-    bulk = semcache.SentenceTransformerEmbedder(threads=2, batch_size=64)
+    print("embedding every text once (the default OnnxEmbedder; cached on disk) ...", flush=True)
+    bulk = semcache.OnnxEmbedder(threads=2, batch_size=64)
     t0 = time.perf_counter()
     own = datasets.load_pairs()
     paws_rows = ev.read_paws(SHARED / "paws-wiki-dev.tsv")
@@ -306,6 +338,7 @@ def main() -> None:
         [p.query for p in own] + [p.candidate for p in own],
         [r[0] for r in paws_rows] + [r[1] for r in paws_rows],
         [*texts["stored"], *texts["warmup"], *(t for v in texts["probes"].values() for t in v)],
+        speed_batch(speed),
     ):
         rows.update(embed_all(list(batch), bulk))
     table = Table(rows, bulk)
@@ -351,8 +384,10 @@ def main() -> None:
         print("accuracy (precomputed embeddings, the same vectors for every system):", flush=True)
         result["accuracy"] = run_accuracy(env, [pairs, paws], table)
 
+        print("speed against RedisVL (FLAT and HNSW), embeddings precomputed:", flush=True)
+        result["speed"] = run_speed(env, table, speed)
+
         env.configs = configs  # latency: the default and the best-accuracy configuration
-        torch.set_num_threads(1)
         print("latency, embeddings precomputed:", flush=True)
         pre = {n: table.embedder(f"{DEFAULT_MODEL_ID}#{i}") for i, n in enumerate(configs)}
         systems = make_systems(env, "pre", table.one, pre, gptcache_on_disk=True)
@@ -362,13 +397,12 @@ def main() -> None:
         for s in systems:
             s.close()
 
-        print("latency, each system embeds with the model (1 torch thread):", flush=True)
-        peer = semcache.SentenceTransformerEmbedder()
-        model = {"semcache (default)": None,  # semcache's own default: Batching(SentenceTransformerEmbedder())
-                 best_name: semcache.Batching(semcache.SentenceTransformerEmbedder(
+        print("latency, each system embeds with the model (OnnxEmbedder, 1 thread):", flush=True)
+        peer = semcache.OnnxEmbedder()
+        model = {"semcache (default)": None,  # semcache's own default: Batching(OnnxEmbedder())
+                 best_name: semcache.Batching(semcache.OnnxEmbedder(
                      model_id=f"{DEFAULT_MODEL_ID}#best"))}  # fmt: skip
         systems = make_systems(env, "model", lambda text: peer.embed([text])[0], model)
-        torch.set_num_threads(1)
         result["latency_model"] = run_latency(
             systems, texts["stored"], texts["warmup"], texts["probes"]
         )
@@ -380,6 +414,50 @@ def main() -> None:
     ev.dump(args.out, result)
     print(markdown(result))
     print(f"wrote {args.out} in {result['seconds'] / 60:.1f} min")
+
+
+# --- speed against RedisVL (FLAT and HNSW with semcache's parameters) -------------------------------
+
+
+def speed_sets(args: argparse.Namespace, unrelated: list[str]) -> dict[int, dict[str, Any]]:
+    sizes = [int(n) for n in str(args.speed).split(",") if n]
+    return {n: sp.speed_texts(n, args.probes, unrelated, args.stores) for n in sizes}
+
+
+def speed_batch(speed: dict[int, dict[str, Any]], real: int | None = None) -> list[str]:
+    """Every text the speed comparison embeds, once (the largest size's include the others')."""
+    return list(dict.fromkeys(t for texts in speed.values() for t in sp.all_texts(texts, real)))
+
+
+def run_speed(env: Env, table: Table, speed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    return {str(n): sp.run_size(env, table, n, texts) for n, texts in speed.items()}
+
+
+def run_speed_only(args: argparse.Namespace) -> None:
+    """The speed comparison alone (``--speed-only``): benchmarks/results/compare_speed.json."""
+    started, load_before = time.time(), os.getloadavg()
+    speed = speed_sets(args, [r[0] for r in ev.read_paws(SHARED / "paws-wiki-dev.tsv")])
+    print("embedding every text once (the default OnnxEmbedder; cached on disk) ...", flush=True)
+    bulk = semcache.OnnxEmbedder(threads=2, batch_size=64)
+    rows = embed_all(speed_batch(speed, args.real), bulk)
+    table = Table(rows | sp.drawn_rows(speed, rows), bulk)
+    base = Path(tempfile.mkdtemp(prefix="semcache-compare-"))
+    atexit.register(shutil.rmtree, base, True)
+    result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+                              "args": vars(args) | {"out": str(args.out)},
+                              "embedder": f"OnnxEmbedder ({bulk.model_id}), precomputed",
+                              "real_vectors": args.real or "all"}  # fmt: skip
+    with EmbeddedServer(base / "redis", persist=False, maxmemory="0") as server:
+        env = Env(server.url, redis.Redis.from_url(server.url), base, base, {})
+        result["speed"] = run_speed(env, table, speed)
+    result["seconds"] = time.time() - started
+    result["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    out = SPEED_RESULTS if args.out == RESULTS else args.out
+    ev.dump(out, result)
+    print(
+        f"load average {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}; wrote {out} in "
+        f"{result['seconds'] / 60:.1f} min"
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from collections.abc import (
     Callable,
     Iterable,
     Mapping,
+    Sequence,
 )
 from typing import Any, Generic, ParamSpec, TypeVar
 
@@ -47,6 +48,7 @@ from semcache.core.stampede import (
     token,
 )
 from semcache.core.types import LookupResult, check_namespace, check_response
+from semcache.core.vectors import check_vector, check_vectors
 from semcache.decision.protocol import Decision
 from semcache.embedding.default import default_local_embedder
 from semcache.embedding.embedders import Batching, Embedder
@@ -397,12 +399,19 @@ class Layers(Base[E, C]):
         latency_ms: float | None = None,
         cost_usd: float | None = None,
         streamed: bool = False,
+        vector: Sequence[float] | npt.NDArray[Any] | None = None,
     ) -> Flow[bool]:
-        """Store a response for a request in both layers; True when Redis took it."""
+        """Store a response for a request in both layers; True when Redis took it.
+
+        ``vector``: the embedding of the request's semantic text when the caller already holds it
+        (the embedder's dimension, finite values; normalised here). It is used as given, never
+        embedded again, and not written to the embedding cache. A bad one raises
+        InvalidRequestError before any I/O.
+        """
         plan = self.plan(request, tenant=tenant, namespace=namespace)
         flow = self._f_store_plan(
             plan, response, ttl=ttl, tags=tags, latency_ms=latency_ms, cost_usd=cost_usd,
-            streamed=streamed,
+            streamed=streamed, vector=vector,
         )  # fmt: skip
         return (yield from flow)
 
@@ -416,13 +425,15 @@ class Layers(Base[E, C]):
         latency_ms: float | None = None,
         cost_usd: float | None = None,
         streamed: bool = False,
+        vector: Sequence[float] | npt.NDArray[Any] | None = None,
     ) -> Flow[bool]:
         """Store for an already planned request (arguments as :meth:`store`); raises
-        InvalidRequestError, before any I/O, for a response that cannot be stored as JSON."""
+        InvalidRequestError, before any I/O, for a response that cannot be stored as JSON or a bad
+        ``vector``."""
         check_response(response)
         flow = self._stored(
             plan, response, ttl=ttl, tags=tags, latency_ms=latency_ms, cost_usd=cost_usd,
-            streamed=streamed, unlock=None,
+            streamed=streamed, unlock=None, vector=self._own_vector(vector),
         )  # fmt: skip
         return (yield from flow)
 
@@ -442,10 +453,15 @@ class Layers(Base[E, C]):
         namespace: str | None = None,
         ttl: TTL = "default",
         tags: Iterable[str] = (),
+        vectors: Sequence[Sequence[float] | npt.NDArray[Any] | None] | None = None,
     ) -> Flow[int]:
         """Store many ``(request, response)`` pairs at once: their semantic texts are embedded in
         one batch (through the embedding cache) and every write goes in one pipeline. Returns how
-        many pairs Redis took. Raises InvalidRequestError, before any I/O, for a malformed request.
+        many pairs Redis took in every layer they use (a pair not counted is not stored: store it
+        again). Raises InvalidRequestError, before any I/O, for a malformed request or vector.
+
+        ``vectors``: one embedding per pair (or None for a pair the embedder should embed), for
+        callers who hold them already (as ``store(..., vector=)``; a 2-D array works).
 
         Example::
 
@@ -454,7 +470,24 @@ class Layers(Base[E, C]):
         items = [
             (self.plan(q, tenant=tenant, namespace=namespace), check_response(a)) for q, a in pairs
         ]
-        return (yield from self._safe(self._core.store_many(items, ttl=ttl, tags=tags), 0))
+        own = self._own_vectors(vectors, len(items))
+        flow = self._core.store_many(items, ttl=ttl, tags=tags, vectors=own)
+        return (yield from self._safe(flow, 0))
+
+    def _own_vector(self, vector: Any) -> npt.NDArray[np.float32] | None:
+        """A caller's vector, checked (see :meth:`_own_vectors`)."""
+        if self.embedder is None or vector is None:
+            return None
+        return check_vector(vector, self.embedder.dimension)
+
+    def _own_vectors(
+        self, vectors: Sequence[Any] | None, count: int
+    ) -> list[npt.NDArray[np.float32] | None]:
+        """Callers' vectors, checked against the embedder's dimension (none without an embedder:
+        without a semantic layer a vector has no use)."""
+        if self.embedder is None or vectors is None:
+            return [None] * count
+        return check_vectors(vectors, count, self.embedder.dimension)
 
     def _f_embed(self, texts: list[str]) -> Flow[npt.NDArray[np.float32]]:
         """Vectors for texts through the embedding cache (float32, one row per text); with Redis

@@ -66,9 +66,11 @@ def warm(
     cache = semcache.Cache(redis_url=url, config=config, embedder=model, timeout=timeout)
     with cache:
         load_model(cache)
+        start = time.perf_counter()
         for pairs in _progress(_batches(file, batch, cache, counts), file, counts):
             counts["stored"] += _store(cache, pairs, ttl, counts, retries)
-    _report(counts, as_json)
+        seconds = time.perf_counter() - start
+    _report(counts, seconds, as_json)
     if counts[NOT_STORED]:  # a script must not take a partial load for a whole one
         sys.exit(1)
 
@@ -159,17 +161,21 @@ def _progress(
             bar.update(counts["lines"] - bar.n)
 
 
-def _report(counts: Counter[str], as_json: bool) -> None:
+def _report(counts: Counter[str], seconds: float, as_json: bool) -> None:
+    """What was stored and skipped, and the rate: entries stored per second of reading, embedding
+    and writing (the model's loading left out)."""
     skipped = {k.removeprefix("skipped: "): v for k, v in sorted(counts.items())
                if k.startswith("skipped: ")}  # fmt: skip
+    rate = counts["stored"] / seconds if seconds > 0 else 0.0
     result = {"lines": counts["lines"], "stored": counts["stored"], "skipped": skipped,
-              "retried_batches": counts["retried batches"]}  # fmt: skip
+              "retried_batches": counts["retried batches"], "entries_per_s": round(rate, 1)}  # fmt: skip
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     stored, lines = counts["stored"], counts["lines"]
     share = f" ({100 * stored / lines:.1f}%)" if lines else ""
     click.echo(f"{stored:,} of {lines:,} lines stored{share}")
+    click.echo(f"  {rate:,.0f} entries/s ({seconds:.1f} s)")
     if result["retried_batches"]:
         click.echo(f"  {result['retried_batches']:,} batches written again after a failure")
     for reason, n in skipped.items():

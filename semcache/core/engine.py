@@ -244,9 +244,12 @@ class Core:
         cost_usd: float | None = None,
         streamed: bool = False,
         unlock: str | None = None,
+        vector: Vectors | None = None,
     ) -> Flow[bool]:
         """Write the exact entry, the semantic document and the tag sets in one pipeline (with the
-        release of the request's compute lock, given its token as ``unlock``)."""
+        release of the request's compute lock, given its token as ``unlock``). ``vector``: the
+        caller's own (checked) embedding of the semantic text, used as given and never cached as
+        the embedder's."""
         release = (commands.release_lock(plan.lock_key, unlock),) if unlock is not None else ()
         if self.config.read_only or self.planner.bypass_reason(plan):
             if release:
@@ -254,17 +257,18 @@ class Core:
             return False
         entry = self._entry(plan, response, self.entry_ttl_ms(ttl), tuple(tags))
         entry = replace(entry, latency_ms=latency_ms, cost_usd=cost_usd, streamed=streamed)
-        vector: Vectors | None = None
         writes: list[Command] = []
-        if plan.skip_semantic is None:
+        if plan.skip_semantic is not None:
+            vector = None
+        elif vector is None:
             try:
                 vector, writes = yield from self.embeddings.vector(
                     plan.text, self.embeddings.recall(plan.text, plan.tenant), plan.tenant
                 )
             except Exception as exc:
                 log.warning("semcache: embedding failed, stored in the exact layer only: %s", exc)
-            else:
-                yield from self.semantic.ensure_index(plan.keys)
+        if vector is not None:
+            yield from self.semantic.ensure_index(plan.keys)
         if self.l1 is not None:
             self.l1.discard(plan.exact_key)
         gens = tuple(map(commands.get, generations(plan)))
@@ -299,20 +303,31 @@ class Core:
         *,
         ttl: TTL = "default",
         tags: Iterable[str] = (),
+        vectors: Sequence[Vectors | None] = (),
     ) -> Flow[int]:
         """Store many (plan, response) pairs: one batched embedding of their semantic texts through
         the embedding cache, then one pipeline of writes (the embedding cache's with them). Returns
         how many pairs Redis took in every layer they use: a failure to embed, or of Redis, fails
-        the batch rather than leave it in the exact layer only."""
+        the batch rather than leave it in the exact layer only. ``vectors``: the callers' own
+        (checked) embeddings, one per pair or None where the embedder makes it (empty: all)."""
         if self.config.read_only:
             return 0
-        items = [(p, r) for p, r in items if not self.planner.bypass_reason(p)]
+        given = list(vectors) or [None] * len(items)
+        kept = [i for i, (p, _) in enumerate(items) if not self.planner.bypass_reason(p)]
+        items, given = [items[i] for i in kept], [given[i] for i in kept]
         tags = tuple(tags)
-        vectors, batch = yield from self._batch_vectors([plan for plan, _ in items])
+        found, batch = yield from self._batch_vectors(
+            [plan for (plan, _), vector in zip(items, given, strict=True) if vector is None]
+        )
+        yield from self._ensure_indexes([plan for plan, _ in items])
         owners: list[int] = [-1] * len(batch)  # embedding-cache writes: a cache, no entry's
-        for i, (plan, response) in enumerate(items):
+        for i, ((plan, response), vector) in enumerate(zip(items, given, strict=True)):
             entry = self._entry(plan, response, self.entry_ttl_ms(ttl), tags)
-            rows = self._entry_commands(plan, entry, vectors.get(vector_id(plan.text, plan.tenant)))
+            if plan.skip_semantic is not None:
+                vector = None
+            elif vector is None:
+                vector = found.get(vector_id(plan.text, plan.tenant))
+            rows = self._entry_commands(plan, entry, vector)
             batch += rows
             owners += [i] * len(rows)
         replies = yield Commands(tuple(batch))
@@ -326,8 +341,8 @@ class Core:
         self, plans: Sequence[Plan]
     ) -> Flow[tuple[dict[str, Vectors], list[Command]]]:
         """Vectors of the plans that use the semantic layer by :func:`vector_id`, embedded in one
-        batch per tenant, and the embedding-cache writes of the fresh ones; their indexes exist. A
-        failure (of the embedder or of Redis) is raised: no entry is stored in one layer only."""
+        batch per tenant, and the embedding-cache writes of the fresh ones. A failure (of the
+        embedder or of Redis) is raised: no entry is stored in one layer only."""
         semantic = [plan for plan in plans if plan.skip_semantic is None]
         if not semantic:
             return {}, []
@@ -341,9 +356,13 @@ class Core:
             rows, fresh = yield from self.embeddings.embed_many(texts, tenant)
             found |= {vector_id(t, tenant): row for t, row in zip(texts, rows, strict=True)}
             writes += fresh
+        return found, writes
+
+    def _ensure_indexes(self, plans: Sequence[Plan]) -> Flow[None]:
+        """The indexes of the namespaces of the plans that use the semantic layer exist."""
+        semantic = [plan for plan in plans if plan.skip_semantic is None]
         for keys in {plan.keys.namespace: plan.keys for plan in semantic}.values():
             yield from self.semantic.ensure_index(keys)
-        return found, writes
 
     def _entry(
         self, plan: Plan, response: Mapping[str, Any], ttl_ms: int | None, tags: tuple[str, ...]

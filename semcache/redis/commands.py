@@ -90,13 +90,11 @@ def renew(key: str, ttl_ms: int) -> Command:
 
 
 def put_document(key: str, fields: Iterable[tuple[str, Any]], ttl_ms: int | None) -> list[Command]:
-    """Replace a semantic document (a hash) with ``fields``, expiring in ``ttl_ms`` (None: never)."""
+    """Replace a semantic document (a hash) with ``fields``, expiring in ``ttl_ms`` (None: never;
+    the DEL already dropped an old expiry, so no PERSIST is sent)."""
     flat = [item for pair in fields for item in pair]
-    return [
-        ("DEL", key),
-        ("HSET", key, *flat),
-        ("PEXPIRE", key, ttl_ms) if ttl_ms else ("PERSIST", key),
-    ]
+    replace: list[Command] = [("DEL", key), ("HSET", key, *flat)]
+    return [*replace, ("PEXPIRE", key, ttl_ms)] if ttl_ms else replace
 
 
 #: Expired members of a tag set are pruned this long after their expiry (the clocks of the

@@ -41,6 +41,7 @@ def test_warm_loads_good_lines_and_counts_the_rest_by_reason(
         {"request": chat("tenant one"), "response": answer("t"), "tenant": "acme", "tags": ["faq"]},
     ]
     counts = warm(redis_url, namespace, write(tmp_path / "pairs.jsonl", lines), "--batch", "3")
+    assert counts.pop("entries_per_s") > 0  # stored entries per second, reported
     assert counts == {
         "lines": 13,
         "stored": 8,
@@ -68,6 +69,7 @@ def test_warmed_entries_answer_paraphrases(
         main, ["warm", str(path), "--redis-url", redis_url, "-n", namespace]
     )
     assert result.exit_code == 0 and "1 of 1 lines stored" in result.output
+    assert " entries/s (" in result.output.splitlines()[1]  # the rate, on its own line
     with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as cache:  # type: ignore[arg-type]
         hit = cache.lookup(chat("how can I reset my password"))
         assert hit.layer == "semantic" and hit.response == answer("Use the link.")
