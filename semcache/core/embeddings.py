@@ -21,6 +21,7 @@ from semcache._errors import InvalidRequestError
 from semcache.core.canonical import sha256
 from semcache.core.ops import Commands, Embed, Flow
 from semcache.core.plan import ms
+from semcache.core.vectors import check_vector
 from semcache.embedding.embedders import Embedder, Vectors
 from semcache.redis import commands
 from semcache.redis.keys import embedding_key, model_tag, tenant_tag, upstream_tag
@@ -94,23 +95,11 @@ class EmbeddingCache:
         return vector.astype(self._dtype).tobytes()
 
     def check(self, vector: Any) -> Vectors:
-        """A caller's embedding of a semantic text as float32, checked before any I/O: one row of
-        the embedder's dimension, finite, not all zero; InvalidRequestError otherwise."""
+        """A caller's embedding of a semantic text, checked before any I/O (see
+        :func:`~semcache.core.vectors.check_vector`); InvalidRequestError otherwise."""
         if self.embedder is None:
             raise InvalidRequestError("a vector was given, but this cache has no semantic layer")
-        try:
-            array = np.asarray(vector, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequestError(f"the vector is not a sequence of numbers: {exc}") from None
-        dimension = self.embedder.dimension
-        if array.shape != (dimension,):
-            raise InvalidRequestError(
-                f"the vector must be one row of {dimension} floats (the embedder "
-                f"{self.model_id!r}), got shape {array.shape}"
-            )
-        if not np.isfinite(array).all() or not array.any():
-            raise InvalidRequestError("the vector must be finite and not all zero")
-        return array
+        return check_vector(vector, self.embedder.dimension)
 
     def decode(self, raw: Any) -> Vectors | None:
         """A vector read from Redis, or None when it is missing or not one of this embedder's."""
