@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks._qqp import read_paws
+
 TARGETS = (0.95, 0.90)
 #: The sweep, in cosine similarity; each system sweeps the same points converted to its own scale.
 COSINE_GRID = tuple(round(i * 0.0025, 4) for i in range(401))
@@ -76,17 +78,6 @@ def load_project_pairs() -> Dataset:
         ((p.query, p.candidate, p.equivalent) for p in pairs),
         "the project's labelled pairs, all of them",
     )
-
-
-def read_paws(path: Path) -> list[tuple[str, str, bool]]:
-    """PAWS-Wiki Labeled (Final) dev: ``id, sentence1, sentence2, label`` (TSV, no header)."""
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) == 4 and parts[3] in ("0", "1"):
-                rows.append((parts[1], parts[2], parts[3] == "1"))
-    return rows
 
 
 def load_paws(path: Path, sample: int | None, seed: int = 9) -> Dataset:

@@ -7,7 +7,6 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import semcache
@@ -16,6 +15,7 @@ from semcache.core.types import Entry
 from semcache.decision.decide import Candidate, decision_floor
 from semcache.decision.verifier import artifact_dir, metadata
 from tests.conftest import answer, chat
+from tests.decision.test_decide import table_embedder
 
 # Pairs the guard lets through (no number, negation, unit or capitalised entity differs), so only
 # the verifier can tell them apart.
@@ -91,19 +91,6 @@ def test_bad_settings_and_a_missing_artifact_are_clear_errors(tmp_path: Path) ->
 # --- through the cache ------------------------------------------------------------------------------
 
 
-def pair_embedder(similar: dict[str, float]) -> semcache.CallableEmbedder:
-    """Every text in ``similar`` has exactly that cosine to the stored texts' direction."""
-
-    def embed(texts: list[str]) -> np.ndarray:
-        rows = []
-        for text in texts:
-            s = similar.get(text, 1.0)
-            rows.append([s, float(np.sqrt(max(0.0, 1 - s * s))), 0.0])
-        return np.asarray(rows, dtype=np.float32)
-
-    return semcache.CallableEmbedder(embed, model_id="pairs", dimension=3)
-
-
 #: The decision the verifier's tests run: the default guard plus the shipped verifier.
 WITH_VERIFIER = GuardedDecision(guard=Guard(), verifier=Verifier())
 
@@ -113,7 +100,7 @@ def verifier_cache(redis_url: str, namespace: str) -> Iterator[object]:
     made: list[Cache] = []
 
     def build(similar: dict[str, float], **config: object) -> Cache:
-        cache = Cache(redis_url=redis_url, embedder=pair_embedder(similar),
+        cache = Cache(redis_url=redis_url, embedder=table_embedder(similar),
                       config=CacheConfig(namespace=namespace, **{"decision": WITH_VERIFIER, **config}))  # type: ignore[arg-type]  # fmt: skip
         made.append(cache)
         return cache
@@ -125,7 +112,7 @@ def verifier_cache(redis_url: str, namespace: str) -> Iterator[object]:
 
 
 def test_the_verifier_is_opt_in_until_it_beats_the_guard(redis_url: str, namespace: str) -> None:
-    with Cache(redis_url=redis_url, embedder=pair_embedder({}), namespace=namespace) as cache:
+    with Cache(redis_url=redis_url, embedder=table_embedder({}), namespace=namespace) as cache:
         decision = cache.decision
         assert isinstance(decision, GuardedDecision) and decision.verifier is None
         assert decision.guard == Guard()
