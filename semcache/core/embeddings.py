@@ -10,8 +10,6 @@ time, what another asked.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +17,7 @@ import numpy as np
 
 from semcache._errors import InvalidRequestError
 from semcache.core.canonical import sha256
+from semcache.core.lru import LRU
 from semcache.core.ops import Commands, Embed, Flow
 from semcache.core.plan import ms
 from semcache.core.vectors import check_vector
@@ -35,33 +34,8 @@ def vector_id(text: str, tenant: str | None) -> str:
     return text if tenant is None else f"{tenant_tag(tenant)}\u0000{text}"
 
 
-class Memory:
-    """A thread-safe LRU of text → vector, bounded to ``size`` vectors (as cachetools' LRUCache)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[str, Vectors] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, text: str) -> Vectors | None:
-        with self._lock:
-            vector = self._items.get(text)
-            if vector is not None:
-                self._items.move_to_end(text)
-            return vector
-
-    def put(self, text: str, vector: Vectors) -> None:
-        with self._lock:
-            self._items[text] = vector
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+class Memory(LRU[str, Vectors]):
+    """A thread-safe LRU of text → vector, bounded to ``size`` vectors."""
 
 
 class EmbeddingCache:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
@@ -22,6 +20,7 @@ from semcache.core.config import CacheConfig
 from semcache.core.embeddings import EmbeddingCache, vector_id
 from semcache.core.invalidation import Invalidation, Leases, generations
 from semcache.core.l1 import L1
+from semcache.core.lru import LRU
 from semcache.core.ops import Commands, Flow
 from semcache.core.plan import Plan, Planner
 from semcache.core.semantic import SemanticLayer
@@ -38,30 +37,6 @@ log = logging.getLogger("semcache")
 
 TTL = float | None | Literal["default"]
 Command = tuple[Any, ...]
-
-
-class ExactMisses:
-    """Exact keys whose last read here missed (the oldest forgotten first, past ``size``)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._keys: OrderedDict[str, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._keys  # one dict read: a stale answer only shapes a round trip
-
-    def add(self, key: str) -> None:
-        with self._lock:
-            self._keys[key] = None
-            self._keys.move_to_end(key)
-            while len(self._keys) > self.size:
-                self._keys.popitem(last=False)
-
-    def discard(self, key: str) -> None:
-        if key in self._keys:
-            with self._lock:
-                self._keys.pop(key, None)
 
 
 class Core:
@@ -91,7 +66,8 @@ class Core:
         self.semantic = SemanticLayer(config, self.planner, self.embeddings, self.decision)
         self.invalidation = Invalidation(self.planner, self.semantic, self.l1)
         self.leases = Leases()
-        self.exact_misses = ExactMisses(vector_memory)
+        #: Exact keys whose last read here missed (see :meth:`_searches`).
+        self.exact_misses: LRU[str, bool] = LRU(vector_memory)
 
     @property
     def embedding_model(self) -> str:
@@ -179,10 +155,10 @@ class Core:
         embedding-cache read or of the searches that rode with the exact read)."""
         found = yield from self._exact_hit(plan, exact)
         if found is not None:
-            self.exact_misses.discard(plan.exact_key)  # stored by another process, say
+            self.exact_misses.pop(plan.exact_key)  # stored by another process, say
             return found
         if exact is None:
-            self.exact_misses.add(plan.exact_key)
+            self.exact_misses.put(plan.exact_key, True)
         if plan.skip_semantic is not None:
             return self.planner.miss(plan, plan.skip_semantic, tried=("exact",))
         both: tuple[Layer, ...] = ("exact", "semantic")

@@ -10,12 +10,11 @@ writes and removes what it wrote if one moved.
 from __future__ import annotations
 
 import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
 from semcache.core.l1 import L1, message
+from semcache.core.lru import LRU
 from semcache.core.ops import Commands, Flow, Scan
 from semcache.core.plan import Plan, Planner
 from semcache.core.semantic import SemanticLayer
@@ -48,24 +47,17 @@ class Leases:
     """The generations each missed lookup saw, by exact key, for the store that follows it."""
 
     def __init__(self, size: int = LEASES) -> None:
-        self.size = size
-        self._seen: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._seen: LRU[str, tuple[Any, ...]] = LRU(size)
 
     def give(self, key: str, seen: tuple[Any, ...]) -> None:
-        with self._lock:
-            self._seen[key] = seen
-            self._seen.move_to_end(key)
-            while len(self._seen) > self.size:
-                self._seen.popitem(last=False)
+        self._seen.put(key, seen)
 
     def holds(self, key: str) -> bool:
         """True when a lookup of ``key`` missed and no store took its lease since."""
-        return key in self._seen  # one dict read: a stale answer only shapes a round trip
+        return key in self._seen
 
     def take(self, key: str) -> tuple[Any, ...] | None:
-        with self._lock:
-            return self._seen.pop(key, None)
+        return self._seen.pop(key)
 
 
 class Invalidation:
