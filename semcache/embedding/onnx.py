@@ -56,7 +56,7 @@ class OnnxEmbedder(_ThreadedAsync):
                     f"{package} is not installed; install it with: pip install semcache"
                 )
         spec = _spec(Path(manifest or MANIFEST), model_dir)
-        self._model = OnnxModel(spec, threads=threads)
+        self._model = OnnxModel.shared(spec, threads=threads)
         self._dimension = spec.dimension or 384
         self._batch_size = batch_size
         self._model_id = model_id
@@ -75,8 +75,13 @@ class OnnxEmbedder(_ThreadedAsync):
         return self
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        rows = self._model.run(list(texts), reduce=mean_pool, batch_size=self._batch_size)
-        return normalize(rows, self.dimension)
+        if not texts:
+            raise ValueError("embed needs at least one text")
+        # a lookup's or a store's few texts are remembered for the verifier; a bulk load's are not
+        keep = len(texts) <= 8
+        rows = self._model.tokens(list(texts), keep=keep, batch_size=self._batch_size)
+        pooled = np.array([r.hidden.mean(axis=0) for r in rows]).reshape(len(rows), -1)
+        return normalize(pooled, self.dimension)
 
 
 def mean_pool(hidden: Array, mask: Array) -> Array:

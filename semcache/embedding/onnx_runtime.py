@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from semcache.core.lru import LRU
+
 Array = npt.NDArray[Any]
 TextInput = str | tuple[str, str]
 # (graph output for one padded batch, its attention mask) -> one row per text
@@ -86,6 +88,20 @@ class OnnxModel:
         self._session: Any = None
         self._tokenizer: Any = None
         self._inputs: tuple[str, ...] = ()
+        self.recent: LRU[str, TokenRows] = LRU(RECENT)
+        """The token rows of the last short texts :meth:`tokens` ran with ``keep``."""
+
+    @classmethod
+    def shared(cls, spec: GraphSpec, *, threads: int = 1) -> OnnxModel:
+        """The process's one model for this graph, weights and thread count: the default embedder
+        and the verifier hold the same session (one copy of the weights) and the same recent rows,
+        so the verifier does not run the model again on a query the embedder has just embedded."""
+        key = (spec.graph, spec.weights, spec.tokenizer, threads)
+        with _SHARED_LOCK:
+            model = _SHARED.get(key)
+            if model is None:
+                model = _SHARED[key] = cls(spec, threads=threads)
+            return model
 
     def load(self) -> OnnxModel:
         """Read the tokenizer, the graph and its weights now (idempotent)."""
@@ -115,6 +131,46 @@ class OnnxModel:
             rows.append(reduce(out, feeds["attention_mask"]))
         result = np.concatenate(rows)
         return result[np.argsort(order, kind="stable")]
+
+    def tokens(
+        self, texts: Sequence[str], *, keep: bool = False, batch_size: int = 64
+    ) -> list[TokenRows]:
+        """Each text's token ids and unpadded output rows, in order; with ``keep``, short
+        texts are remembered in :attr:`recent` (a lookup's query, a stored entry's text)."""
+        if not texts:
+            return []
+        self.load()
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        out: list[TokenRows | None] = [None] * len(texts)
+        for start in range(0, len(order), batch_size):
+            batch = [int(i) for i in order[start : start + batch_size]]
+            feeds = _feeds([encodings[i] for i in batch], self._inputs)
+            (hidden,) = self._session.run([self.spec.output], feeds)
+            for row, i in enumerate(batch):
+                n = len(encodings[i].ids)
+                ids = np.asarray(encodings[i].ids, dtype=np.int64)
+                out[i] = TokenRows(ids, hidden[row, :n])
+                if keep and n <= KEEP_TOKENS:  # kept as float16: half the memory
+                    self.recent.put(texts[i], TokenRows(ids, hidden[row, :n].astype(np.float16)))
+        return [r for r in out if r is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRows:
+    """One text through the graph: its token ids and the output row of each token."""
+
+    ids: npt.NDArray[np.int64]
+    hidden: npt.NDArray[np.floating[Any]]
+    """(tokens, dimension): float32 as run, float16 as remembered."""
+
+
+RECENT = 512
+"""Texts whose token rows a model remembers (at most ~50 MB at :data:`KEEP_TOKENS`, ~8 MB for
+typical 20-token questions)."""
+KEEP_TOKENS = 128
+_SHARED: dict[tuple[Path, Path, Path, int], OnnxModel] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 def _feeds(encodings: Sequence[Any], inputs: Sequence[str]) -> dict[str, Array]:
