@@ -137,6 +137,16 @@ def metrics(p: Protocol, chosen: np.ndarray, extra: dict[str, Any] | None = None
             "right_hits": int(good.sum()),
             "wrong_hits": int(wrong.sum()),
         }  # fmt: skip
+    # What the lenient count's wrong hits are: another entry served to a query whose own pair is
+    # labelled equivalent (that entry may well be a duplicate Quora never labelled), its own entry
+    # served while the pair is labelled not equivalent, or another entry for such a query.
+    wrong = hit & ~p.lenient[rows, pick]
+    own = p.top[rows, pick] == rows
+    out["lenient"]["wrong_hits_by_kind"] = {
+        "other_entry_query_has_an_equivalent": int((wrong & ~own & p.equivalent).sum()),
+        "own_entry_labelled_not_equivalent": int((wrong & own).sum()),
+        "other_entry_query_has_none": int((wrong & ~own & ~p.equivalent).sum()),
+    }
     return {**out, **(extra or {})}
 
 

@@ -231,6 +231,21 @@ def verifier_cost(
     verifier.score(pairs[0][0], [pairs[0][1]])  # warm up outside the timings
     bare = [timed(lambda q=q, c=c: verifier.score(q, [c])) for q, c in pairs]
     out: dict[str, Any] = {"bare_call_one_candidate": summary(bare, embed_floor)}
+    # As a lookup meets it: the default embedder has just embedded the query (the verifier shares
+    # its model and reuses those token rows); the candidate is new to the process, or was just
+    # stored by it.
+    fresh = [(f"Tell me: {t[0].lower()}{t[1:]}", f"Please answer: {t}") for t in texts[300:600]]
+    just = []
+    for q, c in fresh:
+        embedder.embed([q])
+        just.append(timed(lambda q=q, c=c: verifier.score(q, [c])))
+    out["query_just_embedded_candidate_new"] = summary(just, embed_floor)
+    known = []
+    for q, c in fresh:
+        embedder.embed([q])
+        embedder.embed([c])
+        known.append(timed(lambda q=q, c=c: verifier.score(q, [c])))
+    out["query_and_candidate_just_embedded"] = summary(known, embed_floor)
     guard = semcache.GuardedDecision(guard=semcache.Guard())
     # the shipped band, and one wide enough that every probe is verified (the cost when it is asked)
     shipped = semcache.GuardedDecision(guard=semcache.Guard(), verifier=verifier)
@@ -411,6 +426,11 @@ def main() -> None:
         cost = verifier_cost(server.url, embedder, texts, fl)
         print(f"verifier: bare call p50 {cost['bare_call_one_candidate']['p50_ms']:.2f} ms, p99 "
               f"{cost['bare_call_one_candidate']['p99_ms']:.2f} ms")  # fmt: skip
+        for name in ("bare_call_one_candidate", "query_just_embedded_candidate_new",
+                     "query_and_candidate_just_embedded"):  # fmt: skip
+            row = cost[name]
+            print(f"  {name}: p50 {row['p50_ms']:.2f} ms = {row['p50_ratio_to_floor']:.2f}x one "
+                  f"embedding, p99 {row['p99_ms']:.2f} ms")  # fmt: skip
         for name in ("guard_and_verifier", "guard_and_verifier_every"):
             row = cost[name]
             print(f"  {name}: verified {row['verified_share']:.0%} of lookups; added p50 "

@@ -1,4 +1,5 @@
-"""Steps 3-5 of ``scripts/train_verifier.py``: export and quantise, the alternative, the band.
+"""Steps 3-5 of ``scripts/train_cross_encoder.py``, and the band rule and figures that
+``scripts/train_verifier.py`` shares: export and quantise, the alternative, the band.
 
 Kept apart so the fine-tuned checkpoint can be exported and measured again (``--reuse``) without
 training it again.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import random
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -30,6 +33,88 @@ TARGET = 0.96
 EVAL_PAIRS = 4000
 RECALL_FLOOR = 0.40
 """The goal's recall, kept when TARGET cannot be reached on dev."""
+
+
+STOP = frozenset(
+    [
+        "what",
+        "which",
+        "when",
+        "where",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "how",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "do",
+        "does",
+        "did",
+        "the",
+        "a",
+        "an",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "and",
+        "or",
+        "with",
+        "from",
+        "by",
+        "at",
+        "as",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "i",
+        "you",
+        "he",
+        "she",
+        "we",
+        "they",
+        "my",
+        "your",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "there",
+        "than",
+        "then",
+        "into",
+        "about",
+    ]
+)
+_ALPHA = re.compile(r"^[A-Za-z][A-Za-z'-]{3,}$")
+
+
+def swap_negative(question: str, rng: random.Random) -> str | None:
+    """The question with two different content words swapped, or None when it has too few."""
+    words = question.split()
+    slots = [i for i, w in enumerate(words) if _ALPHA.match(w) and w.lower() not in STOP]
+    if len(slots) < 2:
+        return None
+    i, j = rng.sample(slots, 2)
+    if words[i].lower() == words[j].lower():
+        return None
+    words[i], words[j] = words[j], words[i]
+    return " ".join(words)
 
 
 def log(msg: str, start: float) -> None:
@@ -339,11 +424,5 @@ def finish(
     write_meta(out, meta)
     from benchmarks._compare_eval import dump
 
-    dump(ROOT_RESULTS if out == ARTIFACT else out / "training.json", meta)
+    dump(out / "training.json", meta)
     log(f"done: {json.dumps(figures, indent=1)}", start)
-
-
-ARTIFACT = Path(__file__).resolve().parent.parent / "semcache" / "data" / "verifier"
-ROOT_RESULTS = (
-    Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "verifier_training.json"
-)

@@ -80,7 +80,8 @@ TUNING = [
     "tuning.plot_curves(points, mark=tuning.at(points, 0.9))\nplt.show()",
     "## With the default decision stage\n\nThe cache's default decision stage also runs a lexical "
     "guard (numbers, negations, units, entities, the order of anchors) on each candidate, and a "
-    "learned verifier (a cross-encoder) on candidates in a band around the threshold. The same "
+    "learned verifier (token alignment features scored by boosted trees) on candidates in a band "
+    "around the threshold. The same "
     "curves, each pair decided as the cache decides it: a rejected pair never hits.",
     "guarded = tuning.curve(scores.decided(tuning.default_decision()))\n"
     "for t in (0.85, 0.90, 0.95):\n"

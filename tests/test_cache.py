@@ -127,12 +127,12 @@ def test_no_semantic_hit_across_embedding_models(redis_url: str, namespace: str)
     with Cache(
         redis_url=redis_url, embedder=constant_embedder("model-a"), namespace=namespace
     ) as a:
-        a.store(chat("first text"), answer("x"))
-        assert a.lookup(chat("second text")).layer == "semantic"  # same model: a match
+        a.store(chat("How do I reset my password?"), answer("x"))
+        assert a.lookup(chat("How can I reset my password?")).layer == "semantic"  # same model
     with Cache(
         redis_url=redis_url, embedder=constant_embedder("model-b"), namespace=namespace
     ) as b:
-        result = b.lookup(chat("second text"))
+        result = b.lookup(chat("How can I reset my password?"))
         assert result.layer is None and result.reason == "no-candidates"
         b.flush()
 

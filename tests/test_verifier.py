@@ -12,6 +12,7 @@ import pytest
 import semcache
 from semcache import Cache, CacheConfig, Guard, GuardedDecision, Verifier
 from semcache.core.types import Entry
+from semcache.decision.alignment import FEATURES
 from semcache.decision.decide import Candidate, decision_floor
 from semcache.decision.verifier import artifact_dir, metadata
 from tests.conftest import answer, chat
@@ -39,12 +40,14 @@ def verifier() -> Verifier:
 def test_the_artifact_ships_small_with_its_provenance() -> None:
     folder = artifact_dir()
     size = sum(f.stat().st_size for f in folder.iterdir())
-    assert {"model.onnx", "tokenizer.json", "verifier.json"} <= {f.name for f in folder.iterdir()}
+    assert {"model.npz", "verifier.json"} <= {f.name for f in folder.iterdir()}
     assert size <= 50 * 1024 * 1024
     meta = metadata()
-    assert meta["seed"] == 15 and "paws-wiki-dev.tsv" in meta["data"]["not_used"]
-    agreement = meta["figures"]["int8_vs_fp32_agreement_on_test"]
-    assert meta["training"]["seconds"] > 0 and 0.9 <= agreement <= 1
+    assert meta["kind"] == "alignment" and meta["seed"] == 15
+    assert "semcache/data/pairs.jsonl" in meta["data"]["not_used"]
+    assert meta["features"] == list(FEATURES) and meta["training"]["fit_seconds"] > 0
+    held_out = meta["figures"]["qqp_test"]
+    assert held_out["pairs"] >= 4000 and held_out["auc"] > held_out["cosine_auc"]
     band = meta["recommended"]
     assert 0 < band["threshold"] < 1 and band["below"] >= 0 and band["above"] > 0
     assert Verifier().band(0.9) == pytest.approx((0.9 - band["below"], 0.9 + band["above"]))
@@ -111,12 +114,37 @@ def verifier_cache(redis_url: str, namespace: str) -> Iterator[object]:
         cache.close()
 
 
-def test_the_verifier_is_opt_in_until_it_beats_the_guard(redis_url: str, namespace: str) -> None:
+def test_the_default_decision_is_the_guard_and_the_shipped_verifier(
+    redis_url: str, namespace: str
+) -> None:
     with Cache(redis_url=redis_url, embedder=table_embedder({}), namespace=namespace) as cache:
         decision = cache.decision
-        assert isinstance(decision, GuardedDecision) and decision.verifier is None
-        assert decision.guard == Guard()
+        assert isinstance(decision, GuardedDecision) and decision.guard == Guard()
+        assert isinstance(decision.verifier, Verifier) and decision.verifier.path == artifact_dir()
         cache.delete_namespace()
+
+
+def test_the_default_cache_asks_the_verifier_and_obeys_it(redis_url: str, namespace: str) -> None:
+    """Bypassed (the guard alone) the default would serve this word swap; with its verifier it
+    misses; a verifier told to accept everything serves it: the decision is the verifier's."""
+    query, stored = (
+        "Can a cat eat grapes?",
+        "Can grapes eat a cat?",
+    )  # its own texts: vectors are cached
+    served = []
+    for decision in (None, GuardedDecision(guard=Guard()),
+                     GuardedDecision(guard=Guard(), verifier=Verifier(threshold=0.0))):  # fmt: skip
+        config = CacheConfig(namespace=namespace, decision=decision)
+        with Cache(
+            redis_url=redis_url, embedder=table_embedder({query: in_band(0.9)}), config=config
+        ) as cache:
+            cache.store(chat(stored), answer("No."))
+            result = cache.lookup(chat(query))
+            served.append(result.layer)
+            if decision is None:
+                assert result.reason == "verifier" and "verifier" in dict(result.checks)
+            cache.delete_namespace()
+    assert served == [None, "semantic", "semantic"]
 
 
 def in_band(cutoff: float) -> float:
@@ -165,7 +193,7 @@ def test_outside_the_band_the_verifier_is_not_asked(verifier_cache) -> None:  # 
 def test_a_failing_verifier_is_a_miss_not_an_error(verifier_cache, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     broken = tmp_path / "broken"
     shutil.copytree(artifact_dir(), broken)
-    (broken / "model.onnx").write_bytes(b"not a graph")
+    (broken / "model.npz").write_bytes(b"not an archive")
     query, stored = PARAPHRASES[0]
     decision = GuardedDecision(guard=Guard(), verifier=Verifier(broken))
     cache = verifier_cache({query: in_band(0.9)}, decision=decision)

@@ -61,6 +61,12 @@ from semcache.cli._progress import replay_progress, say, step
     metavar="DELTA",
     help="Use per-entry thresholds (with the guard) bounding each entry's wrong-answer rate by DELTA.",
 )
+@click.option(
+    "--verifier/--no-verifier",
+    default=True,
+    show_default=True,
+    help="Decide with the default decision's learned verifier; --no-verifier: the guard alone.",
+)
 @JSON
 @click.option(
     "--html",
@@ -79,6 +85,7 @@ def replay(
     embedder: str | None,
     feedback: bool,
     per_entry: float | None,
+    verifier: bool,
     as_json: bool,
     html: Path | None,
 ) -> None:
@@ -101,7 +108,9 @@ def replay(
         raise click.ClickException(f"{path}: no usable request in the log")
     if feedback and grid:
         raise click.UsageError("--feedback teaches the cache as it goes: it cannot go with --sweep")
-    report = _run(parsed, threshold, grid, redis_url, namespace, embedder, feedback, per_entry)
+    report = _run(
+        parsed, threshold, grid, redis_url, namespace, embedder, feedback, per_entry, verifier
+    )
     if html is not None:
         from semcache.replay._html import render_html
 
@@ -143,6 +152,7 @@ def _run(
     embedder: str | None,
     feedback: bool = False,
     per_entry: float | None = None,
+    verifier: bool = True,
 ) -> Any:
     import semcache
     from semcache.cli._tune import load_embedder
@@ -150,9 +160,15 @@ def _run(
 
     name = namespace or f"replay-{uuid.uuid4().hex[:12]}"
     decision = None
-    if per_entry is not None:
-        thresholds = semcache.PerEntryThresholds(delta=per_entry)
-        decision = semcache.GuardedDecision(guard=semcache.Guard(), per_entry=thresholds)
+    if per_entry is not None or not verifier:
+        thresholds = semcache.PerEntryThresholds(delta=per_entry) if per_entry is not None else None
+        from semcache.decision.decide import default_decision
+
+        default = default_decision()
+        decision = semcache.GuardedDecision(
+            guard=semcache.Guard(), per_entry=thresholds,
+            verifier=getattr(default, "verifier", None) if verifier else None,
+        )  # fmt: skip
     config = semcache.CacheConfig(namespace=name, ttl=None, decision=decision)
     model = load_embedder(embedder) if embedder else None
     url = connect(url)

@@ -44,7 +44,7 @@ from semcache.cli._progress import replay_progress, say
     "--configs",
     is_flag=True,
     help="Also report the hit rate at the target precision of each decision configuration "
-    "(global threshold, guard, per-entry thresholds; pairs only).",
+    "(global threshold, guard, guard + verifier, per-entry thresholds; pairs only).",
 )
 @JSON
 @click.option(
@@ -125,10 +125,13 @@ def _calibration(scores: Any, target: float) -> Any:
     if scores is None:
         raise click.ClickException("--configs needs labelled pairs, not a log")
     from semcache.decision.calibrate import calibrate
+    from semcache.decision.decide import default_decision
 
     queries = [p.query for p in scores.pairs]
     candidates = [p.candidate for p in scores.pairs]
-    return calibrate(queries, candidates, scores.similarities, scores.labels, target=target)
+    verifier = getattr(default_decision(), "verifier", None)
+    return calibrate(queries, candidates, scores.similarities, scores.labels, target=target,
+                     verifier=verifier)  # fmt: skip
 
 
 def _evaluate(

@@ -1,7 +1,7 @@
 """Calibration: the hit rate each decision configuration reaches at a target precision.
 
 Given labelled pairs and their similarities, for the plain global threshold, the lexical guard,
-per-entry thresholds (an online labelled replay: each pair a lookup of its query against its
+the learned verifier inside its band, per-entry thresholds (an online labelled replay: each pair a lookup of its query against its
 candidate, the candidate's evidence updated after every lookup) and, when a judge is given, a second
 opinion for borderline candidates. Used by ``semcache tune --configs`` and
 ``benchmarks/bench_accuracy.py``. No I/O: the judge, if any, is called directly.
@@ -173,6 +173,32 @@ def opinion(
     return _best(points, target)
 
 
+def verified(
+    name: str,
+    verifier: Any,
+    ok: npt.NDArray[np.bool_],
+    queries: Sequence[str],
+    candidates: Sequence[str],
+    sims: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.bool_],
+    target: float,
+    grid: Sequence[float] = STREAM_GRID,
+) -> Calibration:
+    """The learned verifier asked inside its band around each threshold of ``grid``, as
+    ``GuardedDecision`` asks it (each pair scored once, one pair at a time, as a lookup scores it)."""
+    floor = min(verifier.band(t)[0] for t in grid)
+    probs = np.zeros(len(sims))
+    for i in map(int, np.flatnonzero(ok & (sims >= floor))):
+        probs[i] = verifier.score(queries[i], [candidates[i]])[0]
+    points = []
+    for t in grid:
+        low, high = verifier.band(t)
+        asked = ok & (sims >= low) & (sims < high)
+        hits = ok & (sims >= low) & ((sims >= high) | (probs >= verifier.threshold))
+        points.append(_point(name, t, hits, labels, float(asked.mean())))
+    return _best(points, target)
+
+
 def calibrate(
     queries: Sequence[str],
     candidates: Sequence[str],
@@ -181,14 +207,19 @@ def calibrate(
     *,
     target: float = 0.95,
     judge: Callable[[str, str], Any] | None = None,
+    verifier: Any = None,
 ) -> list[Calibration]:
     """The hit rate at ``target`` precision of each configuration: global threshold, guard,
-    per-entry thresholds (delta = 1 - target), guard + per-entry, and guard + second opinion
-    when a judge is given."""
+    guard + the learned verifier (the default decision) when a verifier is given, per-entry
+    thresholds (delta = 1 - target), guard + per-entry, and guard + second opinion when a judge is
+    given."""
     everything = np.ones(len(sims), dtype=bool)
     guarded = passes(GuardedDecision(guard=Guard()), queries, candidates, sims)
     rows = [static("global threshold", sims, labels, everything, target),
             static("guard", sims, labels, guarded, target)]  # fmt: skip
+    if verifier is not None:
+        rows.append(verified("guard + verifier (default)", verifier, guarded, queries, candidates,
+                             sims, labels, target))  # fmt: skip
     bound = PerEntryThresholds(delta=round(1 - target, 4))
     for name, guard in (("per-entry thresholds", None), ("guard + per-entry thresholds", Guard())):
         decision = GuardedDecision(guard=guard, per_entry=bound)

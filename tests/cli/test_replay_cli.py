@@ -28,7 +28,14 @@ def test_replay_json_matches_hand_computed_figures(redis_url: str, tmp_path: Pat
     log = hand_log(tmp_path / "log.jsonl")
     for threshold, (exact, semantic, false_hits, tokens) in EXPECTED.items():
         code, out, err = run(
-            redis_url, str(log), "--embedder", TABLE, "-t", str(threshold), "--json"
+            redis_url,
+            str(log),
+            "--embedder",
+            TABLE,
+            "-t",
+            str(threshold),
+            "--json",
+            "--no-verifier",
         )
         assert code == 0, err
         report = json.loads(out)
@@ -43,6 +50,21 @@ def test_replay_json_matches_hand_computed_figures(redis_url: str, tmp_path: Pat
             "usd_saved",
             "sweep",
         }
+
+
+def test_replay_decides_with_the_default_verifier_unless_told_not_to(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """At 0.85 the guard alone serves two wrong answers of the hand log (EXPECTED); the default
+    decision's verifier rejects them, so the replay's figures are the verifier's."""
+    log = hand_log(tmp_path / "log.jsonl")
+    reports = {}
+    for flag in ("--verifier", "--no-verifier"):
+        code, out, err = run(redis_url, str(log), "--embedder", TABLE, "-t", "0.85", "--json", flag)
+        assert code == 0, err
+        reports[flag] = json.loads(out)
+    assert figures_of(reports["--no-verifier"])[2] == EXPECTED[0.85][2] == 2
+    assert figures_of(reports["--verifier"])[2] == 0
 
 
 def test_bad_lines_are_counted_and_named(redis_url: str, tmp_path: Path) -> None:
@@ -154,7 +176,8 @@ def test_feedback_teaches_per_entry_thresholds_during_a_replay(
     --feedback the first false hit is reported wrong, A's own cut-off rises above 0.88, and the
     second is a miss instead."""
     log = str(hand_log(tmp_path / "log.jsonl"))
-    args = ("--embedder", TABLE, "-t", "0.85", "--per-entry", "0.05", "--json")
+    # the guard alone: the verifier would reject both false hits before feedback could teach anything
+    args = ("--embedder", TABLE, "-t", "0.85", "--per-entry", "0.05", "--json", "--no-verifier")
     code, out, err = run(redis_url, log, *args)
     assert code == 0, err
     assert figures_of(json.loads(out))[2] == 2

@@ -51,10 +51,11 @@ def make(redis_url: str, namespace: str) -> Iterator[object]:
         cache.close()
 
 
-def test_the_default_decision_is_the_guard(redis_url: str, namespace: str) -> None:
+def test_the_default_decision_is_the_guard_and_the_verifier(redis_url: str, namespace: str) -> None:
     with Cache(redis_url=redis_url, embedder=table_embedder({}), namespace=namespace) as cache:
         assert isinstance(cache._core.decision, GuardedDecision)
         assert cache._core.decision.guard == Guard()
+        assert cache._core.decision.verifier is not None
         cache.flush()
 
 

@@ -61,4 +61,17 @@ def test_tune_configs_prints_the_calibration(tmp_path, embedder) -> None:  # typ
     result = CliRunner().invoke(main, ["tune", str(path), "--configs", "--json"])
     report = json.loads(result.output)
     names = [row["configuration"] for row in report["configurations"]]
-    assert names[:2] == ["global threshold", "guard"]
+    assert names[:3] == ["global threshold", "guard", "guard + verifier (default)"]
+
+
+def test_the_default_verifier_adds_its_row_and_rejects_what_the_guard_lets_through() -> None:
+    from semcache import Verifier
+
+    pairs = [*PAIRS, ("Can a cat eat grapes?", "Can grapes eat a cat?", False, 0.965)]
+    queries, candidates, labels, sims = zip(*pairs, strict=True)
+    rows = calibrate(queries, candidates, np.array(sims), np.array(labels), verifier=Verifier())
+    by = {r.configuration: r for r in rows}
+    verified = by["guard + verifier (default)"]
+    assert not by["guard"].reached  # the word swap passes the guard at 0.965
+    assert verified.reached and verified.precision == 1.0 and verified.recall > 0
+    assert 0 < verified.judge_calls <= 1  # the share of pairs the verifier was asked about

@@ -118,7 +118,11 @@ def table_embedder() -> semcache.CallableEmbedder:
 def test_threshold_override_per_request(
     fake_openai: FakeOpenAI, redis_url: str, namespace: str
 ) -> None:
-    cache = semcache.Cache(redis_url=redis_url, embedder=table_embedder(), namespace=namespace)
+    # the guard alone: "kittens" is not "cats", as the default's verifier knows; this is about the override
+    config = semcache.CacheConfig(
+        namespace=namespace, decision=semcache.GuardedDecision(guard=semcache.Guard())
+    )
+    cache = semcache.Cache(redis_url=redis_url, embedder=table_embedder(), config=config)
     raw = openai.OpenAI(base_url=fake_openai.base_url, api_key="test", max_retries=0)
     client = semcache.wrap(raw, cache=cache)
     client.chat.completions.create(model="m", messages=ask("cats"))

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import semcache
 from semcache import tuning
 from semcache.cli import main
-from tests.replay.test_replay import hand_log, table_embedder
+from tests.replay.test_replay import GUARD_ONLY, hand_log, table_embedder
 
 # (similarity to the anchor, equivalent): hand-computed curve on the grid 0.80:0.99:0.01 below.
 LABELLED = [
@@ -115,14 +115,17 @@ def test_tune_plot(tmp_path: Path) -> None:
 def test_offline_log_evaluation_equals_the_replay_sweep(redis_url, namespace, tmp_path):
     log = tuning.read_log(hand_log(tmp_path / "log.jsonl"))
     grid = [0.85, 0.9, 0.96]
-    offline = tuning.evaluate_log(log.records, table_embedder(), grid)
-    config = semcache.CacheConfig(namespace=namespace, ttl=None)
-    with semcache.Cache(redis_url=redis_url, embedder=table_embedder(), config=config) as cache:
-        swept = tuning.replay(cache, log, sweep=grid).sweep
-        cache.flush()
-    assert [f.to_json() for f in offline] == [f.to_json() for f in swept]
-    curve = tuning.log_curve(offline)
-    assert [p.precision for p in curve] == [1 / 3, 1.0, None]
+    precisions = {}
+    for name, decision in (("guard", GUARD_ONLY), ("default", None)):
+        config = semcache.CacheConfig(namespace=namespace, ttl=None, decision=decision)
+        offline = tuning.evaluate_log(log.records, table_embedder(), grid, config=config)
+        with semcache.Cache(redis_url=redis_url, embedder=table_embedder(), config=config) as cache:
+            swept = tuning.replay(cache, log, sweep=grid).sweep
+            cache.flush()
+        assert [f.to_json() for f in offline] == [f.to_json() for f in swept], name
+        precisions[name] = [p.precision for p in tuning.log_curve(offline)]
+    assert precisions["guard"] == [1 / 3, 1.0, None]  # hand-computed
+    assert precisions["default"] == [1.0, 1.0, None]  # the verifier rejects both wrong answers
 
 
 def test_tune_on_a_grouped_log(tmp_path: Path) -> None:
@@ -140,7 +143,9 @@ def test_tune_on_a_grouped_log(tmp_path: Path) -> None:
     )
     report = json.loads(result.stdout)
     assert report["kind"] == "log" and report["requests"] == 8
-    assert report["recommended"]["threshold"] == 0.9
+    # 0.90 with the guard alone; the default decision's verifier rejects the two wrong answers
+    # served at 0.85 (test_offline_log_evaluation_equals_the_replay_sweep), so 0.85 reaches it
+    assert report["recommended"]["threshold"] == 0.85
 
 
 class RejectNumberTwo:

@@ -1,0 +1,246 @@
+"""The alignment verifier's model: token alignment features of a text pair, scored by boosted trees.
+
+all-MiniLM-L6-v2 (the default embedder's graph, on ONNX Runtime) gives each text its contextual
+token vectors. For a (query, candidate) pair, every token is matched to its most similar token on
+the other side (as BERTScore and ColBERT do); the features say how well each side is covered (mean,
+worst and IDF-weighted match, the IDF mass left unmatched), whether the matched tokens keep their
+order (word swaps), how much the two bags of tokens overlap, the lengths, the sentence cosine and
+the lexical guard's sub-check verdicts. A gradient-boosted tree ensemble
+(``scripts/train_verifier.py``, scikit-learn at training time only) turns them into the
+probability that the candidate's answer answers the query; the trees ship as arrays and are walked
+here in numpy.
+
+No I/O but reading the artifact and the model's files, on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from semcache._errors import ConfigurationError
+from semcache.decision.guard import CHECKS, Guard
+
+Array = npt.NDArray[Any]
+_SPECIAL = frozenset({0, 100, 101, 102, 103})  # [PAD] [UNK] [CLS] [SEP] [MASK]
+_SUB_GUARDS = tuple(Guard(**{c: c == name for c in CHECKS}) for name in CHECKS)
+_GUARD = Guard()
+FEATURES = (
+    "cosine",
+    *(
+        f"{side}_{name}"
+        for side in ("query", "candidate")
+        for name in (
+            "mean",
+            "min",
+            "idf_mean",
+            "unmatched_idf",
+            "worst_idf",
+            "below_05",
+            "below_07",
+        )
+    ),
+    "min_mean",
+    "min_min",
+    "max_worst_idf",
+    "order_tau",
+    "token_jaccard",
+    "same_bag",
+    "query_tokens",
+    "candidate_tokens",
+    "token_gap",
+    "guard_pass",
+    *(f"guard_{name}" for name in CHECKS),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenState:
+    """One text as the verifier sees it: its sentence vector and its content tokens."""
+
+    sentence: Array
+    """The mean-pooled, L2-normalised vector (the embedder's own)."""
+    tokens: Array
+    """(n, 384) L2-normalised token vectors, special tokens left out."""
+    weights: Array
+    """(n,) the tokens' IDF weights."""
+    ids: tuple[int, ...]
+
+
+class TokenModel:
+    """Token states of texts from the default embedder's ONNX graph. It shares the embedder's model
+    (:meth:`OnnxModel.shared`): a query or an entry the embedder has just embedded is not run again.
+
+    Args:
+        idf: the IDF weight of every word piece (the artifact's).
+        threads: ONNX Runtime intra-op threads (the default embedder's 1: the same session).
+    """
+
+    def __init__(self, idf: Array, *, threads: int = 1) -> None:
+        self.idf = idf
+        self.threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def load(self) -> TokenModel:
+        with self._lock:
+            if self._model is None:
+                from semcache.embedding.onnx import MANIFEST, _spec
+                from semcache.embedding.onnx_runtime import OnnxModel
+
+                self._model = OnnxModel.shared(_spec(MANIFEST, None), threads=self.threads).load()
+        return self
+
+    def states(self, texts: Sequence[str], *, keep: bool = True) -> list[TokenState]:
+        """One state per text, in order; texts the model has just run are not run again."""
+        model = self.load()._model
+        rows = {t: r for t in dict.fromkeys(texts) if (r := model.recent.get(t)) is not None}
+        todo = [t for t in dict.fromkeys(texts) if t not in rows]
+        rows.update(zip(todo, model.tokens(todo, keep=keep), strict=True))
+        return [self.state(rows[t].ids, rows[t].hidden) for t in texts]
+
+    def state(self, ids: Array, hidden: Array) -> TokenState:
+        hidden = hidden.astype(np.float32)
+        sentence = hidden.mean(axis=0)
+        sentence = sentence / max(float(np.linalg.norm(sentence)), 1e-12)
+        keep = np.array([int(i) not in _SPECIAL for i in ids], dtype=bool)
+        tokens = hidden[keep]
+        tokens = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)
+        kept = ids[keep].astype(np.int64)
+        return TokenState(
+            sentence, tokens, self.idf[kept].astype(np.float32), tuple(int(i) for i in kept)
+        )
+
+
+def features(query: str, candidate: str, a: TokenState, b: TokenState) -> list[float]:
+    """The pair's feature row, in the order of :data:`FEATURES`."""
+    cosine = float(a.sentence @ b.sentence)
+    row = [cosine]
+    if len(a.tokens) and len(b.tokens):
+        sims = a.tokens @ b.tokens.T
+        best_a, best_b = sims.max(axis=1), sims.max(axis=0)
+        for best, w in ((best_a, a.weights), (best_b, b.weights)):
+            unmatched = (1.0 - best) * w
+            row += [float(best.mean()), float(best.min()), float((best * w).sum() / max(float(w.sum()), 1e-9)),
+                    float(unmatched.sum()), float(unmatched.max()), float((best < 0.5).sum()),
+                    float((best < 0.7).sum())]  # fmt: skip
+        row += [min(row[2], row[9]), min(row[3], row[10]), max(row[5], row[12])]
+        confident = best_a > 0.8
+        row.append(_tau(sims.argmax(axis=1)[confident]))
+    else:
+        row += [0.0] * 18
+    bag_a, bag_b = _bag(a.ids), _bag(b.ids)
+    shared = sum(min(n, bag_b.get(t, 0)) for t, n in bag_a.items())
+    union = len(a.ids) + len(b.ids) - shared
+    row += [shared / max(1, union), float(bag_a == bag_b), float(len(a.ids)), float(len(b.ids)),
+            float(abs(len(a.ids) - len(b.ids)))]  # fmt: skip
+    row.append(float(_GUARD.check(query, candidate) is None))
+    row += [float(g.check(query, candidate) is not None) for g in _SUB_GUARDS]
+    return row
+
+
+def _tau(positions: Array) -> float:
+    """Kendall's tau of the aligned positions against the query's order (1: same order)."""
+    if len(positions) < 2:
+        return 1.0
+    signs = np.sign(positions[None, :] - positions[:, None])[np.triu_indices(len(positions), 1)]
+    agree, disagree = int((signs > 0).sum()), int((signs < 0).sum())
+    return (agree - disagree) / max(1, agree + disagree)
+
+
+def _bag(ids: tuple[int, ...]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for i in ids:
+        out[i] = out.get(i, 0) + 1
+    return out
+
+
+class Trees:
+    """A binary-classification tree ensemble as flat arrays, walked level by level for all trees."""
+
+    def __init__(self, arrays: dict[str, Array]) -> None:
+        self.feature = arrays["feature"].astype(np.int64)
+        self.threshold = arrays["threshold"].astype(np.float64)
+        self.left = arrays["left"].astype(np.int64)
+        self.right = arrays["right"].astype(np.int64)
+        self.value = arrays["value"].astype(np.float64)
+        self.leaf = arrays["leaf"].astype(bool)
+        self.missing_left = arrays["missing_left"].astype(bool)
+        self.roots = arrays["roots"].astype(np.int64)
+        self.baseline = float(arrays["baseline"])
+        self.depth = int(arrays["depth"])
+
+    def raw(self, rows: Array) -> Array:
+        """The ensemble's log-odds for each feature row."""
+        out = np.empty(len(rows))
+        for r, x in enumerate(np.asarray(rows, dtype=np.float64)):
+            node = self.roots.copy()
+            for _ in range(self.depth):
+                f = self.feature[node]
+                v = x[f]
+                go_left = np.where(np.isnan(v), self.missing_left[node], v <= self.threshold[node])
+                node = np.where(
+                    self.leaf[node], node, np.where(go_left, self.left[node], self.right[node])
+                )
+            out[r] = self.baseline + float(self.value[node].sum())
+        return out
+
+    def probabilities(self, rows: Array) -> Array:
+        return np.asarray(1.0 / (1.0 + np.exp(-self.raw(rows))), dtype=np.float64)
+
+
+def export_sklearn(model: Any) -> dict[str, Array]:
+    """The arrays of a fitted ``HistGradientBoostingClassifier`` (binary) for :class:`Trees`."""
+    parts: dict[str, list[Array]] = {
+        k: [] for k in ("feature", "threshold", "left", "right", "value", "leaf", "missing_left")
+    }
+    roots, offset, depth = [], 0, 0
+    for (tree,) in model._predictors:
+        nodes = tree.nodes
+        roots.append(offset)
+        leaf = nodes["is_leaf"].astype(bool)
+        parts["feature"].append(nodes["feature_idx"])
+        parts["threshold"].append(nodes["num_threshold"])
+        parts["left"].append(np.where(leaf, 0, nodes["left"]) + offset)
+        parts["right"].append(np.where(leaf, 0, nodes["right"]) + offset)
+        parts["value"].append(np.where(leaf, nodes["value"], 0.0))
+        parts["leaf"].append(leaf)
+        parts["missing_left"].append(nodes["missing_go_to_left"])
+        depth = max(depth, int(nodes["depth"].max()))
+        offset += len(nodes)
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    out["value"] = out["value"].astype(np.float32)
+    out["threshold"] = out["threshold"].astype(np.float64)
+    out["roots"] = np.array(roots)
+    out["baseline"] = np.array(float(np.ravel(model._baseline_prediction)[0]))
+    out["depth"] = np.array(depth)
+    return out
+
+
+class AlignmentScorer:
+    """Token states, features and trees: the probability for each (query, candidate) pair."""
+
+    def __init__(self, model: TokenModel, trees: Trees) -> None:
+        self.model = model
+        self.trees = trees
+
+    @classmethod
+    def open(cls, path: Path, *, threads: int = 1) -> AlignmentScorer:
+        try:
+            with np.load(path) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"no readable alignment verifier at {path}: {exc}") from exc
+        return cls(TokenModel(arrays.pop("idf"), threads=threads).load(), Trees(arrays))
+
+    def probabilities(self, pairs: Sequence[tuple[str, str]]) -> Array:
+        texts = list(dict.fromkeys(t for pair in pairs for t in pair))
+        states = dict(zip(texts, self.model.states(texts), strict=True))
+        rows = np.array([features(a, b, states[a], states[b]) for a, b in pairs])
+        return self.trees.probabilities(rows)
