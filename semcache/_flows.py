@@ -47,7 +47,7 @@ from semcache.core.stampede import (
     release,
     token,
 )
-from semcache.core.types import LookupResult, check_namespace, check_response
+from semcache.core.types import LookupResult, check_namespace, check_response, with_lookup_ms
 from semcache.core.vectors import check_vector, check_vectors
 from semcache.decision.protocol import Decision
 from semcache.embedding.default import default_local_embedder
@@ -383,7 +383,7 @@ class Layers(Base[E, C]):
         unavailable = (self._core.planner.miss(plan, "unavailable"), False)
         flow = self._core.lookup_or_lock(plan, lock, vector)
         result, locked = yield from self._safe(flow, unavailable)
-        result = dataclasses.replace(result, lookup_ms=(time.perf_counter() - start) * 1000)
+        result = with_lookup_ms(result, (time.perf_counter() - start) * 1000)
         yield from self._count(self._accounting.lookup(plan, result))
         return result, locked
 

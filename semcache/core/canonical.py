@@ -111,16 +111,18 @@ def canonicalize(
     """Validate a request body and split it into keyed body, semantic text and scope remainder."""
     if not isinstance(request, Mapping):
         raise InvalidRequestError(f"request must be a mapping, not {type(request).__name__}")
-    check_depth(request, "request")
     kind = request_kind(request)
     model = request.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequestError("request needs a non-empty string 'model'")
+    # the keyed values are depth-checked as they are copied; the transport ones on their own
     body = {
-        k: _normal(v, f"request.{k}")
+        k: _normal(v, f"request.{k}", 2)
         for k, v in request.items()
         if k not in TRANSPORT_PARAMS and v is not None
     }
+    for k in TRANSPORT_PARAMS.intersection(request):
+        check_depth(request[k], "request", start=2)
     text, rest = _split(kind, body, policy)
     return Canonical(kind=kind, model=model, body=body, semantic_text=text, rest=rest)
 
@@ -149,8 +151,9 @@ def scope_hash(
 # --- normalisation -------------------------------------------------------------------------------
 
 
-def _normal(value: Any, where: str) -> Any:
-    """JSON-ready copy of a value; whole floats become ints so 1 and 1.0 key alike."""
+def _normal(value: Any, where: str, depth: int) -> Any:
+    """JSON-ready copy of a value found ``depth`` containers down; whole floats become ints so 1
+    and 1.0 key alike. A container deeper than :data:`MAX_DEPTH` is refused before it is walked."""
     if isinstance(value, str):
         return _unicode(value, where)
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
@@ -161,18 +164,24 @@ def _normal(value: Any, where: str) -> Any:
         if not math.isfinite(value):
             raise InvalidRequestError(f"{where} is not a finite number")
         return int(value) if value.is_integer() else value
+    if isinstance(value, Mapping | list | tuple) and depth > MAX_DEPTH:
+        root = where.split(".", 1)[0].split("[", 1)[0]
+        raise InvalidRequestError(f"{root} is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, Mapping):
-        return {_unicode(str(k), where): _normal(v, f"{where}.{k}") for k, v in value.items()}
+        return {
+            _unicode(str(k), where): _normal(v, f"{where}.{k}", depth + 1) for k, v in value.items()
+        }
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        return [_normal(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_normal(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     if hasattr(value, "model_dump"):  # pydantic models from the openai SDK
-        return _normal(value.model_dump(mode="json", exclude_none=True), where)
+        return _normal(value.model_dump(mode="json", exclude_none=True), where, depth)
     raise InvalidRequestError(f"{where} has a value of type {type(value).__name__}")
 
 
-def check_depth(value: Any, where: str) -> None:
-    """Refuse a value nested deeper than :data:`MAX_DEPTH` (walked without recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+def check_depth(value: Any, where: str, *, start: int = 1) -> None:
+    """Refuse a value nested deeper than :data:`MAX_DEPTH` (walked without recursion; ``start``:
+    the depth of ``value`` itself)."""
+    stack: list[tuple[Any, int]] = [(value, start)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, Mapping):

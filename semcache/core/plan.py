@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from semcache._errors import ConfigurationError
@@ -21,7 +22,7 @@ from semcache.core.types import Entry, Layer, LookupResult, check_namespace, che
 from semcache.redis.keys import Keys, tenant_tag
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Plan:
     """Everything a lookup or store needs to know about one request, computed without I/O."""
 
@@ -32,9 +33,16 @@ class Plan:
     digest: str
     threshold: float
     text: str
-    scope: str
     skip_semantic: str | None
     """Why the semantic layer is skipped for this request, or None when it is used."""
+    version: str
+    embedding_model: str
+
+    @cached_property
+    def scope(self) -> str:
+        """The semantic layer's scope tag, hashed on first use: an exact hit never needs it."""
+        return scope_hash(self.canon, namespace=self.keys.namespace, tenant=self.tenant_tag,
+                          version=self.version, embedding_model=self.embedding_model)  # fmt: skip
 
     @property
     def exact_key(self) -> str:
@@ -85,13 +93,6 @@ class Planner:
         tt = tenant_tag(tenant)
         version = cfg.version if upstream is None else f"{cfg.version}@{upstream}"
         digest = exact_hash(canon, namespace=ns, tenant=tt, version=version)
-        scope = scope_hash(
-            canon,
-            namespace=ns,
-            tenant=tt,
-            version=version,
-            embedding_model=self.embedding_model,
-        )
         return Plan(
             canon=canon,
             keys=self.keys(ns),
@@ -100,8 +101,9 @@ class Planner:
             digest=digest,
             threshold=cfg.threshold if threshold is None else check_threshold(threshold),
             text=canon.semantic_text,
-            scope=scope,
             skip_semantic=self._skip_reason(canon),
+            version=version,
+            embedding_model=self.embedding_model,
         )
 
     def keys(self, namespace: str | None = None) -> Keys:

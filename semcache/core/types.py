@@ -187,3 +187,11 @@ class LookupResult:
     @property
     def hit(self) -> bool:
         return self.layer is not None
+
+
+def with_lookup_ms(result: LookupResult, ms: float) -> LookupResult:
+    """``result`` with its lookup time set. A result is finished once, by the lookup that built it,
+    before anything else holds it, so it is set in place: ``dataclasses.replace`` costs ~10 µs on
+    every lookup's hot path, this ~0.2 µs."""
+    object.__setattr__(result, "lookup_ms", ms)
+    return result
