@@ -50,7 +50,8 @@ def test_the_artifact_ships_small_with_its_provenance() -> None:
     assert held_out["pairs"] >= 4000 and held_out["auc"] > held_out["cosine_auc"]
     band = meta["recommended"]
     assert 0 < band["threshold"] < 1 and band["below"] >= 0 and band["above"] > 0
-    assert Verifier().band(0.9) == pytest.approx((0.9 - band["below"], 0.9 + band["above"]))
+    expected = (0.9 - band["below"], min(0.9 + band["above"], 0.9999))
+    assert Verifier().band(0.9) == pytest.approx(expected)
 
 
 def test_shipped_verifier_accepts_paraphrases_and_rejects_changed_meaning(
@@ -188,6 +189,19 @@ def test_outside_the_band_the_verifier_is_not_asked(verifier_cache) -> None:  # 
     cache.store(chat(stored), answer("No."))
     result = cache.lookup(chat(query))
     assert result.layer is None and "verifier" not in dict(result.checks)
+
+
+def test_the_same_vector_up_to_rounding_is_not_verified(verifier_cache) -> None:  # type: ignore[no-untyped-def]
+    """A band reaching 1.0 stops short of it: 0.99999 is one vector (case, punctuation), not a
+    paraphrase to check."""
+    query, stored = "WHAT IS LOVE", "What is love?"
+    assert Verifier().band(0.9)[1] == 0.9999 and Verifier(above=0.05).band(0.9)[1] == pytest.approx(
+        0.95
+    )
+    cache = verifier_cache({query: 0.99999})
+    cache.store(chat(stored), answer("Baby don't hurt me."))
+    result = cache.lookup(chat(query))
+    assert result.layer == "semantic" and "verifier" not in dict(result.checks)
 
 
 def test_a_failing_verifier_is_a_miss_not_an_error(verifier_cache, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

