@@ -121,6 +121,8 @@ def test_doctor_reports_unreachable_redis_as_a_failed_check_without_noise() -> N
     result = cli("doctor", "--redis-url", UNREACHABLE)
     assert result.returncode == 1 and result.stderr == ""
     assert re.search(r"FAIL\s+redis \+ search\s+Redis unreachable", result.stdout)
+    # the default decision's verifier is checked too: its shipped artifact, its runtime
+    assert re.search(r"ok\s+verifier\s+semcache-alignment-minilm-l6-qqp-paws-s15", result.stdout)
 
 
 @pytest.fixture(scope="module")

@@ -99,10 +99,22 @@ def invalidate(
         click.echo(f"removed {removed} keys")
 
 
+def _verifier_check() -> tuple[str, bool, str]:
+    """The default decision's learned verifier: its artifact readable and its runtime installed."""
+    from semcache.decision.verifier import EXTRA, Verifier, verifier_runtime
+
+    try:
+        model_id = Verifier().model_id
+    except Exception as exc:
+        return "verifier", False, str(exc)
+    return ("verifier", True, model_id) if verifier_runtime() else ("verifier", False, EXTRA)
+
+
 @main.command()
 @REDIS_URL
 def doctor(redis_url: str | None) -> None:
-    """Check the pieces semcache needs: Redis with search, the embedding model, tokenizers."""
+    """Check the pieces semcache needs: Redis with search, the embedding model, tokenizers, the
+    verifier."""
     import importlib.util
 
     checks: list[tuple[str, bool, str]] = []
@@ -120,6 +132,7 @@ def doctor(redis_url: str | None) -> None:
     ]:
         found = importlib.util.find_spec(package) is not None
         checks.append((package, found, "" if found else install))
+    checks.append(_verifier_check())
     for name, ok, detail in checks:
         click.echo(f"{'ok ' if ok else 'FAIL'}  {name:<24} {detail}")
     sys.exit(0 if all(ok for _, ok, _ in checks) else 1)
