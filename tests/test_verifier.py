@@ -74,6 +74,17 @@ def test_scores_are_probabilities_in_candidate_order(verifier: Verifier) -> None
     assert verifier.score(query, []) == []
 
 
+def test_a_pair_scored_again_is_served_from_the_verifiers_recent_scores() -> None:
+    fresh = Verifier()
+    query, candidate = PARAPHRASES[1]
+    first = fresh.score(query, [candidate])
+    fresh._loaded = None  # a second model run would load again; the recent score needs none
+    fresh._open = None  # type: ignore[assignment,method-assign]
+    assert fresh.score(query, [candidate]) == first
+    with pytest.raises(TypeError):
+        fresh.score(query, [candidate + " (new)"])  # a new pair does need the model
+
+
 def test_a_memoised_verifier_gives_the_same_scores(verifier: Verifier) -> None:
     memo = verifier.memoised()
     pairs = [*PARAPHRASES, *DIFFERENT]

@@ -32,8 +32,11 @@ import numpy as np
 import numpy.typing as npt
 
 from semcache._errors import ConfigurationError
+from semcache.core.lru import LRU
 
 _ARTIFACT = "verifier"
+RECENT_PAIRS = 4096
+"""(query, candidate) scores a verifier keeps: a repeated paraphrase is not scored again."""
 SAME_VECTOR = 0.9999
 EXTRA = (
     "the verifier needs onnxruntime, tokenizers and safetensors (pip install semcache) and the "
@@ -129,6 +132,7 @@ class Verifier:
         self._loaded: Any = None
         self._lock = threading.Lock()
         self._memo: dict[tuple[str, str], float] | None = None
+        self._recent: LRU[tuple[str, str], float] = LRU(RECENT_PAIRS)
 
     def __repr__(self) -> str:
         return (
@@ -152,8 +156,14 @@ class Verifier:
         if not candidates:
             return []
         pairs = [(query, c) for c in candidates]
-        if self._memo is None:
-            return [float(p) for p in self.probabilities(pairs)]
+        if self._memo is None:  # the last pairs' scores are kept: the same paraphrase asked again
+            known = {p: s for p in pairs if (s := self._recent.get(p)) is not None}
+            todo = [p for p in dict.fromkeys(pairs) if p not in known]
+            if todo:
+                for pair, p in zip(todo, self.probabilities(todo), strict=True):
+                    known[pair] = float(p)
+                    self._recent.put(pair, float(p))
+            return [known[pair] for pair in pairs]
         self.prefill(pairs)
         return [self._memo[pair] for pair in pairs]
 
