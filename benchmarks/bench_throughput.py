@@ -119,7 +119,8 @@ def compare(measure: Callable[[str], float], rounds: int) -> dict[str, Any]:
 def sync_rows(url: str, embedder: Any, stored: list[str], args: Any) -> dict[str, Any]:
     client = redis.Redis.from_url(url)
     rows: dict[str, Any] = {}
-    with semcache.Cache(redis_url=url, embedder=embedder, namespace="bench-tp") as cache:
+    config = semcache.CacheConfig(namespace="bench-tp", decision=decision(args))
+    with semcache.Cache(redis_url=url, embedder=embedder, config=config) as cache:
         keys = [cache.plan(chat(t)).exact_key for t in stored]
         probes = [paraphrase(t) for t in stored]
         hits = [cache.lookup(chat(p)).layer for p in probes]  # vectors in memory from now on
@@ -152,7 +153,8 @@ def sync_rows(url: str, embedder: Any, stored: list[str], args: Any) -> dict[str
 async def async_rows(url: str, embedder: Any, stored: list[str], args: Any) -> dict[str, Any]:
     client = redis.asyncio.Redis.from_url(url)
     rows: dict[str, Any] = {}
-    async with semcache.AsyncCache(redis_url=url, embedder=embedder, namespace="bench-tpa") as ac:
+    config = semcache.CacheConfig(namespace="bench-tpa", decision=decision(args))
+    async with semcache.AsyncCache(redis_url=url, embedder=embedder, config=config) as ac:
         keys = [ac.plan(chat(t)).exact_key for t in stored]
         probes = [paraphrase(t) for t in stored]
         for p in probes:
@@ -184,8 +186,16 @@ async def async_rows(url: str, embedder: Any, stored: list[str], args: Any) -> d
     return rows
 
 
+def decision(args: Any) -> Any:
+    """The default decision (guard and verifier), or with ``--guard-only`` the guard alone."""
+    return semcache.GuardedDecision(guard=semcache.Guard()) if args.guard_only else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--guard-only", action="store_true",
+                        help="decide with the guard alone (the lookup machinery without the "
+                        "verifier); writes results/throughput_guard_only.json")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="per pair (odd: a clean median)")
     args = parser.parse_args()
@@ -206,11 +216,13 @@ def main() -> None:
         f"{os.cpu_count()} cores",
         "load_average_1min": load,
         "seconds_per_measurement": args.seconds,
+        "decision": "guard alone" if args.guard_only else "default (guard + verifier)",
         **rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"load average {load}; wrote {RESULTS}")
+    out = RESULTS.with_name("throughput_guard_only.json") if args.guard_only else RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"load average {load}; wrote {out}")
 
 
 if __name__ == "__main__":
