@@ -173,7 +173,8 @@ def main() -> None:
     if drift > 1e-6:
         raise RuntimeError(f"the exported trees disagree with scikit-learn by {drift}")
     vb.log(
-        f"{args.trees} trees fitted in {fit_seconds:.1f} s; numpy walk agrees (max diff {drift:.1e})",
+        f"{len(arrays['roots'])} trees (at most {args.trees}) fitted in {fit_seconds:.1f} s; "
+        f"numpy walk agrees (max diff {drift:.1e})",
         start,
     )
 
@@ -229,7 +230,10 @@ def main() -> None:
                           f"{args.swaps} word-swap negatives of fit questions"],
                  "training_pairs": len(train),
                  "not_used": ["semcache/data/pairs.jsonl"] + (["paws-wiki-dev.tsv"] if paws is None else [])},
-        "training": {"trees": args.trees, "learning_rate": args.learning_rate, "max_leaf_nodes": args.leaves,
+        "training": {"max_trees": args.trees, "trees": len(arrays["roots"]),
+                     "early_stopping": "scikit-learn's default: 10% of the training pairs held out, "
+                                       "10 rounds without improvement",
+                     "learning_rate": args.learning_rate, "max_leaf_nodes": args.leaves,
                      "fit_seconds": round(fit_seconds, 1), "max_depth_seen": int(arrays["depth"])},
         "band_chosen_on": f"QQP dev components (shared index of {len(sets['qqp_dev'])} pairs)"
                           + (f" and PAWS dev components ({len(sets['paws_dev'])} pairs)" if paws else "")
