@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,22 +113,15 @@ class OnnxModel:
         return self
 
     def run(self, texts: Sequence[TextInput], *, reduce: Reduce, batch_size: int = 64) -> Array:
-        """``reduce`` of the graph output for each text (or pair), in the order given.
-
-        Texts are sorted by length and run in batches of ``batch_size`` padded to their longest
-        member, so a long text does not pad every other one.
-        """
+        """``reduce`` of the graph output for each text (or pair), in the order given (batched as
+        :meth:`_batches` says)."""
         if not texts:
             raise ValueError("run needs at least one text")
-        self.load()
-        encodings = self._tokenizer.encode_batch(list(texts))
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         rows: list[Array] = []
-        for start in range(0, len(order), batch_size):
-            batch = [encodings[i] for i in order[start : start + batch_size]]
-            feeds = _feeds(batch, self._inputs)
-            (out,) = self._session.run([self.spec.output], feeds)
-            rows.append(reduce(out, feeds["attention_mask"]))
+        order: list[int] = []
+        for batch, _, out, mask in self._batches(texts, batch_size):
+            rows.append(reduce(out, mask))
+            order += batch
         result = np.concatenate(rows)
         return result[np.argsort(order, kind="stable")]
 
@@ -137,23 +130,33 @@ class OnnxModel:
     ) -> list[TokenRows]:
         """Each text's token ids and unpadded output rows, in order; with ``keep``, short
         texts are remembered in :attr:`recent` (a lookup's query, a stored entry's text)."""
-        if not texts:
-            return []
-        self.load()
-        encodings = self._tokenizer.encode_batch(list(texts))
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-        out: list[TokenRows | None] = [None] * len(texts)
-        for start in range(0, len(order), batch_size):
-            batch = [int(i) for i in order[start : start + batch_size]]
-            feeds = _feeds([encodings[i] for i in batch], self._inputs)
-            (hidden,) = self._session.run([self.spec.output], feeds)
-            for row, i in enumerate(batch):
-                n = len(encodings[i].ids)
-                ids = np.asarray(encodings[i].ids, dtype=np.int64)
+        out: list[TokenRows] = [None] * len(texts)  # type: ignore[list-item]  # all set below
+        for batch, encodings, hidden, _ in self._batches(texts, batch_size):
+            for row, (i, encoding) in enumerate(zip(batch, encodings, strict=True)):
+                n = len(encoding.ids)
+                ids = np.asarray(encoding.ids, dtype=np.int64)
                 out[i] = TokenRows(ids, hidden[row, :n])
                 if keep and n <= KEEP_TOKENS:  # kept as float16: half the memory
                     self.recent.put(texts[i], TokenRows(ids, hidden[row, :n].astype(np.float16)))
-        return [r for r in out if r is not None]
+        return out
+
+    def _batches(
+        self, texts: Sequence[TextInput], batch_size: int
+    ) -> Iterator[tuple[list[int], list[Any], Array, Array]]:
+        """The texts sorted by length and run in batches of ``batch_size`` padded to their longest
+        member (a long text does not pad every other one): each batch's positions in ``texts``,
+        encodings, graph output and attention mask."""
+        if not texts:
+            return
+        self.load()
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        for start in range(0, len(order), batch_size):
+            batch = [int(i) for i in order[start : start + batch_size]]
+            chosen = [encodings[i] for i in batch]
+            feeds = _feeds(chosen, self._inputs)
+            (out,) = self._session.run([self.spec.output], feeds)
+            yield batch, chosen, out, feeds["attention_mask"]
 
 
 @dataclass(frozen=True, slots=True)
