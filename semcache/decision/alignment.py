@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from semcache._errors import ConfigurationError
 from semcache.decision.guard import CHECKS, Guard
+from semcache.embedding.embedders import normalize
 
 Array = npt.NDArray[Any]
 _SPECIAL_IDS = np.array([0, 100, 101, 102, 103])  # [PAD] [UNK] [CLS] [SEP] [MASK]
@@ -107,11 +108,9 @@ class TokenModel:
 
     def state(self, ids: Array, hidden: Array) -> TokenState:
         hidden = hidden.astype(np.float32)
-        sentence = hidden.mean(axis=0)
-        sentence = sentence / max(float(np.linalg.norm(sentence)), 1e-12)
+        sentence = normalize(hidden.mean(axis=0))[0]  # the mean pooling the embedder does
         keep = ~np.isin(ids, _SPECIAL_IDS)
-        tokens = hidden[keep]
-        tokens = tokens / np.maximum(np.sqrt((tokens * tokens).sum(axis=1, keepdims=True)), 1e-12)
+        tokens = normalize(hidden[keep])
         kept = ids[keep].astype(np.int64)
         return TokenState(sentence, tokens, self.idf[kept].astype(np.float32), tuple(kept.tolist()))
 
@@ -165,43 +164,32 @@ class Trees:
     def __init__(self, arrays: dict[str, Array]) -> None:
         self.feature = arrays["feature"].astype(np.int64)
         self.threshold = arrays["threshold"].astype(np.float64)
-        self.left = arrays["left"].astype(np.int64)
-        self.right = arrays["right"].astype(np.int64)
         self.value = arrays["value"].astype(np.float64)
-        self.leaf = arrays["leaf"].astype(bool)
         self.missing_left = arrays["missing_left"].astype(bool)
         self.roots = arrays["roots"].astype(np.int64)
         self.baseline = float(arrays["baseline"])
         self.depth = int(arrays["depth"])
-        # for the walk of finite rows: a leaf leads to itself both ways
-        here = np.arange(len(self.leaf))
-        self._left = np.where(self.leaf, here, self.left)
-        self._right = np.where(self.leaf, here, self.right)
+        # a leaf leads to itself both ways, so every tree can take ``depth`` steps
+        leaf, here = arrays["leaf"].astype(bool), np.arange(len(self.feature))
+        self.left = np.where(leaf, here, arrays["left"].astype(np.int64))
+        self.right = np.where(leaf, here, arrays["right"].astype(np.int64))
 
     def raw(self, rows: Array) -> Array:
         """The ensemble's log-odds for each feature row."""
         rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
-        if np.isfinite(rows).all():  # one gather and compare per level for all trees
-            return np.array([self._walk(x) for x in rows], dtype=np.float64)
-        out = np.empty(len(rows))
-        for r, x in enumerate(rows):
-            node = self.roots.copy()
-            for _ in range(self.depth):
-                f = self.feature[node]
-                v = x[f]
-                go_left = np.where(np.isnan(v), self.missing_left[node], v <= self.threshold[node])
-                node = np.where(
-                    self.leaf[node], node, np.where(go_left, self.left[node], self.right[node])
-                )
-            out[r] = self.baseline + float(self.value[node].sum())
-        return out
+        return np.array([self._walk(x) for x in rows], dtype=np.float64)
 
     def _walk(self, x: Array) -> float:
+        """One row down every tree at once: a gather and a compare per level (a missing value
+        goes where the tree sent its training's missing values)."""
+        missing = bool(np.isnan(x).any())
         node = self.roots
         for _ in range(self.depth):
-            node = np.where(
-                x[self.feature[node]] <= self.threshold[node], self._left[node], self._right[node]
-            )
+            v = x[self.feature[node]]
+            go_left = v <= self.threshold[node]
+            if missing:
+                go_left = np.where(np.isnan(v), self.missing_left[node], go_left)
+            node = np.where(go_left, self.left[node], self.right[node])
         return self.baseline + float(self.value[node].sum())
 
     def probabilities(self, rows: Array) -> Array:
