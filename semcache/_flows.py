@@ -357,10 +357,11 @@ class Layers(Base[E, C]):
             result = cache.lookup(request, vector=embedding)   # embedding: 384 floats
         """
         plan = self.plan(request, tenant=tenant, namespace=namespace, threshold=threshold)
-        checked = self._vector(vector)
+        checked = self._vector(vector)  # before the bypass: a bad vector is an error either way
         if bypass:
             return self._core.planner.miss(plan, "bypass")
-        return (yield from self._f_lookup_plan(plan, vector=checked))
+        result, _ = yield from self._looked_up(plan, None, checked)
+        return result
 
     def _f_lookup_plan(
         self, plan: Plan, *, vector: npt.ArrayLike | None = None

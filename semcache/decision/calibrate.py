@@ -1,9 +1,9 @@
 """Calibration: the hit rate each decision configuration reaches at a target precision.
 
 Given labelled pairs and their similarities, for the plain global threshold, the lexical guard,
-the learned verifier inside its band, per-entry thresholds (an online labelled replay: each pair a lookup of its query against its
-candidate, the candidate's evidence updated after every lookup) and, when a judge is given, a second
-opinion for borderline candidates. Used by ``semcache tune --configs`` and
+the learned verifier inside its band, per-entry thresholds (an online labelled replay: each pair a
+lookup of its query against its candidate, the candidate's evidence updated after every lookup)
+and, when a judge is given, a second opinion for borderline candidates. Used by ``semcache tune --configs`` and
 ``benchmarks/bench_accuracy.py``. No I/O: the judge, if any, is called directly.
 """
 
