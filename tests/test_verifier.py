@@ -276,3 +276,24 @@ def test_the_paws_split_keeps_each_sentence_component_on_one_side(tmp_path: Path
                 assert seen.setdefault(_qqp.normalise(text), name) == name, text
     assert split.components == {"fit": 42, "dev": 6, "test": 12}
     assert _paws.split(tmp_path) == split  # seeded: the same split every time
+
+
+def test_threads_scoring_at_once_get_the_serial_scores_and_huge_or_odd_texts_score() -> None:
+    """One shared model and two shared memories (token rows, pair scores) under eight threads;
+    a 50,000-character query (truncated by the tokenizer) and odd Unicode score without error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = [*PARAPHRASES, *DIFFERENT] * 4
+    serial = [Verifier().score(q, [c])[0] for q, c in pairs]
+    shared = Verifier()
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda p: shared.score(p[0], [p[1]])[0], pairs))
+    assert together == pytest.approx(serial, abs=1e-3)  # float16 rows kept vs float32 run
+    odd = [
+        "learn " * 10_000,
+        "¿Cómo aprendo Python? 🐍\u200b",
+        "\u0301\u0301",
+        "\uff30\uff39\uff34\uff28\uff2f\uff2e",
+    ]  # the last: fullwidth PYTHON
+    scores = shared.score("How do I learn Python?", odd)
+    assert len(scores) == 4 and all(0.0 <= s <= 1.0 for s in scores)
