@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from redis.crc import key_slot
 
 import semcache
 from semcache import AsyncCache, Cache, CacheConfig
+from semcache.core.plan import Planner
 from semcache.redis.keys import Keys
 from tests.conftest import answer, chat, hash_embedder
 
@@ -108,12 +109,15 @@ def test_semantic_hit_with_the_real_model_on_a_cluster(
         cache.flush()
 
 
-def spread_namespace(base: str, shards: int, nodes: list[redis.Redis]) -> str:
-    """A namespace whose shards live on at least two nodes (found deterministically)."""
+def spread_namespace(
+    base: str, shards: int, nodes: list[redis.Redis], fits: Callable[[str], bool] = lambda ns: True
+) -> str:
+    """A namespace whose shards live on at least two nodes and that ``fits`` (found
+    deterministically from ``base``)."""
     for j in range(100):
         keys = Keys(f"{base}-{j}", shards)
         homes = {id(owner(nodes, keys.prefix_of(i))) for i in range(shards)}
-        if len(homes) >= 2:
+        if len(homes) >= 2 and fits(keys.namespace):
             return keys.namespace
     raise AssertionError("no namespace spreads its shards")
 
@@ -121,7 +125,12 @@ def spread_namespace(base: str, shards: int, nodes: list[redis.Redis]) -> str:
 def test_a_sharded_namespace_searches_every_shard_and_merges_the_nearest(
     cluster_url: str, nodes: list[redis.Redis], namespace: str
 ) -> None:
-    ns = spread_namespace(namespace, 3, nodes)
+    def fills_every_shard(ns: str) -> bool:  # entry digests depend on the namespace
+        planner = Planner(CacheConfig(namespace=ns, shards=3), "table")
+        return len({planner.keys().shard_of(planner.plan(chat(f"entry {i}")).digest)
+                    for i in range(12)}) == 3  # fmt: skip
+
+    ns = spread_namespace(namespace, 3, nodes, fills_every_shard)
     query = np.eye(8, dtype=np.float32)[0]
     # Entry i is at angle ~ i * 6 degrees from the query: entry 0 is the nearest.
     angles = np.radians(np.arange(12) * 6.0)
