@@ -67,6 +67,15 @@ def is_get(command: Command) -> bool:
     return len(command) == 2 and command[0] == "GET"
 
 
+#: Commands that only read: a batch of them can go again when its connection proves dead.
+READS = frozenset({"GET", "MGET", "FT.SEARCH", "FT.INFO", "HGET", "HMGET", "EXISTS", "PTTL"})
+
+
+def read_only(batch: Iterable[Command]) -> bool:
+    """True when every command of ``batch`` only reads (sending it twice changes nothing)."""
+    return all(str(c[0]).upper() in READS for c in batch)
+
+
 def needs_routing(command: Command) -> bool:
     """True for a command a cluster client must send through a pipeline to reach the node that owns
     its key (redis-py sends FT.CREATE alone to its default node)."""

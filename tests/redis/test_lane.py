@@ -1,0 +1,165 @@
+"""The executors' kept connections (``semcache.redis.executor.Lane``): a connection the server
+closed is replaced without a failure, threads never read each other's replies, a forked child
+never uses its parent's sockets, and a pool the caller rations gets every connection back."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+
+import pytest
+import redis
+import redis.asyncio
+from conftest import answer, chat, hash_embedder
+
+import semcache
+from semcache.redis.executor import AsyncLane, Lane
+
+
+def _kill_kept(client: redis.Redis, prefix: str) -> int:
+    """Close, from the server side, every connection of the cache's client (named by prefix)."""
+    killed = 0
+    for row in client.client_list():
+        if row.get("name", "").startswith(prefix):
+            client.client_kill_filter(_id=row["id"])
+            killed += 1
+    return killed
+
+
+def test_a_kept_connection_the_server_closed_is_replaced_and_the_hit_still_served(
+    redis_url: str, namespace: str
+) -> None:
+    admin = redis.Redis.from_url(redis_url)
+    with semcache.Cache(
+        redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
+    ) as cache:
+        cache.store(chat("What is the capital of France?"), answer("Paris."))
+        assert cache.lookup(chat("What is the capital of France?")).layer == "exact"
+        lane = cache._executor.lane
+        assert lane is not None and lane.keep and lane._idle
+        for connection in lane._idle:  # name them so the server-side kill finds them
+            connection.send_command("CLIENT", "SETNAME", f"lane-{namespace}")
+            assert connection.read_response() in (b"OK", "OK")
+        assert _kill_kept(admin, f"lane-{namespace}") >= 1
+        result = cache.lookup(chat("What is the capital of France?"))
+        assert result.layer == "exact" and result.response == answer("Paris.")
+        assert cache._breaker.state == "closed" and cache._breaker._failures == 0
+        cache.flush()
+
+
+def test_threads_sharing_the_lane_each_read_their_own_replies(
+    redis_url: str, namespace: str
+) -> None:
+    questions = [f"Question number {i}: what is {i} squared?" for i in range(40)]
+    with semcache.Cache(
+        redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
+    ) as cache:
+        for q in questions:
+            cache.store(chat(q), answer(f"answer to {q}"))
+        wrong: list[str] = []
+        start = threading.Barrier(8)
+
+        def worker(offset: int) -> None:
+            start.wait()
+            for round_ in range(25):
+                q = questions[(offset * 5 + round_) % len(questions)]
+                result = cache.lookup(chat(q))
+                if result.response != answer(f"answer to {q}"):
+                    wrong.append(q)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert wrong == []
+        lane = cache._executor.lane
+        assert lane is not None and 1 <= len(lane._idle) <= 8
+        cache.flush()
+
+
+def _child_lookup(url: str, namespace: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    cache = _FORKED[0]
+    lane = cache._executor.lane
+    inherited = {id(c) for c in lane._idle}
+    result = cache.lookup(chat("Forked question?"))
+    queue.put((result.layer, bool({id(c) for c in lane._idle} & inherited)))
+
+
+_FORKED: list[semcache.Cache] = []
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
+def test_a_forked_child_opens_its_own_connections(redis_url: str, namespace: str) -> None:
+    with semcache.Cache(
+        redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
+    ) as cache:
+        cache.store(chat("Forked question?"), answer("Forked answer."))
+        assert cache.lookup(chat("Forked question?")).layer == "exact"
+        assert cache._executor.lane._idle  # the parent keeps one
+        _FORKED[:] = [cache]
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        child = context.Process(target=_child_lookup, args=(redis_url, namespace, queue))
+        child.start()
+        layer, reused = queue.get(timeout=30)
+        child.join(30)
+        assert layer == "exact" and reused is False
+        assert cache.lookup(chat("Forked question?")).layer == "exact"  # the parent's still work
+        cache.flush()
+
+
+def test_a_blocking_pool_gets_every_connection_back(redis_url: str, namespace: str) -> None:
+    pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=2, timeout=2)
+    client = redis.Redis(connection_pool=pool)
+    with semcache.Cache(
+        redis_client=client, embedder=hash_embedder(), namespace=namespace
+    ) as cache:
+        assert not cache._executor.lane.keep
+        cache.store(chat("Rationed?"), answer("Yes."))
+        for _ in range(5):
+            assert cache.lookup(chat("Rationed?")).layer == "exact"
+        held = [
+            pool.get_connection(),
+            pool.get_connection(),
+        ]  # both free: none kept (else 2 s, error)
+        for connection in held:
+            pool.release(connection)
+        cache.flush()
+    client.close()
+
+
+def test_the_lane_keeps_at_most_a_quarter_of_the_pool() -> None:
+    assert Lane(redis.ConnectionPool(max_connections=100)).cap == 25
+    assert Lane(redis.ConnectionPool(max_connections=2**31)).cap == 32
+    assert not Lane(redis.ConnectionPool(max_connections=3)).keep
+    assert AsyncLane(redis.asyncio.ConnectionPool(max_connections=40)).cap == 10
+
+
+def test_async_tasks_sharing_the_lane_read_their_own_replies_after_a_server_side_close(
+    redis_url: str, namespace: str
+) -> None:
+    questions = [f"Async question {i}?" for i in range(30)]
+
+    async def main() -> list[str]:
+        async with semcache.AsyncCache(
+            redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
+        ) as cache:
+            for q in questions:
+                await cache.store(chat(q), answer(f"async answer {q}"))
+            results = await asyncio.gather(*(cache.lookup(chat(q)) for q in questions * 3))
+            lane = cache._executor.lane
+            assert lane is not None and lane._idle
+            admin = redis.Redis.from_url(redis_url)
+            for connection in lane._idle:
+                await connection.send_command("CLIENT", "SETNAME", f"alane-{namespace}")
+                await connection.read_response()
+            assert _kill_kept(admin, f"alane-{namespace}") >= 1
+            again = await asyncio.gather(*(cache.lookup(chat(q)) for q in questions))
+            assert cache._breaker.state == "closed"
+            await cache.flush()
+            pairs = zip(questions * 4, [*results, *again], strict=True)
+            return [q for q, r in pairs if r.response != answer(f"async answer {q}")]
+
+    assert asyncio.run(main()) == []
