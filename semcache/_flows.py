@@ -381,9 +381,8 @@ class Layers(Base[E, C]):
     ) -> Flow[tuple[LookupResult, bool]]:
         """A timed, counted lookup (taking the compute lock with it when ``lock`` is given)."""
         start = time.perf_counter()
-        unavailable = (self._core.planner.miss(plan, "unavailable"), False)
-        flow = self._core.lookup_or_lock(plan, lock, vector)
-        result, locked = yield from self._safe(flow, unavailable)
+        found = yield from self._safe(self._core.lookup_or_lock(plan, lock, vector), None)
+        result, locked = found or (self._core.planner.miss(plan, "unavailable"), False)
         result = with_lookup_ms(result, (time.perf_counter() - start) * 1000)
         yield from self._count(self._accounting.lookup(plan, result))
         return result, locked

@@ -73,6 +73,7 @@ class Planner:
         self.embedding_model = embedding_model
         self.clock = clock
         self.rng = rng or random.Random()
+        self._keys: dict[str, Keys] = {}
 
     def plan(
         self,
@@ -108,8 +109,13 @@ class Planner:
 
     def keys(self, namespace: str | None = None) -> Keys:
         """The key names of a namespace (default: the configured one), with its shards."""
-        ns = check_namespace(namespace) if namespace else self.config.namespace
-        return Keys(ns, self.config.shards)
+        keys = self._keys.get(namespace or "")
+        if keys is None:
+            ns = check_namespace(namespace) if namespace else self.config.namespace
+            keys = Keys(ns, self.config.shards)
+            if len(self._keys) < 1024:  # requests name namespaces: a bounded memory of them
+                self._keys[namespace or ""] = keys
+        return keys
 
     def _skip_reason(self, canon: Canonical) -> str | None:
         if not self.config.semantic:

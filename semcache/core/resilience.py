@@ -38,20 +38,28 @@ class Breaker:
         self._lock = threading.Lock()
 
     def allow(self) -> bool:
+        if self.state == "closed":  # the hot path reads one attribute, without the lock
+            return True
         with self._lock:
-            if self.state == "closed":
-                return True
-            if self.state == "open" and self.clock() - self._since >= self.cooldown:
-                self.state = "half-open"
-                self._since = self.clock()
-                return True
-            # One probe at a time; a probe that never reported back frees the slot after a cooldown.
-            if self.state == "half-open" and self.clock() - self._since >= self.cooldown:
-                self._since = self.clock()
-                return True
-            return False
+            return self._allow()
+
+    def _allow(self) -> bool:
+        """:meth:`allow` under the lock (another thread may have closed the breaker meanwhile)."""
+        if self.state == "closed":
+            return True
+        if self.state == "open" and self.clock() - self._since >= self.cooldown:
+            self.state = "half-open"
+            self._since = self.clock()
+            return True
+        # One probe at a time; a probe that never reported back frees the slot after a cooldown.
+        if self.state == "half-open" and self.clock() - self._since >= self.cooldown:
+            self._since = self.clock()
+            return True
+        return False
 
     def success(self) -> None:
+        if self.state == "closed" and not self._failures:  # nothing to reset: no lock taken
+            return
         with self._lock:
             self._failures = 0
             if self.state != "closed":
