@@ -1,12 +1,16 @@
 """The learned verifier: does a stored entry's answer answer this query? No I/O but reading its files.
 
-A cross-encoder (all-MiniLM-L6-v2 fine-tuned on Quora question pairs by
-``scripts/train_verifier.py``) reads the query and a candidate's text together, which a bi-encoder's
-cosine cannot: it tells "How do I learn Python fast?" / "What is the quickest way to learn Python?"
-(same question) from "Can a dog eat chocolate?" / "Can chocolate eat a dog?" (not). It ships in
-``semcache/data/verifier/`` as an int8 ONNX graph with its tokenizer and a metadata file (how it
-was trained, its figures, the recommended band and acceptance threshold), and runs on onnxruntime
-and tokenizers only, on one thread by default, loaded on first use.
+The shipped artifact (``kind: alignment``, trained by ``scripts/train_verifier.py``) matches the
+contextual token vectors of the query and the candidate's text, from the default embedder's own
+all-MiniLM-L6-v2 graph, and scores the pair's alignment features with boosted trees
+(:mod:`semcache.decision.alignment`): it tells "How do I learn Python fast?" / "What is the
+quickest way to learn Python?" (same question) from "Can a dog eat chocolate?" / "Can chocolate
+eat a dog?" (not), which the bi-encoder's cosine cannot. It ships in ``semcache/data/verifier/`` as
+``model.npz`` (IDF weights and tree arrays) with a metadata file (how it was trained, its figures,
+the recommended band and acceptance threshold), runs on onnxruntime, tokenizers and numpy, shares
+the embedder's model and session, and loads on first use. A cross-encoder artifact (``kind:
+cross-encoder``: ``model.onnx`` and ``tokenizer.json``, as ``scripts/train_cross_encoder.py``
+writes) loads the same way.
 
 :class:`semcache.GuardedDecision` asks it only about candidates whose cosine falls in a band around
 the cut-off, so exact hits and clear misses pay nothing.
@@ -90,8 +94,8 @@ class Verifier:
     """Scores (query, candidate) pairs: the probability that the candidate's answer answers the query.
 
     Args:
-        path: a folder holding ``model.onnx``, ``tokenizer.json`` and ``verifier.json`` (default:
-            the one shipped with semcache).
+        path: a folder holding ``verifier.json`` and the model it names (``model.npz``, or
+            ``model.onnx`` and ``tokenizer.json``; default: the one shipped with semcache).
         threshold: the probability at which a candidate is accepted (default: the metadata's).
         below, above: the band ``[cut-off - below, cut-off + above)`` of cosine similarities in
             which :class:`semcache.GuardedDecision` asks the verifier (default: the metadata's).
