@@ -64,7 +64,8 @@ def qqp_shared(data: Path, vectors_of: Any, memo: Verifier) -> dict[str, Any]:
     split = _qqp.split(rows)
     test = shared.sample(split.test, PAIRS, _qqp.SEED)
     vectors = vectors_of([t for a, b, _ in test for t in (a, b)])
-    proto = shared.build("QQP held-out", test, vectors, _qqp.duplicates(rows))
+    proto = shared.build("QQP held-out", test, vectors, _qqp.duplicates(rows),
+                         classes=_qqp.duplicate_classes(rows))  # fmt: skip
     floor = min(cutoffs()) - memo.below
     memo.prefill([(q, proto.entries[j]) for i, q in enumerate(proto.queries)
                   for j, s in zip(proto.top[i], proto.sims[i], strict=True) if s >= floor])  # fmt: skip
@@ -147,7 +148,7 @@ def table(results: dict[str, Any]) -> str:
             if not isinstance(points, dict):
                 continue
             for t, m in points.items():
-                for count in ("strict", "lenient") if "strict" in m else ("",):
+                for count in ("strict", "lenient", "closure") if "strict" in m else ("",):
                     p = m[count] if count else m
                     prec = f"{p['precision']:.3f}" if p["precision"] is not None else "  -  "
                     label = f"  {decision} @ {t}{' ' + count if count else ''}"

@@ -137,3 +137,9 @@ def duplicates(pairs: Iterable[Pair]) -> set[tuple[str, str]]:
             na, nb = normalise(a), normalise(b)
             out |= {(na, nb), (nb, na)}
     return out
+
+
+def duplicate_classes(pairs: Iterable[Pair]) -> dict[str, str]:
+    """Each normalised question's class under Quora's duplicate labels taken as an equivalence
+    (connected components of the pairs labelled duplicates): the ``closure`` count's "right"."""
+    return components(p for p in pairs if p[2])

@@ -4,6 +4,8 @@ question a lookup, through the real decision code. No Redis: brute-force cosine 
 A hit is right (``strict``) only if it returns its own pair's entry and the pair is equivalent; the
 ``lenient`` count also takes an entry whose question is a labelled duplicate of the query (or the
 same question): Quora repeats questions across pairs, and serving such an entry's answer is right.
+The ``closure`` count takes Quora's duplicate labels as the equivalence they are: also right when
+a chain of labelled duplicates links the entry's question to the query (A = B and B = C: A = C).
 
 - precision = right hits / hits; recall = right hits / equivalent pairs
 - false-hit rate = wrong hits / lookups; ``false_hits_on_negatives`` = wrong hits on queries whose
@@ -40,6 +42,8 @@ class Protocol:
     """(lookups, k) the candidate is the query's own equivalent entry."""
     lenient: np.ndarray
     """(lookups, k) strict, or a labelled duplicate of the query, or the same question."""
+    closure: np.ndarray
+    """(lookups, k) lenient, or linked to the query by a chain of labelled duplicates."""
 
 
 def sample(pairs: Sequence[Pair], n: int, seed: int) -> list[Pair]:
@@ -73,7 +77,10 @@ def build(
     vectors: dict[str, np.ndarray],
     dups: set[tuple[str, str]],
     k: int = 4,
+    classes: dict[str, str] | None = None,
 ) -> Protocol:
+    """The protocol over ``pairs``; ``classes`` (normalised question -> its duplicate class, from
+    :func:`benchmarks._qqp.duplicate_classes`) adds the ``closure`` count (else it is ``lenient``)."""
     entries = [a for a, _, _ in pairs]
     queries = [b for _, b, _ in pairs]
     ev = np.vstack([vectors[t] for t in entries]).astype(np.float32)
@@ -91,7 +98,13 @@ def build(
         for j in range(k):
             e = ne[top[i, j]]
             lenient[i, j] |= e == nq[i] or (nq[i], e) in dups
-    return Protocol(name, queries, entries, equivalent, top, top_sims, strict, lenient)
+    closure = lenient.copy()
+    if classes is not None:
+        group = [classes.get(q, q) for q in nq]
+        for i in range(len(pairs)):
+            for j in range(k):
+                closure[i, j] |= classes.get(ne[top[i, j]], ne[top[i, j]]) == group[i]
+    return Protocol(name, queries, entries, equivalent, top, top_sims, strict, lenient, closure)
 
 
 def candidates(p: Protocol, i: int) -> list[Candidate]:
@@ -126,7 +139,7 @@ def metrics(p: Protocol, chosen: np.ndarray, extra: dict[str, Any] | None = None
     rows = np.arange(len(chosen))
     pick = np.where(hit, chosen, 0)
     out: dict[str, Any] = {"lookups": len(chosen), "hits": int(hit.sum())}
-    for count, right in (("strict", p.strict), ("lenient", p.lenient)):
+    for count, right in (("strict", p.strict), ("lenient", p.lenient), ("closure", p.closure)):
         good = hit & right[rows, pick]
         wrong = hit & ~good
         out[count] = {
