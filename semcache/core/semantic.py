@@ -174,10 +174,11 @@ class SemanticLayer:
     def _candidates(self, plan: Plan, rows: list[tuple[str, dict[str, Any]]]) -> list[Candidate]:
         """Search rows as candidates, nearest first, their entries not decoded yet; a document of
         another scope, tenant or embedding model is never a candidate."""
-        expected = {"scope": plan.scope, "tenant": plan.tenant_tag, "emb": self.embeddings.tag}
+        expected = [(name, want, want.encode()) for name, want in
+                    (("scope", plan.scope), ("tenant", plan.tenant_tag), ("emb", self.embeddings.tag))]  # fmt: skip
         candidates = []
         for doc, fields in rows:
-            if any(text(fields.get(name, b"")) != want for name, want in expected.items()):
+            if any(fields.get(name) not in (want, raw) for name, want, raw in expected):
                 log.error(
                     "semcache: search returned %s from outside the query's scope; ignored", doc
                 )

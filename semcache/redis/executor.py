@@ -47,6 +47,26 @@ def _reply(client: Any, command: Command, reply: Any) -> Any:
     return callback(reply) if callback is not None else reply
 
 
+try:
+    from hiredis import pack_command as _pack_one
+except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
+    _pack_one = None  # type: ignore[assignment]
+
+
+def _packed(connection: Any, batch: tuple[Command, ...]) -> Any:
+    """The batch in the wire protocol: hiredis packs each command in C (redis-py's packer walks
+    every argument in Python first: 12 µs of a semantic lookup's 5 commands). These are the bytes
+    redis-py sends with hiredis installed (its packer then calls the same function, whatever the
+    client's encoding); anything hiredis refuses goes through redis-py's packer and its errors. No
+    command name of ours holds a space, which redis-py's packer would split."""
+    if _pack_one is not None:
+        try:
+            return [b"".join([_pack_one(command) for command in batch])]
+        except TypeError:
+            pass
+    return connection.pack_commands(batch)
+
+
 def _bulk(client: Any, batch: tuple[Command, ...], lane: Lane) -> list[Any]:
     """A single node's batch in one round trip without redis-py's Pipeline object, errors in place.
 
@@ -62,7 +82,7 @@ def _bulk(client: Any, batch: tuple[Command, ...], lane: Lane) -> list[Any]:
     while True:
         connection, kept = lane.take()
         try:
-            connection.send_packed_command(connection.pack_commands(batch))
+            connection.send_packed_command(_packed(connection, batch))
             replies: list[Any] = []
             for command in batch:
                 try:
@@ -88,7 +108,7 @@ async def _abulk(client: Any, batch: tuple[Command, ...], lane: AsyncLane) -> li
     while True:
         connection, kept = await lane.take()
         try:
-            await connection.send_packed_command(connection.pack_commands(batch))
+            await connection.send_packed_command(_packed(connection, batch))
             replies: list[Any] = []
             for command in batch:
                 try:

@@ -11,9 +11,19 @@ def text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+#: Field names a search returns, decoded once (a lookup reads about 30 of them).
+_NAMES = {
+    name.encode(): name for name in ("dist", "entry", "text", "scope", "tenant", "emb", "fb", "thr")
+}
+
+
+def _name(value: Any) -> str:
+    return _NAMES.get(value) or text(value)
+
+
 def _pairs(flat: Iterable[Any]) -> dict[str, Any]:
     items = list(flat)
-    return {text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
+    return {_name(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
 
 
 def parse_search(reply: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -24,7 +34,7 @@ def parse_search(reply: Any) -> list[tuple[str, dict[str, Any]]]:
             doc = row.get(b"id", row.get("id"))
             attrs = row.get(b"extra_attributes", row.get("extra_attributes"))
             if attrs:  # None when the document expired or was deleted while the query ran
-                out.append((text(doc), {text(k): v for k, v in attrs.items()}))
+                out.append((text(doc), {_name(k): v for k, v in attrs.items()}))
         return out
     rows = list(reply)[1:]
     return [

@@ -163,3 +163,23 @@ def test_async_tasks_sharing_the_lane_read_their_own_replies_after_a_server_side
             return [q for q, r in pairs if r.response != answer(f"async answer {q}")]
 
     assert asyncio.run(main()) == []
+
+
+def test_the_batch_packs_to_the_bytes_redis_py_would_send() -> None:
+    from semcache.redis import commands
+    from semcache.redis.executor import _packed
+    from semcache.redis.keys import Keys
+
+    keys = Keys("ns")
+    batch = (
+        commands.get("semcache:x:ns:t:é"),
+        commands.put("k", "välue ☃", 1500),
+        commands.knn(keys, vector=b"\x00\x01" * 8, scope="s" * 32, k=4, ef=None, fields=("fb",)),
+        ("HSET", "doc", "created", 1.25, "n", 3),
+    )
+    connection = redis.Connection()
+    assert _packed(connection, batch) == [b"".join(connection.pack_commands(batch))]
+    latin = redis.Connection(encoding="latin-1")  # redis-py with hiredis ignores it too
+    assert b"".join(_packed(latin, batch)) == b"".join(latin.pack_commands(batch))
+    with pytest.raises(redis.DataError):  # what hiredis refuses gets redis-py's error
+        _packed(connection, (("SET", "k", None),))
