@@ -198,6 +198,8 @@ def check_depth(value: Any, where: str, *, start: int = 1) -> None:
 def _unicode(text: str, where: str) -> str:
     """The text as valid Unicode: a surrogate pair becomes its character (as JSON carries it
     upstream); a lone surrogate can be neither sent nor stored."""
+    if text.isascii():  # no surrogates: nothing to check or copy
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
