@@ -22,6 +22,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
+
+from semcache.core.lru import LRU
 
 
 def _words(text: str) -> frozenset[str]:
@@ -353,6 +356,12 @@ CHECKS = {
 }
 
 
+RECENT_VERDICTS = 4096
+"""(guard, query, candidate) verdicts kept in memory, for pairs of at most 2,000 characters."""
+_REMEMBERED_CHARS = 2000
+_VERDICTS: LRU[tuple[Any, str, str], str] = LRU(RECENT_VERDICTS)
+
+
 @dataclass(frozen=True, slots=True)
 class Guard:
     """Rejects a candidate whose numbers, negations, units, entities or anchor roles differ from
@@ -372,7 +381,19 @@ class Guard:
     sequence: bool = False
 
     def check(self, query: str, candidate: str) -> str | None:
-        """Why the candidate's answer would be wrong for the query, or None when nothing differs."""
+        """Why the candidate's answer would be wrong for the query, or None when nothing differs.
+        The verdicts of the last :data:`RECENT_VERDICTS` short pairs are kept: a paraphrase asked
+        again is not checked again (10-14 µs a pair)."""
+        if len(query) + len(candidate) > _REMEMBERED_CHARS:
+            return self._check(query, candidate)
+        key = (self, query, candidate)
+        known = _VERDICTS.get(key)
+        if known is None:
+            known = self._check(query, candidate) or ""
+            _VERDICTS.put(key, known)
+        return known or None
+
+    def _check(self, query: str, candidate: str) -> str | None:
         q, c = features(query), features(candidate)
         for name, differ in CHECKS.items():
             if getattr(self, name):

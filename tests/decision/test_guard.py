@@ -64,3 +64,18 @@ def test_features_normalise_numbers_units_and_entities() -> None:
     assert f.units == {"km", "mi"}
     assert {"usa", "my_func()"} <= f.entities
     assert features("one kilogram").numbers == features("a kilogram").numbers == ()
+
+
+def test_remembered_verdicts_are_per_guard_setting_and_per_pair() -> None:
+    from semcache.decision import guard as module
+
+    swap = ("Flights from Paris to Rome?", "Flights from Rome to Paris?")
+    assert Guard().check(*swap) is not None
+    assert Guard(order=False).check(*swap) is None  # another setting: not the remembered "no"
+    assert Guard().check(*swap) is not None  # asked again: remembered, the same verdict
+    assert (Guard(), *swap) in module._VERDICTS._items
+    same = ("How do I learn Python fast?", "What is the quickest way to learn Python?")
+    assert Guard().check(*same) is None and Guard().check(*same) is None
+    long_query = "How do I learn Python fast? " * 100  # past 2,000 characters: never remembered
+    Guard().check(long_query, same[1])
+    assert (Guard(), long_query, same[1]) not in module._VERDICTS._items
