@@ -253,6 +253,8 @@ class Deferred:
 
     def take(self, batch: tuple[Command, ...]) -> tuple[int, tuple[Command, ...]]:
         """How many deferred commands go first, and the batch with them."""
+        if not self._commands:  # nearly always: no lock taken (one that lands now rides next)
+            return 0, batch
         with self._lock:
             waiting, self._commands = tuple(self._commands), []
         return len(waiting), (*waiting, *batch)
