@@ -30,3 +30,23 @@ def test_corrupt_or_foreign_entries_read_as_none() -> None:
     for raw in (b"{bad", good[:-5].encode(), b"[1, 2]", b'{"format": 99, "response": {}}',
                 b'{"format": 1, "response": [1]}', b"\xff\xfe", b'{"format": 1}' ):  # fmt: skip
         assert Entry.from_json(raw) is None
+
+
+def test_a_response_deeper_than_store_accepts_reads_as_corrupt_and_a_wide_one_does_not() -> None:
+    import json
+
+    from semcache.core.canonical import MAX_DEPTH
+
+    def nested(depth: int) -> dict:
+        value: dict = {"leaf": 1}
+        for _ in range(depth - 1):
+            value = {"a": value}
+        return value
+
+    good = Entry(response=nested(MAX_DEPTH), kind="chat", model="m").to_json()
+    assert Entry.from_json(good) is not None  # as deep as store accepts
+    deep = json.loads(good)
+    deep["response"] = nested(MAX_DEPTH + 1)
+    assert Entry.from_json(json.dumps(deep)) is None
+    wide = {"logprobs": [{"token": str(i), "top": [{"t": "x"}]} for i in range(300)]}
+    assert Entry.from_json(Entry(response=wide, kind="chat", model="m").to_json()) is not None
