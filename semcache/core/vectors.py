@@ -7,6 +7,7 @@ against the circuit breaker) instead of reaching Redis as a document no search c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,17 @@ def check_vector(vector: Any, dimension: int) -> Vectors:
 
         check_vector([0.6, 0.8], 2)   # array([0.6, 0.8], dtype=float32)
     """
+    if (
+        isinstance(vector, np.ndarray)
+        and vector.dtype == np.float32
+        and vector.shape == (dimension,)
+    ):
+        # the usual case (an embedder's own row): float32 values cannot exceed float32's range,
+        # and the norm is finite and positive exactly when every value is finite and one is not 0
+        wide = vector.astype(np.float64)
+        norm = math.sqrt(float(np.dot(wide, wide)))
+        if math.isfinite(norm) and norm > 0.0:
+            return (wide / norm).astype(np.float32)
     try:
         raw = np.asarray(vector)
     except (TypeError, ValueError) as exc:
