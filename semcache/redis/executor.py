@@ -61,10 +61,33 @@ def _packed(connection: Any, batch: tuple[Command, ...]) -> Any:
     command name of ours holds a space, which redis-py's packer would split."""
     if _pack_one is not None:
         try:
-            return [b"".join([_pack_one(command) for command in batch])]
+            return _chunks([_pack_one(command) for command in batch])
         except TypeError:
             pass
     return connection.pack_commands(batch)
+
+
+_CHUNK = 6000
+"""Bytes per write of a packed batch, as redis-py's buffer cutoff: the socket timeout bounds each
+write, and a write of a whole bulk load (megabytes, which Redis reads as fast as it indexes)
+would outlast it."""
+
+
+def _chunks(packed: list[bytes]) -> list[bytes]:
+    """The packed commands joined into writes of about :data:`_CHUNK` bytes (a lookup's batch is
+    one write)."""
+    out: list[bytes] = []
+    pieces: list[bytes] = []
+    size = 0
+    for one in packed:
+        if pieces and size + len(one) > _CHUNK:
+            out.append(b"".join(pieces))
+            pieces, size = [], 0
+        pieces.append(one)
+        size += len(one)
+    if pieces:
+        out.append(b"".join(pieces))
+    return out
 
 
 def _bulk(client: Any, batch: tuple[Command, ...], lane: Lane) -> list[Any]:

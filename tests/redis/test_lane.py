@@ -183,3 +183,26 @@ def test_the_batch_packs_to_the_bytes_redis_py_would_send() -> None:
     assert b"".join(_packed(latin, batch)) == b"".join(latin.pack_commands(batch))
     with pytest.raises(redis.DataError):  # what hiredis refuses gets redis-py's error
         _packed(connection, (("SET", "k", None),))
+
+
+def test_a_bulk_load_longer_than_the_socket_timeout_loses_nothing(
+    redis_url: str, namespace: str
+) -> None:
+    """Redis reads a bulk load only as fast as it indexes it: sent as one write, 5,000 entries
+    outlasted the socket timeout and the whole batch failed. Written in chunks, each write only
+    waits for Redis to take a few entries."""
+    import numpy as np
+
+    embedder = hash_embedder(384)
+    pairs = [(chat(f"Bulk question {i}?"), answer(f"bulk answer {i}")) for i in range(5000)]
+    vectors = embedder.embed([f"Bulk question {i}?" for i in range(5000)])
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    with semcache.Cache(
+        redis_url=redis_url, embedder=embedder, namespace=namespace, timeout=0.1
+    ) as cache:
+        assert cache.store_many(pairs, vectors=vectors) == 5000
+        for i in (0, 2500, 4999):
+            result = cache.lookup(chat(f"Bulk question {i}?"))
+            assert result.layer == "exact" and result.response == answer(f"bulk answer {i}")
+    with semcache.Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as cache:
+        cache.flush()  # 10,000 keys and an index: longer than 0.1 s
