@@ -78,3 +78,27 @@ def test_bulk_loads_store_every_entry_where_a_repeat_finds_it(
     finally:
         for system in systems:
             system.close()
+
+
+def test_forget_empties_the_memories_a_verified_lookup_fills(
+    redis_url: str, namespace: str
+) -> None:
+    from semcache.decision import guard
+    from semcache.embedding import onnx_runtime
+
+    ours = sp.SemcacheBulk("semcache", redis_url, semcache.CacheConfig(), None, namespace)
+    try:
+        ours.store("How do I learn Python fast?", "answer", "scope")
+        query = "What is the quickest way to learn Python?"
+        near = ours.lookup(query, "scope", 0.9999).score  # a miss: the nearest similarity
+        assert near is not None
+        found = ours.lookup(query, "scope", near - 0.01)  # inside the verifier's band
+        assert found.answer == "answer"
+        verifier = ours.cache._core.decision.verifier
+        assert len(verifier._recent) and len(guard._VERDICTS)
+        assert any(len(m.recent) for m in onnx_runtime._SHARED.values())
+        ours.forget()
+        assert not len(verifier._recent) and not len(guard._VERDICTS)
+        assert not any(len(m.recent) for m in onnx_runtime._SHARED.values())
+    finally:
+        ours.close()
