@@ -104,6 +104,10 @@ def _bulk(client: Any, batch: tuple[Command, ...], lane: Lane) -> list[Any]:
     again = commands.read_only(batch)
     while True:
         connection, kept = lane.take()
+        budget = _budget(connection.socket_timeout, len(batch))
+        sock = getattr(connection, "_sock", None)
+        if budget is not None and sock is not None:
+            sock.settimeout(budget)
         try:
             connection.send_packed_command(_packed(connection, batch))
             replies: list[Any] = []
@@ -121,8 +125,26 @@ def _bulk(client: Any, batch: tuple[Command, ...], lane: Lane) -> list[Any]:
         except BaseException:
             lane.drop(connection)  # a reply left unread would answer the next command
             raise
+        if budget is not None and sock is not None:
+            sock.settimeout(connection.socket_timeout)
         lane.give(connection)
         return replies
+
+
+_QUICK = 64
+"""Commands a batch may hold and still be bound by the socket timeout alone."""
+_PER_COMMAND = 0.002
+"""Seconds a larger batch's writes and reads may wait per command beyond the socket timeout."""
+
+
+def _budget(timeout: float | None, commands: int) -> float | None:
+    """The socket timeout of a round trip of ``commands`` commands, when it differs from the
+    connection's: Redis takes a bulk load or a namespace's deletion only as fast as it indexes or
+    unindexes each entry (milliseconds each on a large HNSW index), so a write or a read of such a
+    batch can wait longer than the timeout a lookup is held to without Redis having failed."""
+    if timeout is None or commands <= _QUICK:
+        return None
+    return timeout + _PER_COMMAND * commands
 
 
 async def _abulk(client: Any, batch: tuple[Command, ...], lane: AsyncLane) -> list[Any]:
@@ -130,6 +152,10 @@ async def _abulk(client: Any, batch: tuple[Command, ...], lane: AsyncLane) -> li
     again = commands.read_only(batch)
     while True:
         connection, kept = await lane.take()
+        timeout = connection.socket_timeout
+        budget = _budget(timeout, len(batch))
+        if budget is not None:  # redis-py's asyncio connection reads it at every write and read
+            connection.socket_timeout = budget
         try:
             await connection.send_packed_command(_packed(connection, batch))
             replies: list[Any] = []
@@ -139,14 +165,17 @@ async def _abulk(client: Any, batch: tuple[Command, ...], lane: AsyncLane) -> li
                 except ResponseError as exc:
                     replies.append(exc)
         except RedisConnectionError:
+            connection.socket_timeout = timeout
             await lane.drop(connection, everything=kept)
             if kept and again:
                 again = False
                 continue
             raise
         except BaseException:
+            connection.socket_timeout = timeout
             await lane.drop(connection)
             raise
+        connection.socket_timeout = timeout
         await lane.give(connection)
         return replies
 
