@@ -31,28 +31,31 @@ def check_vector(vector: Any, dimension: int) -> Vectors:
         and vector.shape == (dimension,)
     ):
         # the usual case (an embedder's own row): float32 values cannot exceed float32's range,
-        # and the norm is finite and positive exactly when every value is finite and one is not 0
+        # and a NaN or an infinity makes the norm below non-finite, which is checked there
         wide = vector.astype(np.float64)
-        norm = math.sqrt(float(np.dot(wide, wide)))
-        if math.isfinite(norm) and norm > 0.0:
-            return (wide / norm).astype(np.float32)
-    try:
-        raw = np.asarray(vector)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequestError(f"a vector must be a sequence of numbers: {exc}") from None
-    if raw.dtype.kind not in "iuf":
-        raise InvalidRequestError(f"a vector must hold real numbers, not {raw.dtype} values")
-    if raw.shape != (dimension,):
-        raise InvalidRequestError(
-            f"a vector must have {dimension} values (the embedder's dimension), got shape "
-            f"{raw.shape}"
-        )
-    # float64 first: a value beyond float32's range must fail here, not become inf silently.
-    wide = raw.astype(np.float64)
-    norm = float(np.linalg.norm(wide)) if np.isfinite(wide).all() else float("nan")
-    if not np.isfinite(norm) or norm == 0.0 or np.abs(wide).max() > np.finfo(np.float32).max:
-        raise InvalidRequestError("a vector must hold finite float32 values and not be all zeros")
+    else:
+        try:
+            raw = np.asarray(vector)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(f"a vector must be a sequence of numbers: {exc}") from None
+        if raw.dtype.kind not in "iuf":
+            raise InvalidRequestError(f"a vector must hold real numbers, not {raw.dtype} values")
+        if raw.shape != (dimension,):
+            raise InvalidRequestError(
+                f"a vector must have {dimension} values (the embedder's dimension), got shape "
+                f"{raw.shape}"
+            )
+        # float64 first: a value beyond float32's range must fail here, not become inf silently.
+        wide = raw.astype(np.float64)
+        if not np.isfinite(wide).all() or np.abs(wide).max() > np.finfo(np.float32).max:
+            raise InvalidRequestError(_BAD)
+    norm = math.sqrt(float(np.dot(wide, wide)))  # what np.linalg.norm computes for a row
+    if not math.isfinite(norm) or norm == 0.0:
+        raise InvalidRequestError(_BAD)
     return (wide / norm).astype(np.float32)
+
+
+_BAD = "a vector must hold finite float32 values and not be all zeros"
 
 
 def check_vectors(
