@@ -88,10 +88,8 @@ def frontier(proto: shared.Protocol, memo: Verifier, recall: float = 0.40) -> di
     the shipped verifier with the guard, chosen on the held-out pairs themselves: an upper bound
     of what re-tuning this verifier could reach there, not a figure of the default."""
     floor = 0.70
-    memo.prefill([(q, proto.entries[j]) for i, q in enumerate(proto.queries)
-                  for j, s in zip(proto.top[i], proto.sims[i], strict=True) if s >= floor])  # fmt: skip
     ok = shared.guard_passes(proto, Guard())
-    probs = shared.verifier_scores(proto, memo.score, floor)
+    probs = shared.verifier_scores(proto, memo.score, floor)  # scores the pairs it lacks
     rows = np.arange(len(proto.queries))
     best: dict[str, Any] = {}
     for cut in np.round(np.arange(floor, 0.951, 0.01), 2):
