@@ -363,13 +363,14 @@ class SyncExecutor:
         return list(self.client.scan_iter(match=op.pattern, count=1000))
 
     def commands(self, batch: tuple[Command, ...]) -> list[Any]:
-        one = as_one(batch, self.cluster)
         if self.lane is not None:  # a single node: one round trip on a kept connection
-            if one is None or len(batch) == 1:
+            one = as_one(batch, False) if len(batch) > 1 else None
+            if one is None:
                 return _bulk(self.client, batch, self.lane)
             command, unpack = one  # GETs only, as one MGET
             reply = _bulk(self.client, (command,), self.lane)[0]
             return [reply] * len(batch) if isinstance(reply, ResponseError) else unpack(reply)
+        one = as_one(batch, self.cluster)
         if one is not None:
             command, unpack = one
             try:
@@ -445,13 +446,14 @@ class AsyncExecutor:
         return [key async for key in self.client.scan_iter(match=op.pattern, count=1000)]
 
     async def commands(self, batch: tuple[Command, ...]) -> list[Any]:
-        one = as_one(batch, self.cluster)
         if self.lane is not None:  # see SyncExecutor.commands
-            if one is None or len(batch) == 1:
+            one = as_one(batch, False) if len(batch) > 1 else None
+            if one is None:
                 return await _abulk(self.client, batch, self.lane)
             command, unpack = one
             reply = (await _abulk(self.client, (command,), self.lane))[0]
             return [reply] * len(batch) if isinstance(reply, ResponseError) else unpack(reply)
+        one = as_one(batch, self.cluster)
         if one is not None:
             command, unpack = one
             try:
