@@ -93,17 +93,14 @@ def build(
     strict = own & equivalent[:, None]
     nq = [normalise(q) for q in queries]
     ne = [normalise(e) for e in entries]
-    lenient = strict.copy()
+    linked = classes or {}  # without classes a question is linked only to itself: lenient's own
+    group = [linked.get(q, q) for q in nq]
+    lenient, closure = strict.copy(), strict.copy()
     for i in range(len(pairs)):
         for j in range(k):
             e = ne[top[i, j]]
             lenient[i, j] |= e == nq[i] or (nq[i], e) in dups
-    closure = lenient.copy()
-    if classes is not None:
-        group = [classes.get(q, q) for q in nq]
-        for i in range(len(pairs)):
-            for j in range(k):
-                closure[i, j] |= classes.get(ne[top[i, j]], ne[top[i, j]]) == group[i]
+            closure[i, j] = lenient[i, j] or linked.get(e, e) == group[i]
     return Protocol(name, queries, entries, equivalent, top, top_sims, strict, lenient, closure)
 
 
