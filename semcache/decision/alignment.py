@@ -26,10 +26,8 @@ import numpy.typing as npt
 
 from semcache._errors import ConfigurationError
 from semcache.decision.guard import CHECKS, Guard
-from semcache.embedding.embedders import normalize
 
 Array = npt.NDArray[Any]
-_SPECIAL_IDS = np.array([0, 100, 101, 102, 103])  # [PAD] [UNK] [CLS] [SEP] [MASK]
 _SUB_GUARDS = tuple(Guard(**{c: c == name for c in CHECKS}) for name in CHECKS)
 _GUARD = Guard()
 FEATURES = (
@@ -108,11 +106,20 @@ class TokenModel:
 
     def state(self, ids: Array, hidden: Array) -> TokenState:
         hidden = hidden.astype(np.float32)
-        sentence = normalize(hidden.mean(axis=0))[0]  # the mean pooling the embedder does
-        keep = ~np.isin(ids, _SPECIAL_IDS)
-        tokens = normalize(hidden[keep])
+        sentence = _unit(hidden.mean(axis=0)[None, :])[0]  # the mean pooling the embedder does
+        keep = (ids != 0) & ((ids < 100) | (ids > 103))  # not [PAD] [UNK] [CLS] [SEP] [MASK]
+        tokens = _unit(hidden[keep])
         kept = ids[keep].astype(np.int64)
         return TokenState(sentence, tokens, self.idf[kept].astype(np.float32), tuple(kept.tolist()))
+
+
+def _unit(rows: Array) -> Array:
+    """Rows scaled to unit L2 norm, as :func:`semcache.embedding.embedders.normalize` scales them
+    (the same arithmetic, so the same float32 values), without its checks: the graph's own output
+    needs none, and they cost more than the division on a 20-token text."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(rows / norms, dtype=np.float32)
 
 
 def features(query: str, candidate: str, a: TokenState, b: TokenState) -> list[float]:
@@ -146,8 +153,8 @@ def _tau(positions: Array) -> float:
     """Kendall's tau of the aligned positions against the query's order (1: same order)."""
     if len(positions) < 2:
         return 1.0
-    signs = np.sign(positions[None, :] - positions[:, None])[np.triu_indices(len(positions), 1)]
-    agree, disagree = int((signs > 0).sum()), int((signs < 0).sum())
+    later = np.triu(positions[None, :] - positions[:, None], 1)  # each pair once, i < j
+    agree, disagree = int((later > 0).sum()), int((later < 0).sum())
     return (agree - disagree) / max(1, agree + disagree)
 
 
@@ -173,11 +180,13 @@ class Trees:
         leaf, here = arrays["leaf"].astype(bool), np.arange(len(self.feature))
         self.left = np.where(leaf, here, arrays["left"].astype(np.int64))
         self.right = np.where(leaf, here, arrays["right"].astype(np.int64))
+        self._exits = _Exits.build(self, leaf)
 
     def raw(self, rows: Array) -> Array:
         """The ensemble's log-odds for each feature row."""
         rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
-        return np.array([self._walk(x) for x in rows], dtype=np.float64)
+        walk = self._walk if self._exits is None else self._exits.raw
+        return np.array([walk(x) for x in rows], dtype=np.float64)
 
     def _walk(self, x: Array) -> float:
         """One row down every tree at once: a gather and a compare per level (a missing value
@@ -194,6 +203,98 @@ class Trees:
 
     def probabilities(self, rows: Array) -> Array:
         return np.asarray(1.0 / (1.0 + np.exp(-self.raw(rows))), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class _Exits:
+    """Every tree's exit leaf found at once, the way QuickScorer does (Lucchese et al., SIGIR 2015):
+    number each tree's leaves left to right; a split whose test sends a row right rules out the
+    leaves of its left subtree; the exit leaf is the leftmost leaf no split ruled out. One compare
+    over all splits, one AND per tree and one lowest-bit per tree replace :meth:`Trees._walk`'s
+    compare and gather per level (the shipped 19-level ensemble: 65 → 25 µs a row, warm), with the
+    same leaves, so the same log-odds. Only for trees of at most 64 leaves (a leaf per bit; 32 or
+    fewer, as scikit-learn's default 31, take half the memory)."""
+
+    feature: Array
+    """The feature each split tests, splits grouped by tree."""
+    threshold: Array
+    missing_left: Array
+    cleared: Array
+    """A bit mask per split: its tree's leaves minus those of its left subtree."""
+    starts: Array
+    """Where each tree with splits starts among the splits."""
+    split_trees: Array
+    """The trees that have splits (a tree may be a single leaf)."""
+    first_leaf: Array
+    """Per tree with splits, where its leaves start in :attr:`values`."""
+    values: Array
+    """Leaf values, each tree's left to right."""
+    constant: Array
+    """Per tree: its value when it is a single leaf, else 0 (replaced by its exit's)."""
+    baseline: float
+
+    @classmethod
+    def build(cls, trees: Trees, leaf: Array) -> _Exits | None:
+        def leaves(node: int) -> list[int]:
+            if leaf[node]:
+                return [node]
+            return leaves(int(trees.left[node])) + leaves(int(trees.right[node]))
+
+        orders = [leaves(root) for root in trees.roots.tolist()]
+        widest = max(map(len, orders), default=1)
+        if widest > 64:
+            return None
+        bits = np.uint32 if widest <= 32 else np.uint64
+        full = int(np.iinfo(bits).max)
+        splits: list[tuple[int, float, bool, int]] = []  # feature, threshold, missing left, mask
+        starts, split_trees, first = [], [], []
+        values: list[float] = []
+        constant = np.zeros(len(trees.roots), dtype=np.float64)
+        for t, (root, order) in enumerate(zip(trees.roots.tolist(), orders, strict=True)):
+            if len(order) == 1:
+                constant[t] = trees.value[root]
+                continue
+            bit = {node: 1 << i for i, node in enumerate(order)}
+            starts.append(len(splits))
+            split_trees.append(t)
+            first.append(len(values))
+            values += trees.value[order].tolist()
+            todo = [root]
+            while todo:
+                node = todo.pop()
+                if leaf[node]:
+                    continue
+                ruled_out = sum(bit[n] for n in leaves(int(trees.left[node])))
+                splits.append((int(trees.feature[node]), float(trees.threshold[node]),
+                               bool(trees.missing_left[node]), ~ruled_out & full))  # fmt: skip
+                todo += [int(trees.left[node]), int(trees.right[node])]
+        feature, threshold, missing, cleared = zip(*splits, strict=True) if splits else ([],) * 4
+        return cls(
+            np.array(feature, dtype=np.int16 if max(feature, default=0) < 2**15 else np.int64),
+            np.array(threshold, dtype=np.float64),
+            np.array(missing, dtype=bool),
+            np.array(cleared, dtype=bits),
+            np.array(starts, dtype=np.int64),
+            np.array(split_trees, dtype=np.int64),
+            np.array(first, dtype=np.int64),
+            np.array(values, dtype=np.float64),
+            constant,
+            trees.baseline,
+        )
+
+    def raw(self, x: Array) -> float:
+        """One row's log-odds."""
+        v = x[self.feature]
+        right = ~(v <= self.threshold)
+        if np.isnan(x).any():  # a missing value goes where the tree sent its training's
+            right = np.where(np.isnan(v), ~self.missing_left, right)
+        full = np.iinfo(self.cleared.dtype).max
+        left = np.bitwise_and.reduceat(np.where(right, self.cleared, full), self.starts)
+        lowest = left & (~left + left.dtype.type(1))  # the leftmost leaf left: a power of two
+        exit_leaf = np.log2(lowest.astype(np.float64)).astype(np.int64)  # exact on powers of two
+        per_tree = self.constant.copy()
+        per_tree[self.split_trees] = self.values[self.first_leaf + exit_leaf]
+        return self.baseline + float(per_tree.sum())
 
 
 def export_sklearn(model: Any) -> dict[str, Array]:

@@ -89,3 +89,72 @@ def test_a_text_without_content_tokens_still_scores(model: TokenModel) -> None:
     assert len(empty.ids) == 1  # "?" alone
     values = features("", "What is love?", model.states([""])[0], other)
     assert len(values) == len(FEATURES) and all(np.isfinite(values))
+
+
+def reference(trees: Trees, x: np.ndarray) -> float:
+    """One tree at a time, one node at a time: the plainest walk, the oracle of the fast one."""
+    total = trees.baseline
+    for root in trees.roots:
+        node = int(root)
+        while trees.left[node] != node:  # a leaf leads to itself
+            v = x[trees.feature[node]]
+            left = bool(trees.missing_left[node]) if np.isnan(v) else v <= trees.threshold[node]
+            node = int(trees.left[node] if left else trees.right[node])
+        total += float(trees.value[node])
+    return total
+
+
+def test_the_fast_exit_search_finds_the_leaves_a_plain_walk_finds() -> None:
+    """The shipped ensemble (19 levels) on rows of its own features' ranges, some missing values
+    among them: every row's log-odds equals the node-by-node walk's and the level walk's."""
+    with np.load(artifact_dir() / "model.npz") as data:
+        trees = Trees({k: data[k] for k in data.files if k != "idf"})
+    assert trees._exits is not None
+    rng = np.random.default_rng(3)
+    spread = np.nan_to_num(trees.threshold[trees.left != np.arange(len(trees.left))])
+    rows = rng.uniform(spread.min(), spread.max(), size=(300, len(FEATURES)))
+    rows[:100] = rng.choice(spread, size=(100, len(FEATURES)))  # on the thresholds themselves
+    rows[rng.random(rows.shape) < 0.05] = np.nan
+    fast = trees.raw(rows)
+    assert fast.tolist() == [trees._walk(x) for x in rows]
+    assert fast == pytest.approx([reference(trees, x) for x in rows], abs=1e-9)
+    assert stumps()._exits is not None  # single-split trees go the fast way too
+
+
+def test_a_tree_of_more_than_64_leaves_is_walked_level_by_level() -> None:
+    """A chain of 65 leaves (x0 <= 0 ? leaf : (x0 <= 1 ? leaf : ...)) has no bit per leaf."""
+    n = 64  # splits; leaves = n + 1
+    split = np.arange(n) * 2  # split i at node 2i, its left leaf at 2i+1, its right the next split
+    size = 2 * n + 1
+    feature, threshold = np.zeros(size, dtype=np.int64), np.zeros(size)
+    left, right = np.zeros(size, dtype=np.int64), np.zeros(size, dtype=np.int64)
+    value, leaf = np.zeros(size), np.ones(size, dtype=bool)
+    leaf[split] = False
+    threshold[split] = np.arange(n, dtype=float)
+    left[split], right[split] = split + 1, split + 2
+    value[split + 1] = np.arange(n, dtype=float)
+    value[size - 1] = 100.0
+    trees = Trees({"feature": feature, "threshold": threshold, "left": left, "right": right,
+                   "value": value, "leaf": leaf, "missing_left": np.zeros(size, dtype=bool),
+                   "roots": np.array([0]), "baseline": np.array(0.0), "depth": np.array(n)})  # fmt: skip
+    assert trees._exits is None
+    assert trees.raw(np.array([[-1.0], [5.5], [1000.0]])).tolist() == [0.0, 6.0, 100.0]
+
+
+def test_a_tree_that_is_one_leaf_adds_its_value_beside_the_others() -> None:
+    trees = Trees(
+        {
+            "feature": np.array([0, 0, 0, 0]),
+            "threshold": np.array([0.0, 0.5, 0, 0]),
+            "left": np.array([0, 2, 0, 0]),
+            "right": np.array([0, 3, 0, 0]),
+            "value": np.array([7.0, 0, -1.0, 2.0]),
+            "leaf": np.array([True, False, True, True]),
+            "missing_left": np.zeros(4, dtype=bool),
+            "roots": np.array([0, 1]),
+            "baseline": np.array(0.5),
+            "depth": np.array(1),
+        }
+    )
+    assert trees._exits is not None
+    assert trees.raw(np.array([[0.1], [0.9], [np.nan]])).tolist() == [6.5, 9.5, 9.5]
