@@ -232,6 +232,8 @@ class _Exits:
     constant: Array
     """Per tree: its value when it is a single leaf, else 0 (replaced by its exit's)."""
     baseline: float
+    full: Any
+    """Every bit set, in :attr:`cleared`'s type: a split sending the row left rules nothing out."""
 
     @classmethod
     def build(cls, trees: Trees, leaf: Array) -> _Exits | None:
@@ -280,6 +282,7 @@ class _Exits:
             np.array(values, dtype=np.float64),
             constant,
             trees.baseline,
+            bits(full),
         )
 
     def raw(self, x: Array) -> float:
@@ -288,8 +291,7 @@ class _Exits:
         right = ~(v <= self.threshold)
         if np.isnan(x).any():  # a missing value goes where the tree sent its training's
             right = np.where(np.isnan(v), ~self.missing_left, right)
-        full = np.iinfo(self.cleared.dtype).max
-        left = np.bitwise_and.reduceat(np.where(right, self.cleared, full), self.starts)
+        left = np.bitwise_and.reduceat(np.where(right, self.cleared, self.full), self.starts)
         lowest = left & (~left + left.dtype.type(1))  # the leftmost leaf left: a power of two
         exit_leaf = np.log2(lowest.astype(np.float64)).astype(np.int64)  # exact on powers of two
         per_tree = self.constant.copy()
