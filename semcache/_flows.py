@@ -181,15 +181,16 @@ class Base(Generic[E, C]):
         return self._core.decision
 
     def preload(self) -> None:
-        """Load the embedding model (and a verifier the decision stage holds) now, so that the
-        first semantic lookup does not wait for it. No Redis I/O.
+        """Load the embedding model, a verifier the decision stage holds and the price table now, so
+        that the first semantic lookup does not wait for the models, nor the first hit for the
+        prices it counts as saved. No Redis I/O.
 
         Example::
 
             cache = semcache.Cache()
             cache.preload()      # at start-up, before traffic
         """
-        preload(self.embedder, self._core.decision)
+        preload(self.embedder, self._core.decision, self._accounting.prices)
 
     def plan(
         self,

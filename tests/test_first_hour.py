@@ -316,6 +316,30 @@ def test_preload_loads_the_embedder_and_the_verifier(redis_url: str, namespace: 
         assert (embedder.loads, verifier.loads) == (1, 1)
 
 
+def test_preload_reads_the_price_table_the_first_hit_would_wait_for(redis_url: str) -> None:
+    """In a fresh process: genai-prices' import (about 0.2 s) used to fall on the first hit, which
+    prices what it saved; after preload it is done, and the hit still counts its savings."""
+    code = f"""
+import sys, numpy as np, semcache
+emb = semcache.CallableEmbedder(lambda t: np.ones((len(t), 8)), model_id="toy", dimension=8)
+with semcache.Cache(redis_url={redis_url!r}, embedder=emb, namespace="preload-prices") as cache:
+    req = {{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "hello there"}}]}}
+    cache.store(req, {{"id": "x", "object": "chat.completion", "model": "gpt-4o-mini",
+                       "choices": [{{"index": 0, "message": {{"role": "assistant", "content": "hi"}},
+                                    "finish_reason": "stop"}}],
+                       "usage": {{"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}}})
+    before = "genai_prices" in sys.modules
+    cache.preload()
+    after = "genai_prices" in sys.modules
+    hit = cache.lookup(req)
+    print(before, after, hit.layer, cache.stats().layers["exact"].usd_saved > 0)
+    cache.flush()
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=environ(), check=True)  # fmt: skip
+    assert out.stdout.split() == ["False", "True", "exact", "True"], out.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_preload_loads_the_local_model(redis_url: str, namespace: str) -> None:
     local = semcache.SentenceTransformerEmbedder()

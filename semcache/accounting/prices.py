@@ -111,6 +111,14 @@ class PriceTable:
         self._known: dict[str, Price | None] = {}
         self._lock = threading.Lock()
 
+    def load(self) -> PriceTable:
+        """Read genai-prices' table now (an import of about 0.2 s) rather than at the first hit a
+        cache prices; nothing to do when it is not installed or already read."""
+        if importlib.util.find_spec("genai_prices") is not None:
+            import genai_prices  # noqa: F401  # the import is the whole of the work
+
+        return self
+
     def price(self, model: str) -> Price | None:
         """The model's prices, or None when it is unpriced."""
         if model in self.overrides:
