@@ -127,6 +127,7 @@ class Base(Generic[E, C]):
             redis_client = self._connect(url, timeout, cluster_mode=bool(detector.cluster))
         self._executor: E = self._executor_of(redis_client, embedder, detector)
         self._core = Core(config, embedder, clock=clock)
+        self._core.single_node = lambda: not self._executor.cluster
         self._breaker = Breaker(on_change=self._breaker_changed)
         self._started = False
         self._flights: dict[str, Flight] = {}

@@ -52,6 +52,16 @@ class EmbeddingCache:
         self._ttl_ms = ms(ttl)
         self._dtype = np.float16 if datatype == "float16" else np.float32
 
+    @property
+    def float32(self) -> bool:
+        """Whether the index holds float32 vectors, the bytes this cache keeps in Redis."""
+        return self._dtype is np.float32
+
+    @property
+    def dimension(self) -> int:
+        assert self.embedder is not None
+        return self.embedder.dimension
+
     def key(self, text: str, tenant: str | None = None) -> str:
         """The Redis key of a text's vector (the tenant's own)."""
         return embedding_key(self.tag, sha256(vector_id(text, tenant)))

@@ -31,7 +31,7 @@ from semcache.decision.thresholds import feedback_flow
 from semcache.embedding.embedders import Embedder, Vectors
 from semcache.redis import commands
 from semcache.redis.keys import tag_digest, tenant_tag
-from semcache.redis.replies import is_ok
+from semcache.redis.replies import is_ok, lost_script
 
 log = logging.getLogger("semcache")
 
@@ -68,6 +68,11 @@ class Core:
         self.leases = Leases()
         #: Exact keys whose last read here missed (see :meth:`_searches`).
         self.exact_misses: LRU[str, bool] = LRU(vector_memory)
+        #: Whether the commands go to a single node, where a lookup's scripted read of a cached
+        #: vector may search with it (:meth:`_cached_search`); the shell says, as its executor knows.
+        self.single_node: Callable[[], bool] = lambda: False
+        #: False once the server refused that script (an ACL, a Redis before 7): plain reads since.
+        self.scripts = True
 
     @property
     def embedding_model(self) -> str:
@@ -121,8 +126,11 @@ class Core:
             vector = given if given is not None else self.embeddings.recall(plan.text, plan.tenant)
         gens = generations(plan)
         reads: list[Command] = [commands.get(plan.exact_key), *map(commands.get, gens)]
+        scripted = None
         if semantic and vector is None:
-            reads.append(commands.get(self.embeddings.key(plan.text, plan.tenant)))
+            key = self.embeddings.key(plan.text, plan.tenant)
+            scripted = self._cached_search(plan, key)
+            reads.append(scripted or commands.get(key))
         searches = self._searches(plan, vector, given is not None)
         # The lock goes first: a store that lands after it is seen by the GET behind it.
         first = (commands.take_lock(plan.lock_key, *lock),) if lock is not None else ()
@@ -130,7 +138,10 @@ class Core:
         locked = bool(first) and is_ok(replies[0])
         exact, *rest = replies[len(first) :]
         seen, rest = rest[: len(gens)], rest[len(gens) :]
-        result = yield from self._layers(plan, exact, rest, vector, bool(searches))
+        searched = bool(searches)
+        if scripted is not None:
+            rest, searched = yield from self._cached_found(plan, scripted, rest[0])
+        result = yield from self._layers(plan, exact, rest, vector, searched)
         if result.layer != "exact" and not any(isinstance(g, Exception) for g in seen):
             self.leases.give(plan.exact_key, tuple(seen))  # for the store of this miss
         return result, locked
@@ -147,6 +158,34 @@ class Core:
         if not given and not (key in self.exact_misses and self.leases.holds(key)):
             return ()
         return self.semantic.queries(plan, vector)
+
+    def _cached_search(self, plan: Plan, key: str) -> Command | None:
+        """The cached vector's read as a script that also searches with it (one round trip where
+        two were made: a text another process embedded), where the server runs it."""
+        if not (self.scripts and self.single_node()):
+            return None
+        return self.semantic.cached_search(plan, key)
+
+    def _cached_found(
+        self, plan: Plan, scripted: Command, reply: Any
+    ) -> Flow[tuple[list[Any], bool]]:
+        """What the scripted read found, as :meth:`_layers` reads it: the search's reply (and the
+        vector, kept in memory) when it searched with a sound vector, else the raw vector or None
+        for the embedding cache to decode, embedding when it cannot."""
+        if lost_script(reply):  # a restart or a SCRIPT FLUSH: the script's text, once
+            (reply,) = yield Commands((commands.with_script(scripted),))
+        if isinstance(reply, Exception) or not isinstance(reply, list) or not reply:
+            if isinstance(reply, Exception):
+                log.warning("semcache: the server refused the lookup script (%s); plain reads "
+                            "from now on", reply)  # fmt: skip
+                self.scripts = False
+            return [None], False
+        raw, found = reply[0], (reply[1] if len(reply) > 1 else None)
+        vector = self.embeddings.decode(raw) if found is not None else None
+        if vector is None:  # not searched: no vector, or not one of this model's
+            return [raw], False
+        self.embeddings.memory.put(vector_id(plan.text, plan.tenant), vector)
+        return [found], True
 
     def _layers(
         self, plan: Plan, exact: Any, rest: Sequence[Any], vector: Any, searched: bool

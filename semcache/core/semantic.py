@@ -111,14 +111,20 @@ class SemanticLayer:
         One KNN per shard in one pipeline: a cluster pipeline writes to every node before it
         reads, so the shards are searched in parallel; their candidates merge by distance."""
         blob = self.embeddings.as_index_bytes(vector)
-        fields = self.decision.return_fields
-        k = self.config.top_k
-        return tuple(
-            commands.knn(
-                plan.keys, vector=blob, scope=plan.scope, k=k, ef=None, fields=fields, shard=shard
-            )
-            for shard in range(plan.keys.shards)
-        )
+        return tuple(self._knn(plan, blob, shard) for shard in range(plan.keys.shards))
+
+    def cached_search(self, plan: Plan, vector_key: str) -> Command | None:
+        """The read of a text's cached vector with the search that uses it, as one script
+        (:data:`semcache.redis.commands.CACHED_SEARCH`), when it can be: one index (no shards)
+        already checked, of float32 vectors (the embedding cache's own bytes). None otherwise."""
+        if plan.keys.shards != 1 or not self.embeddings.float32 or not self.ready(plan.keys):
+            return None
+        size = 4 * self.embeddings.dimension
+        return commands.cached_search(plan.exact_key, vector_key, size, self._knn(plan, b"", 0))
+
+    def _knn(self, plan: Plan, blob: bytes, shard: int) -> Command:
+        return commands.knn(plan.keys, vector=blob, scope=plan.scope, k=self.config.top_k,
+                            ef=None, fields=self.decision.return_fields, shard=shard)  # fmt: skip
 
     def answer(self, plan: Plan, replies: Sequence[Any], **extra: Any) -> Flow[LookupResult]:
         """The verdict over the replies of :meth:`queries` (``extra``: more fields of the result)."""

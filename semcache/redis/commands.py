@@ -7,6 +7,7 @@ Every command names its key first, so a cluster pipeline routes each to the node
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,38 @@ redis.call('HSET', KEYS[1], 'thr', ARGV[2])
 return 1
 """
 
+#: A lookup's embedding-cache read, and the KNN search with the vector it finds, in one round trip
+#: (a single node; read-only, so a replica may run it). KEYS: the exact entry, the cached vector;
+#: ARGV: the vector's size in bytes, its position among the search's arguments, the arguments.
+#: Nothing is searched when the exact entry exists (it answers) or no vector of that size is found
+#: (the client embeds, then searches, as without the script); a failed search is returned in place.
+CACHED_SEARCH = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {false} end
+local vector = redis.call('GET', KEYS[2])
+if not vector then return {false} end
+if string.len(vector) ~= tonumber(ARGV[1]) then return {vector} end
+local args = {}
+for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
+args[tonumber(ARGV[2])] = vector
+return {vector, redis.pcall('FT.SEARCH', unpack(args))}
+"""
+CACHED_SEARCH_SHA = hashlib.sha1(CACHED_SEARCH.encode()).hexdigest()
+
+
+def cached_search(exact_key: str, vector_key: str, size: int, search: Command) -> Command:
+    """:data:`CACHED_SEARCH` by its digest, for ``search`` (a :func:`knn` of any vector: the script
+    puts the cached one in its place)."""
+    at = search.index("PARAMS") + 3  # ("FT.SEARCH", index, query, "PARAMS", 2, "vec", <vector>)
+    return ("EVALSHA_RO", CACHED_SEARCH_SHA, 2, exact_key, vector_key, size, at, *search[1:])
+
+
+def with_script(command: Command) -> Command:
+    """An EVALSHA_RO command sent with its script's text, for a server that lost it (a restart, a
+    SCRIPT FLUSH); the server keeps it again for the next EVALSHA_RO."""
+    assert command[:2] == ("EVALSHA_RO", CACHED_SEARCH_SHA)
+    return ("EVAL_RO", CACHED_SEARCH, *command[2:])
+
+
 #: Fields every KNN query returns; ``scope``, ``tenant`` and ``emb`` let the core verify each
 #: candidate again after the search (defence in depth for tenant isolation).
 KNN_FIELDS = ("dist", "entry", "text", "scope", "tenant", "emb")
@@ -68,7 +101,8 @@ def is_get(command: Command) -> bool:
 
 
 #: Commands that only read: a batch of them can go again when its connection proves dead.
-READS = frozenset({"GET", "MGET", "FT.SEARCH", "FT.INFO", "HGET", "HMGET", "EXISTS", "PTTL"})
+READS = frozenset({"GET", "MGET", "FT.SEARCH", "FT.INFO", "HGET", "HMGET", "EXISTS", "PTTL",
+                   "EVALSHA_RO", "EVAL_RO"})  # fmt: skip  # a read-only script cannot write
 
 
 def read_only(batch: Iterable[Command]) -> bool:

@@ -6,6 +6,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 
+def lost_script(reply: Any) -> bool:
+    """True for the error of a script the server does not hold (NOSCRIPT: send its text)."""
+    from redis.exceptions import NoScriptError  # redis-py names the reply; imported with it
+
+    return isinstance(reply, NoScriptError)
+
+
 def text(value: Any) -> str:
     """A reply value as text (bytes decoded as UTF-8, bad bytes replaced)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import redis
 
 import semcache
 from semcache import AsyncCache, Cache
@@ -93,8 +94,114 @@ def test_a_new_text_reads_its_cached_vector_with_the_exact_entry(
     forget_vector(cache, ASKED)
     counted.batches.clear()
     assert cache.lookup(chat(ASKED)).layer == "semantic"
-    # the exact entry, its generations and the cached vector; then the fresh vector and the search
-    assert counted.batches == [[*GETS, "GET"], ["SET", "FT.SEARCH"]]
+    # the exact entry, its generations and the cached vector's scripted read (nothing cached: no
+    # search); then the fresh vector and the search
+    assert counted.batches == [[*GETS, "EVALSHA_RO"], ["SET", "FT.SEARCH"]]
+
+
+def paraphrase_cached_in_redis(cache: Cache) -> None:
+    """STORED stored, ASKED embedded once (its vector in Redis) and forgotten by the process."""
+    cache.store(chat(STORED), answer("link"))
+    assert cache.lookup(chat(ASKED)).layer == "semantic"
+    cache._core.embeddings.forget()
+
+
+def test_a_vector_another_process_embedded_is_searched_in_the_same_round_trip(
+    cache: Cache, redis_url: str, embedder: semcache.Embedder
+) -> None:
+    """Another worker of the same namespace: its memory does not hold the vector, Redis does. The
+    read of the vector and the search with it go as one script, with the exact read: one round
+    trip (there were two: the read, then the search)."""
+    paraphrase_cached_in_redis(cache)
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=cache.namespace) as other:
+        other._core.semantic._ready.add(cache.namespace)  # its index checked, as after one lookup
+        counted = Counted(other._executor)
+        result = other.lookup(chat(ASKED))
+        assert result.layer == "semantic" and result.response == answer("link")
+        assert counted.batches == [[*GETS, "EVALSHA_RO"]] and counted.embedded == []
+        assert not result.embedded
+        counted.batches.clear()
+        assert other.lookup(chat(ASKED)).response == answer("link")  # the vector is in its memory
+        assert counted.batches == [[*GETS, "FT.SEARCH"]]
+
+
+def search_calls(cache: Cache) -> int:
+    return int(cache.client.info("commandstats").get("cmdstat_FT.SEARCH", {}).get("calls", 0))
+
+
+def test_the_script_does_not_search_when_the_exact_entry_answers(
+    cache: Cache, counted: Counted
+) -> None:
+    cache.store(chat(ASKED), answer("exact"))
+    cache.lookup(chat(ASKED + "?"))  # another text: the index is checked, the vector cached
+    cache.store(chat(ASKED + "?"), answer("its own"))
+    cache._core.embeddings.forget()
+    before = search_calls(cache)
+    counted.batches.clear()
+    result = cache.lookup(chat(ASKED + "?"))
+    assert result.layer == "exact" and result.response == answer("its own")
+    assert counted.batches == [[*GETS, "EVALSHA_RO"]]
+    assert search_calls(cache) == before  # the script saw the entry and did not search
+
+
+def test_a_server_that_lost_the_script_gets_its_text_once(cache: Cache, counted: Counted) -> None:
+    paraphrase_cached_in_redis(cache)
+    cache.client.script_flush()  # as after a restart
+    counted.batches.clear()
+    counted.embedded.clear()
+    result = cache.lookup(chat(ASKED))
+    assert result.layer == "semantic" and result.response == answer("link")
+    assert counted.batches == [[*GETS, "EVALSHA_RO"], ["EVAL_RO"]] and counted.embedded == []
+    cache._core.embeddings.forget()
+    counted.batches.clear()
+    assert cache.lookup(chat(ASKED)).layer == "semantic"
+    assert counted.batches == [[*GETS, "EVALSHA_RO"]]  # the server holds it again
+
+
+@pytest.mark.parametrize("cached", [b"\x00" * 12, np.full(384, np.nan, np.float32).tobytes()])
+def test_a_corrupt_cached_vector_is_embedded_again_and_the_answer_still_right(
+    cache: Cache, counted: Counted, cached: bytes
+) -> None:
+    """A vector of another size is not searched with; one of the right size but not finite is
+    searched with by the script, and the client, which checks it, embeds and searches again."""
+    paraphrase_cached_in_redis(cache)
+    cache.client.set(cache._core.embeddings.key(ASKED), cached)
+    counted.batches.clear()
+    counted.embedded.clear()
+    result = cache.lookup(chat(ASKED))
+    assert result.layer == "semantic" and result.response == answer("link")
+    assert result.embedded and counted.embedded == [ASKED]
+    assert counted.batches == [[*GETS, "EVALSHA_RO"], ["SET", "FT.SEARCH"]]
+    assert cache.client.get(cache._core.embeddings.key(ASKED)) != cached  # the sound one, back
+
+
+def test_a_server_that_refuses_scripts_gets_plain_reads_and_no_outage(
+    cache: Cache, redis_url: str, embedder: semcache.Embedder
+) -> None:
+    """An ACL without read-only scripts (or a Redis before 7): the first refusal turns the script
+    off for that cache, which embeds that once and reads plainly since; nothing opens the breaker."""
+    paraphrase_cached_in_redis(cache)
+    user = f"noscript-{cache.namespace}"
+    cache.client.acl_setuser(user, enabled=True, passwords=["+pw"], keys=["~*"],
+                             commands=["+@all", "-evalsha_ro", "-eval_ro"])  # fmt: skip
+    pool = cache.client.connection_pool
+    kwargs = {**pool.connection_kwargs, "username": user, "password": "pw"}
+    client = redis.Redis(connection_pool=redis.ConnectionPool(pool.connection_class, **kwargs))
+    try:
+        with Cache(redis_client=client, embedder=embedder, namespace=cache.namespace) as limited:
+            limited._core.semantic._ready.add(cache.namespace)
+            counted = Counted(limited._executor)
+            for _ in range(3):
+                result = limited.lookup(chat(ASKED))
+                assert result.layer == "semantic" and result.response == answer("link")
+                limited._core.embeddings.forget()
+            assert counted.batches == [[*GETS, "EVALSHA_RO"], ["SET", "FT.SEARCH"],
+                                       [*GETS, "GET"], ["FT.SEARCH"],
+                                       [*GETS, "GET"], ["FT.SEARCH"]]  # fmt: skip
+            assert limited.available and not limited._core.scripts
+    finally:
+        client.close()
+        cache.client.acl_deluser(user)
 
 
 def test_a_repeated_prompt_stays_a_lone_read_of_its_entry(cache: Cache, counted: Counted) -> None:
@@ -226,5 +333,20 @@ async def test_async_lookup_with_a_given_vector_is_one_round_trip(
         with pytest.raises(semcache.InvalidRequestError):
             await cache.lookup(chat(ASKED), vector=[1.0, 2.0])
         assert cache.available
+        counted.restore()
+        await cache.flush()
+
+
+async def test_async_lookup_of_a_vector_cached_in_redis_is_one_round_trip(
+    redis_url: str, embedder: semcache.Embedder, namespace: str
+) -> None:
+    async with AsyncCache(redis_url=redis_url, embedder=embedder, namespace=namespace) as cache:
+        await cache.store(chat(STORED), answer("link"))
+        assert (await cache.lookup(chat(ASKED))).layer == "semantic"
+        cache._core.embeddings.forget()
+        counted = Counted(cache._executor)
+        result = await cache.lookup(chat(ASKED))
+        assert result.layer == "semantic" and result.response == answer("link")
+        assert counted.batches == [[*GETS, "EVALSHA_RO"]] and counted.embedded == []
         counted.restore()
         await cache.flush()
