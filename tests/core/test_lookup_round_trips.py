@@ -17,6 +17,7 @@ import redis
 import semcache
 from semcache import AsyncCache, Cache
 from semcache.core.types import Entry
+from semcache.redis.commands import CACHED_SEARCH
 from tests.conftest import answer, chat
 
 STORED, ASKED = "How do I reset my password?", "how can I reset my password"
@@ -94,16 +95,48 @@ def test_a_new_text_reads_its_cached_vector_with_the_exact_entry(
     forget_vector(cache, ASKED)
     counted.batches.clear()
     assert cache.lookup(chat(ASKED)).layer == "semantic"
-    # the exact entry, its generations and the cached vector's scripted read (nothing cached: no
-    # search); then the fresh vector and the search
-    assert counted.batches == [[*GETS, "EVALSHA_RO"], ["SET", "FT.SEARCH"]]
+    # the exact entry, its generations and the cached vector; then the fresh vector and the search
+    assert counted.batches == [[*GETS, "GET"], ["SET", "FT.SEARCH"]]
 
 
 def paraphrase_cached_in_redis(cache: Cache) -> None:
-    """STORED stored, ASKED embedded once (its vector in Redis) and forgotten by the process."""
+    """STORED stored, ASKED embedded once (its vector in Redis) and forgotten by the process,
+    which has seen its lookups find their vectors in Redis: the lookup script pays here."""
     cache.store(chat(STORED), answer("link"))
     assert cache.lookup(chat(ASKED)).layer == "semantic"
     cache._core.embeddings.forget()
+    cache._core.found_in_redis.share = 1.0
+    cache.client.script_load(CACHED_SEARCH)  # the server holds it (another test may flush it)
+
+
+def test_the_script_goes_once_lookups_keep_finding_their_vectors_in_redis(
+    cache: Cache, counted: Counted, redis_url: str, embedder: semcache.Embedder
+) -> None:
+    """Plain reads first; after lookups whose vectors another worker embedded (exact misses, the
+    vector in Redis), the script; once lookups are exact hits again, plain reads again (the script
+    costs an exact hit more than the plain read)."""
+    texts = [f"{ASKED} ({chr(ord('a') + i)})" for i in range(24)]
+    cache.store(chat(STORED), answer("link"))
+    cache.client.script_load(CACHED_SEARCH)
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=cache.namespace) as other:
+        for text in texts:  # another worker embeds them: their vectors are in Redis
+            other.lookup(chat(text))
+    counted.batches.clear()
+    for text in texts:
+        assert not cache.lookup(chat(text)).embedded  # its vector came from Redis
+    firsts = [batch for batch in counted.batches if batch[: len(GETS)] == GETS]
+    assert firsts[0] == [*GETS, "GET"] and firsts[-1] == [*GETS, "EVALSHA_RO"]
+    switched = firsts.index([*GETS, "EVALSHA_RO"])
+    assert 3 <= switched <= 10 and all(b == [*GETS, "EVALSHA_RO"] for b in firsts[switched:])
+    for text in texts:  # now stored: exact hits, their vectors no longer looked for
+        cache.store(chat(text), answer("exact"))
+    cache._core.embeddings.forget()
+    counted.batches.clear()
+    for _ in range(4):
+        for text in texts:
+            assert cache.lookup(chat(text)).layer == "exact"
+            cache._core.embeddings.forget()
+    assert counted.batches[-1] == [*GETS, "GET"]  # the share fell: plain reads
 
 
 def test_a_vector_another_process_embedded_is_searched_in_the_same_round_trip(
@@ -115,6 +148,7 @@ def test_a_vector_another_process_embedded_is_searched_in_the_same_round_trip(
     paraphrase_cached_in_redis(cache)
     with Cache(redis_url=redis_url, embedder=embedder, namespace=cache.namespace) as other:
         other._core.semantic._ready.add(cache.namespace)  # its index checked, as after one lookup
+        other._core.found_in_redis.share = 1.0
         counted = Counted(other._executor)
         result = other.lookup(chat(ASKED))
         assert result.layer == "semantic" and result.response == answer("link")
@@ -136,6 +170,8 @@ def test_the_script_does_not_search_when_the_exact_entry_answers(
     cache.lookup(chat(ASKED + "?"))  # another text: the index is checked, the vector cached
     cache.store(chat(ASKED + "?"), answer("its own"))
     cache._core.embeddings.forget()
+    cache._core.found_in_redis.share = 1.0
+    cache.client.script_load(CACHED_SEARCH)
     before = search_calls(cache)
     counted.batches.clear()
     result = cache.lookup(chat(ASKED + "?"))
@@ -190,6 +226,7 @@ def test_a_server_that_refuses_scripts_gets_plain_reads_and_no_outage(
     try:
         with Cache(redis_client=client, embedder=embedder, namespace=cache.namespace) as limited:
             limited._core.semantic._ready.add(cache.namespace)
+            limited._core.found_in_redis.share = 1.0
             counted = Counted(limited._executor)
             for _ in range(3):
                 result = limited.lookup(chat(ASKED))
@@ -344,6 +381,8 @@ async def test_async_lookup_of_a_vector_cached_in_redis_is_one_round_trip(
         await cache.store(chat(STORED), answer("link"))
         assert (await cache.lookup(chat(ASKED))).layer == "semantic"
         cache._core.embeddings.forget()
+        cache._core.found_in_redis.share = 1.0
+        await cache.client.script_load(CACHED_SEARCH)
         counted = Counted(cache._executor)
         result = await cache.lookup(chat(ASKED))
         assert result.layer == "semantic" and result.response == answer("link")

@@ -45,8 +45,7 @@ def test_a_wrapped_miss_takes_three_round_trips(wrapped: Any, counted: Counted) 
     assert semcache.openai.cache_info(reply).layer is None  # type: ignore[union-attr]
     assert counted.batches == [
         # the compute lock, the exact entry, the two generations it depends on, the cached vector
-        # (read by the script that would search with it: there is none, so nothing is searched)
-        ["SET", "GET", "GET", "GET", "EVALSHA_RO"],
+        ["SET", "GET", "GET", "GET", "GET"],
         ["SET", "FT.SEARCH"],  # the fresh vector, the nearest neighbours
         # the entry, its document, the generations read behind them, the lock's release
         ["SET", "DEL", "HSET", "PEXPIRE", "GET", "GET", "EVAL"],
