@@ -31,7 +31,7 @@ from semcache.decision.thresholds import feedback_flow
 from semcache.embedding.embedders import Embedder, Vectors
 from semcache.redis import commands
 from semcache.redis.keys import tag_digest, tenant_tag
-from semcache.redis.replies import is_ok, lost_script
+from semcache.redis.replies import is_ok, lost_script, refused_script
 
 log = logging.getLogger("semcache")
 
@@ -198,12 +198,12 @@ class Core:
         for the embedding cache to decode, embedding when it cannot."""
         if lost_script(reply):  # a restart or a SCRIPT FLUSH: the script's text, once
             (reply,) = yield Commands((commands.with_script(scripted),))
+        if refused_script(reply):
+            log.warning("semcache: the server refused the lookup script (%s); plain reads from "
+                        "now on", reply)  # fmt: skip
+            self.scripts = False
         if isinstance(reply, Exception) or not isinstance(reply, list) or not reply:
-            if isinstance(reply, Exception):
-                log.warning("semcache: the server refused the lookup script (%s); plain reads "
-                            "from now on", reply)  # fmt: skip
-                self.scripts = False
-            return [None], False
+            return [None], False  # embedded afresh, this once
         raw, found = reply[0], (reply[1] if len(reply) > 1 else None)
         vector = self.embeddings.decode(raw) if found is not None else None
         if vector is None:  # not searched: no vector, or not one of this model's

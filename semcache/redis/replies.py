@@ -13,6 +13,16 @@ def lost_script(reply: Any) -> bool:
     return isinstance(reply, NoScriptError)
 
 
+def refused_script(reply: Any) -> bool:
+    """True for the error of a server that will not run a script command at all: an ACL without
+    it (NOPERM), a Redis without it (before 7). Other errors (BUSY, LOADING) pass."""
+    from redis.exceptions import NoPermissionError
+
+    return isinstance(reply, NoPermissionError) or (
+        isinstance(reply, Exception) and "unknown command" in str(reply).lower()
+    )
+
+
 def text(value: Any) -> str:
     """A reply value as text (bytes decoded as UTF-8, bad bytes replaced)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

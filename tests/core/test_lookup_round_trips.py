@@ -389,3 +389,18 @@ async def test_async_lookup_of_a_vector_cached_in_redis_is_one_round_trip(
         assert counted.batches == [[*GETS, "EVALSHA_RO"]] and counted.embedded == []
         counted.restore()
         await cache.flush()
+
+
+def test_only_a_refusal_turns_the_script_off_not_a_passing_error() -> None:
+    from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
+
+    from semcache.redis.replies import lost_script, refused_script
+
+    assert refused_script(NoPermissionError("User u has no permissions to run 'evalsha_ro'"))
+    assert refused_script(ResponseError("unknown command 'EVALSHA_RO', with args beginning with:"))
+    for passing in (ResponseError("BUSY Redis is busy running a script"),
+                    ResponseError("LOADING Redis is loading the dataset in memory"),
+                    NoScriptError("No matching script"), [b"vector"], None):  # fmt: skip
+        assert not refused_script(passing)
+    assert lost_script(NoScriptError("No matching script. Please use EVAL."))
+    assert not lost_script(ResponseError("NOPERM"))
