@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from semcache._errors import ConfigurationError
 from semcache.decision.guard import CHECKS, Guard
+from semcache.embedding.embedders import unit_rows
 
 Array = npt.NDArray[Any]
 _SUB_GUARDS = tuple(Guard(**{c: c == name for c in CHECKS}) for name in CHECKS)
@@ -106,20 +107,13 @@ class TokenModel:
 
     def state(self, ids: Array, hidden: Array) -> TokenState:
         hidden = hidden.astype(np.float32)
-        sentence = _unit(hidden.mean(axis=0)[None, :])[0]  # the mean pooling the embedder does
+        # the embedder's mean pooling and scaling; unchecked: the graph's own output needs no
+        # checks, and they cost more than the division on a 20-token text
+        sentence = unit_rows(hidden.mean(axis=0)[None, :])[0]
         keep = (ids != 0) & ((ids < 100) | (ids > 103))  # not [PAD] [UNK] [CLS] [SEP] [MASK]
-        tokens = _unit(hidden[keep])
+        tokens = unit_rows(hidden[keep])
         kept = ids[keep].astype(np.int64)
         return TokenState(sentence, tokens, self.idf[kept].astype(np.float32), tuple(kept.tolist()))
-
-
-def _unit(rows: Array) -> Array:
-    """Rows scaled to unit L2 norm, as :func:`semcache.embedding.embedders.normalize` scales them
-    (the same arithmetic, so the same float32 values), without its checks: the graph's own output
-    needs none, and they cost more than the division on a 20-token text."""
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return np.ascontiguousarray(rows / norms, dtype=np.float32)
 
 
 def features(query: str, candidate: str, a: TokenState, b: TokenState) -> list[float]:

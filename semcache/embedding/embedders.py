@@ -55,9 +55,15 @@ def normalize(rows: Any, dimension: int | None = None) -> Vectors:
         raise ValueError(f"embedder returned shape {arr.shape}, expected (n, {dimension})")
     if not np.isfinite(arr).all():
         raise ValueError("embedder returned non-finite values")
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    return unit_rows(arr)
+
+
+def unit_rows(rows: Vectors) -> Vectors:
+    """A float32 matrix's rows scaled to unit L2 norm (an all-zero row stays zero), unchecked:
+    :func:`normalize` after its checks, and the verifier on the graph's own token vectors."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return np.ascontiguousarray(arr / norms, dtype=np.float32)
+    return np.ascontiguousarray(rows / norms, dtype=np.float32)
 
 
 class _ThreadedAsync:
