@@ -157,12 +157,12 @@ class Core:
         exact, *rest = replies[len(first) :]
         seen, rest = rest[: len(gens)], rest[len(gens) :]
         searched = bool(searches)
-        if semantic and vector is None:
-            if scripted is not None and exact is None:  # a hit does not need what it found
-                rest, searched = yield from self._cached_found(plan, scripted, rest[0])
-            found = exact is None and (searched or self.embeddings.decode(rest[0]) is not None)
-            self.found_in_redis.saw(found)  # the script's saving; an exact hit is its cost
+        if scripted is not None and exact is None:  # a hit does not need what the script found
+            rest, searched = yield from self._cached_found(plan, scripted, rest[0])
         result = yield from self._layers(plan, exact, rest, vector, searched)
+        if semantic and vector is None:  # the script's saving: the vector came from Redis, not
+            # the embedder, behind an exact miss; an exact hit is the script's cost
+            self.found_in_redis.saw(result.layer != "exact" and not result.embedded)
         if result.layer != "exact" and not any(isinstance(g, Exception) for g in seen):
             self.leases.give(plan.exact_key, tuple(seen))  # for the store of this miss
         return result, locked
@@ -202,8 +202,8 @@ class Core:
             log.warning("semcache: the server refused the lookup script (%s); plain reads from "
                         "now on", reply)  # fmt: skip
             self.scripts = False
-        if isinstance(reply, Exception) or not isinstance(reply, list) or not reply:
-            return [None], False  # embedded afresh, this once
+        if not isinstance(reply, list) or not reply:  # an error: embedded afresh, this once
+            return [None], False
         raw, found = reply[0], (reply[1] if len(reply) > 1 else None)
         vector = self.embeddings.decode(raw) if found is not None else None
         if vector is None:  # not searched: no vector, or not one of this model's
