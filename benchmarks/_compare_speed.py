@@ -98,8 +98,7 @@ class SemcacheBulk(sy.Semcache):
         from semcache.decision import guard
         from semcache.embedding import onnx_runtime
 
-        for model in onnx_runtime._SHARED.values():
-            model.recent.clear()
+        onnx_runtime.OnnxModel.forget_shared()
         verifier = getattr(self.cache._core.decision, "verifier", None)
         if verifier is not None:
             verifier._recent.clear()

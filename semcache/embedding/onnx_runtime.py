@@ -103,6 +103,15 @@ class OnnxModel:
                 model = _SHARED[key] = cls(spec, threads=threads)
             return model
 
+    @classmethod
+    def forget_shared(cls) -> None:
+        """Drop the token rows every shared model remembers (:attr:`recent`): the next verifier
+        call on those texts runs the model again, as in a process that never saw them."""
+        with _SHARED_LOCK:
+            models = list(_SHARED.values())
+        for model in models:
+            model.recent.clear()
+
     def load(self) -> OnnxModel:
         """Read the tokenizer, the graph and its weights now (idempotent)."""
         with self._lock:
