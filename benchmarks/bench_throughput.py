@@ -35,7 +35,7 @@ import redis.asyncio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import semcache
-from benchmarks.bench_latency import ANSWER, chat, questions
+from benchmarks.bench_latency import ANSWER, chat, paraphrase, questions
 from semcache.embedding.default import default_local_embedder
 from semcache.redis.commands import knn
 from semcache.server import EmbeddedServer
@@ -86,10 +86,6 @@ async def tasked(n: int, work: Callable[[int], Awaitable[Any]], seconds: float) 
 
     counts = await asyncio.gather(*(worker(i) for i in range(n)))
     return sum(counts) / (time.perf_counter() - began)
-
-
-def paraphrase(text: str) -> str:
-    return f"Quick question: {text[0].lower()}{text[1:]}"
 
 
 def searches(cache: semcache.Cache, texts: list[str]) -> list[tuple[Any, ...]]:
