@@ -231,10 +231,17 @@ class _Exits:
 
     @classmethod
     def build(cls, trees: Trees, leaf: Array) -> _Exits | None:
+        under: dict[int, list[int]] = {}  # each node's leaves, left to right, found once
+
         def leaves(node: int) -> list[int]:
-            if leaf[node]:
-                return [node]
-            return leaves(int(trees.left[node])) + leaves(int(trees.right[node]))
+            found = under.get(node)
+            if found is None:
+                found = under[node] = (
+                    [node]
+                    if leaf[node]
+                    else leaves(int(trees.left[node])) + leaves(int(trees.right[node]))
+                )
+            return found
 
         orders = [leaves(root) for root in trees.roots.tolist()]
         widest = max(map(len, orders), default=1)
