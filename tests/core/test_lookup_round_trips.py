@@ -7,6 +7,7 @@ read of the exact entry; with the vector unknown, the embedding-cache read rides
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -404,3 +405,33 @@ def test_only_a_refusal_turns_the_script_off_not_a_passing_error() -> None:
         assert not refused_script(passing)
     assert lost_script(NoScriptError("No matching script. Please use EVAL."))
     assert not lost_script(ResponseError("NOPERM"))
+
+
+def test_the_script_reads_through_paused_writes_and_steps_aside_when_redis_freezes(
+    cache: Cache, counted: Counted, redis_url: str
+) -> None:
+    """CLIENT PAUSE WRITE holds writes, not reads: the read-only script still serves in one round
+    trip (a plain EVALSHA would wait). CLIENT PAUSE ALL past the socket timeout: the lookup is a
+    miss, no exception; once Redis answers again, the scripted hit comes back."""
+    paraphrase_cached_in_redis(cache)
+    control = redis.Redis.from_url(redis_url)
+    try:
+        control.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+        counted.batches.clear()
+        result = cache.lookup(chat(ASKED))
+        assert result.layer == "semantic" and result.response == answer("link")
+        assert counted.batches[0] == [*GETS, "EVALSHA_RO"]
+        control.execute_command("CLIENT", "UNPAUSE")
+        cache._core.embeddings.forget()
+        control.execute_command("CLIENT", "PAUSE", 600, "ALL")
+        frozen = cache.lookup(chat(ASKED))
+        assert frozen.layer is None and frozen.response is None
+        time.sleep(0.7)
+        cache._core.embeddings.forget()
+        counted.batches.clear()
+        back = cache.lookup(chat(ASKED))
+        assert back.layer == "semantic" and back.response == answer("link")
+        assert counted.batches[0] == [*GETS, "EVALSHA_RO"]
+    finally:
+        control.execute_command("CLIENT", "UNPAUSE")
+        control.close()
