@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
@@ -27,6 +28,8 @@ from semcache.core.ops import Call, Commands, Defer, Embed, Op, Scan, Sleep, Wai
 from semcache.embedding.embedders import Embedder
 from semcache.redis import commands
 from semcache.redis.cluster import AsyncClient, Client, Detector, aconnect, connect
+
+log = logging.getLogger("semcache")
 
 Command = tuple[Any, ...]
 Unpack = Callable[[Any], list[Any]]
@@ -292,6 +295,17 @@ class AsyncLane(_Idle):
             await self.pool.release(each)
 
 
+@contextlib.contextmanager
+def _closing() -> Iterator[None]:
+    """Closing the client never fails the caller: a socket whose close the machine is slow to
+    confirm (redis-py's asyncio close waits for it, as long as the connect timeout) or one Redis
+    already dropped is closed on our side all the same, and nothing is left to do with it."""
+    try:
+        yield
+    except (redis.RedisError, OSError) as exc:
+        log.debug("semcache: closing the Redis client: %s", exc)
+
+
 class Deferred:
     """Commands waiting to ride with the next round trip (see :class:`semcache.core.ops.Defer`)."""
 
@@ -388,9 +402,10 @@ class SyncExecutor:
     def close(self) -> None:
         # RedisCluster.close() leaves every node's connection pool open (redis-py 8): disconnect
         # them too, or their sockets linger until garbage collection warns about them.
-        self.client.close()
-        if isinstance(self.client, RedisCluster):
-            self.client.disconnect_connection_pools()  # type: ignore[no-untyped-call]
+        with _closing():
+            self.client.close()
+            if isinstance(self.client, RedisCluster):
+                self.client.disconnect_connection_pools()  # type: ignore[no-untyped-call]
 
 
 class AsyncExecutor:
@@ -469,7 +484,8 @@ class AsyncExecutor:
         return bool(await self.client.ping())
 
     async def close(self) -> None:
-        await self.client.aclose()
+        with _closing():
+            await self.client.aclose()
         if isinstance(self.client, AsyncRedisCluster):
             # aclose() skips a client it thinks needs initialising again, leaving the sockets of
             # its nodes open: disconnect every node it knows, as the sync close does.

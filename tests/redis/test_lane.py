@@ -143,8 +143,11 @@ def test_async_tasks_sharing_the_lane_read_their_own_replies_after_a_server_side
     questions = [f"Async question {i}?" for i in range(30)]
 
     async def main() -> list[str]:
+        # A generous timeout: this test is about which reply each task reads. With the default
+        # 0.25 s, 90 tasks each opening a connection on a loaded CI machine (the gather took over
+        # 2 s there) had connects time out, the breaker step aside, and 21 lookups miss.
         async with semcache.AsyncCache(
-            redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
+            redis_url=redis_url, embedder=hash_embedder(), namespace=namespace, timeout=5
         ) as cache:
             for q in questions:
                 await cache.store(chat(q), answer(f"async answer {q}"))
@@ -163,6 +166,38 @@ def test_async_tasks_sharing_the_lane_read_their_own_replies_after_a_server_side
             return [q for q, r in pairs if r.response != answer(f"async answer {q}")]
 
     assert asyncio.run(main()) == []
+
+
+async def test_closing_an_async_cache_whose_sockets_are_slow_to_close_raises_nothing(
+    redis_url: str, namespace: str
+) -> None:
+    # redis-py's asyncio close waits for each socket's close for up to the connect timeout and
+    # raises TimeoutError past it: on a loaded CI machine that failed `async with AsyncCache(...)`
+    # after every call had succeeded. A zero timeout makes the wait expire every time here.
+    admin = redis.Redis.from_url(redis_url)
+    before = {row["id"] for row in admin.client_list()}
+    async with semcache.AsyncCache(
+        redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
+    ) as cache:
+        await cache.store(chat("Slow close?"), answer("Yes."))
+        found = await asyncio.gather(*(cache.lookup(chat("Slow close?")) for _ in range(8)))
+        assert {r.layer for r in found} == {"exact"}
+        await cache.flush()
+        pool = cache._executor.client.connection_pool
+        lane = cache._executor.lane
+        assert lane is not None
+        connections = [*pool._available_connections, *pool._in_use_connections]
+        assert connections
+        for connection in connections:
+            connection.socket_connect_timeout = 0
+        ours = {row["id"] for row in admin.client_list()} - before
+        assert ours
+    for _ in range(50):  # the server sees a closed socket a moment later
+        if not (ours & {row["id"] for row in admin.client_list()}):
+            break
+        await asyncio.sleep(0.02)
+    assert ours & {row["id"] for row in admin.client_list()} == set()
+    admin.close()
 
 
 def test_the_batch_packs_to_the_bytes_redis_py_would_send() -> None:
