@@ -54,7 +54,7 @@ from semcache.embedding.default import default_local_embedder
 from semcache.embedding.embedders import Batching, Embedder
 from semcache.embedding.preload import preload
 from semcache.redis import cluster, commands
-from semcache.redis.executor import AsyncExecutor, SyncExecutor
+from semcache.redis.executor import AsyncExecutor, SyncExecutor, exhausted
 from semcache.redis.listener import Listener
 from semcache.redis.replies import unknown_command
 from semcache.redis.urls import redact
@@ -284,12 +284,15 @@ class Base(Generic[E, C]):
 
     def _failed(self, exc: Exception) -> None:
         """What a failed cache operation means. Bad input is the caller's (raised); Redis or the
-        network failing counts against the breaker; anything else is a bug (ours or a plugin's):
+        network failing counts against the breaker (a client whose pool has no connection free is
+        busy, not failing: not counted); anything else is a bug (ours or a plugin's):
         logged with its traceback, and only this operation steps aside."""
         if isinstance(exc, InvalidRequestError):
             raise exc
         if isinstance(exc, ConfigurationError):
             log.error("semcache: %s", exc)
+        elif exhausted(exc):  # the client's own pool is full: busy, not Redis failing
+            log.debug("semcache: no Redis connection free, this operation skips the cache: %s", exc)
         elif isinstance(exc, REDIS_FAILURES):
             self._breaker.failure(exc)
             log.debug("semcache: cache operation failed: %r", exc)

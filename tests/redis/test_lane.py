@@ -273,3 +273,81 @@ def test_the_async_lane_gives_large_batches_the_same_budget(redis_url: str, name
     stored, layer, removed, timeout = asyncio.run(main())
     assert (stored, layer) == (3000, "exact") and removed >= 6000
     assert timeout == 0.1  # the connection's own timeout is back once the batch is done
+
+
+# --- more round trips at once than the pool may open ------------------------------------------
+
+
+def test_threads_past_the_pools_connections_wait_for_one_and_all_hit(
+    redis_url: str, namespace: str
+) -> None:
+    # redis-py 8's pools open at most 100 connections: past that they raise "Too many
+    # connections", which counted as Redis failing (300 threads opened the breaker 10 times and
+    # a fifth of their lookups missed). A pool of 8 and 40 threads shows the same thing faster.
+    client = redis.Redis.from_url(redis_url, max_connections=8)
+    with semcache.Cache(
+        redis_client=client, embedder=hash_embedder(), namespace=namespace
+    ) as cache:
+        cache.store(chat("Crowded?"), answer("Yes."))
+        layers: list[str | None] = []
+        start = threading.Barrier(40)
+
+        def worker() -> None:
+            start.wait()
+            layers.extend(cache.lookup(chat("Crowded?")).layer for _ in range(10))
+
+        threads = [threading.Thread(target=worker) for _ in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert layers.count("exact") == 400
+        assert cache._breaker.opened == 0
+        cache.flush()
+    client.close()
+
+
+def test_async_tasks_past_the_pools_connections_wait_for_one_and_all_hit(
+    redis_url: str, namespace: str
+) -> None:
+    async def main() -> tuple[list[str | None], int]:
+        client = redis.asyncio.Redis.from_url(redis_url, max_connections=8)
+        async with semcache.AsyncCache(
+            redis_client=client, embedder=hash_embedder(), namespace=namespace
+        ) as cache:
+            await cache.store(chat("Crowded?"), answer("Yes."))
+            found = await asyncio.gather(*(cache.lookup(chat("Crowded?")) for _ in range(120)))
+            opened = cache._breaker.opened
+            await cache.flush()
+        await client.aclose()
+        return [r.layer for r in found], opened
+
+    layers, opened = asyncio.run(main())
+    assert layers.count("exact") == 120 and opened == 0
+
+
+def test_a_pool_its_other_users_hold_is_a_miss_not_a_redis_failure_then_a_hit_once_one_frees(
+    redis_url: str, namespace: str
+) -> None:
+    client = redis.Redis.from_url(redis_url, max_connections=4)
+    with semcache.Cache(
+        redis_client=client, embedder=hash_embedder(), namespace=namespace
+    ) as cache:
+        cache.store(chat("Held?"), answer("Yes."))
+        lane = cache._executor.lane
+        assert lane is not None
+        for connection in lane._flush():  # the lane's kept one goes back: the others take all
+            client.connection_pool.release(connection)
+        held = [client.connection_pool.get_connection() for _ in range(4)]
+        result = cache.lookup(chat("Held?"))
+        assert result.layer is None
+        assert cache._breaker.state == "closed" and cache._breaker._failures == 0
+        # The pool's other user gives one back while a lookup waits: the lookup takes it.
+        timer = threading.Timer(0.2, client.connection_pool.release, args=(held.pop(),))
+        timer.start()
+        assert cache.lookup(chat("Held?")).layer == "exact"
+        timer.join()
+        for connection in held:
+            client.connection_pool.release(connection)
+        cache.flush()
+    client.close()
