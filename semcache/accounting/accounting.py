@@ -26,7 +26,7 @@ from typing import Any
 
 from semcache.accounting import otel as _otel
 from semcache.accounting.prices import PriceTable
-from semcache.accounting.stats import FLOAT_FIELDS, Counters, Stats, add, bucket
+from semcache.accounting.stats import BUCKETS_MS, FLOAT_FIELDS, Counters, Stats, add, bucket
 from semcache.accounting.tokens import count_tokens, usage_of
 from semcache.core.ops import Commands, Flow, Scan
 from semcache.core.plan import Plan
@@ -210,21 +210,17 @@ def lookup_counters(
     plan: Plan, result: LookupResult, prices: PriceTable, embedding_model: str | None
 ) -> Counters:
     """The counters one lookup adds (see the module docstring)."""
-    c: Counters = {"all:lookups": 1}
     if not result.tried:
-        c["all:skipped"] = 1
-        return c
-    final = result.layer or result.tried[-1]
-    for layer in result.tried:
-        c[f"{layer}:lookups"] = 1
-        c[f"{layer}:hits" if layer == result.layer else f"{layer}:misses"] = 1
-    c[f"{final}:b{bucket(result.lookup_ms)}"] = 1
-    c[f"{final}:lookup_ms"] = result.lookup_ms
+        return {"all:lookups": 1, "all:skipped": 1}
+    shape, final = _shape(result.tried, result.layer, result.hit and result.entry is not None)
+    c = dict(shape)
+    names = _names(final)
+    c[names.bucket[bucket(result.lookup_ms)]] = 1
+    c[names.lookup_ms] = result.lookup_ms
     if result.hit and result.entry is not None:
-        c["all:hits"] = 1
-        c |= hit_counters(final, plan, result, prices)  # keys of their own: no sums needed
+        _hit_counters(c, names, plan, result, prices)  # keys of their own: no sums needed
     else:
-        c[f"{final}:overhead_ms"] = result.lookup_ms - result.embed_ms
+        c[names.overhead_ms] = result.lookup_ms - result.embed_ms
     if "semantic" in result.tried:
         c |= embedding_counters(plan, result, prices, embedding_model)
     if result.judge_calls:  # a second opinion's calls are the semantic layer's own cost
@@ -233,33 +229,76 @@ def lookup_counters(
     return c
 
 
+@functools.lru_cache(maxsize=64)
+def _shape(tried: tuple[str, ...], layer: str | None, hit: bool) -> tuple[Counters, str]:
+    """The counts a lookup that tried ``tried`` and ended at ``layer`` adds whatever its figures,
+    and the layer its latency counts at (built once per shape: most of a hit's counting)."""
+    c: Counters = {"all:lookups": 1}
+    for each in tried:
+        c[f"{each}:lookups"] = 1
+        c[f"{each}:hits" if each == layer else f"{each}:misses"] = 1
+    if hit:
+        c["all:hits"] = 1
+    return c, layer or tried[-1]
+
+
+class _Names:
+    """A layer's counter names, spelled once."""
+
+    def __init__(self, layer: str) -> None:
+        self.bucket = [f"{layer}:b{i}" for i in range(len(BUCKETS_MS) + 1)]
+        self.lookup_ms, self.overhead_ms = f"{layer}:lookup_ms", f"{layer}:overhead_ms"
+        self.latency_saved_ms = f"{layer}:latency_saved_ms"
+        self.prompt, self.completion = (
+            f"{layer}:prompt_tokens_saved",
+            f"{layer}:completion_tokens_saved",
+        )
+        self.cached, self.counted = f"{layer}:provider_cached_tokens", f"{layer}:counted_hits"
+        self.discount, self.usd_saved = f"{layer}:provider_discount_usd", f"{layer}:usd_saved"
+        self.unpriced_hits, self.unpriced_tokens = (
+            f"{layer}:unpriced_hits",
+            f"{layer}:unpriced_tokens",
+        )
+
+
+@functools.lru_cache(maxsize=16)
+def _names(layer: str) -> _Names:
+    return _Names(layer)
+
+
 def hit_counters(layer: str, plan: Plan, result: LookupResult, prices: PriceTable) -> Counters:
     """Tokens, dollars and time a hit saved."""
+    c: Counters = {}
+    _hit_counters(c, _names(layer), plan, result, prices)
+    return c
+
+
+def _hit_counters(
+    c: Counters, names: _Names, plan: Plan, result: LookupResult, prices: PriceTable
+) -> None:
+    """:func:`hit_counters`, added to ``c``."""
     entry = result.entry
     assert entry is not None
-    c: Counters = {}
     if entry.latency_ms is not None:
-        c[f"{layer}:latency_saved_ms"] = entry.latency_ms - result.lookup_ms
+        c[names.latency_saved_ms] = entry.latency_ms - result.lookup_ms
     usage = usage_of(plan.canon.body, entry.response, entry.model)
     cost: float | None = None
     if usage is not None:
-        c[f"{layer}:prompt_tokens_saved"] = usage.prompt
-        c[f"{layer}:completion_tokens_saved"] = usage.completion
-        c[f"{layer}:provider_cached_tokens"] = usage.cached
-        c[f"{layer}:counted_hits"] = float(usage.counted)
+        c[names.prompt] = usage.prompt
+        c[names.completion] = usage.completion
+        c[names.cached] = usage.cached
+        c[names.counted] = float(usage.counted)
         price = prices.price(entry.model) or prices.price(str(entry.response.get("model") or ""))
         if price is not None:
             cost = price.cost(usage.prompt, usage.completion, usage.cached)
-            full = price.cost(usage.prompt, usage.completion)
-            c[f"{layer}:provider_discount_usd"] = full - cost
+            c[names.discount] = price.cost(usage.prompt, usage.completion) - cost
     cost = entry.cost_usd if cost is None else cost  # the stored upstream cost, when unpriced
     if cost is not None:
-        c[f"{layer}:usd_saved"] = cost
+        c[names.usd_saved] = cost
     else:
-        c[f"{layer}:unpriced_hits"] = 1
-        c[f"{layer}:unpriced_tokens"] = usage.prompt + usage.completion if usage else 0
+        c[names.unpriced_hits] = 1
+        c[names.unpriced_tokens] = usage.prompt + usage.completion if usage else 0
         c[f"unpriced:{entry.model}"] = 1
-    return c
 
 
 def embedding_counters(
