@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -122,10 +123,13 @@ class Base(Generic[E, C]):
         # Asked now and, while the node cannot answer, again before each round trip (the executor
         # switches to a cluster client once it does); the embedded server is never a cluster.
         detector = cluster.Detector(redis_url if redis_client is None else None, timeout)
+        remake = None
         if redis_client is None:
             url = redis_url if redis_url is not None else ensure_server().url
             redis_client = self._connect(url, timeout, cluster_mode=bool(detector.cluster))
+            remake = functools.partial(self._connect, url, timeout)
         self._executor: E = self._executor_of(redis_client, embedder, detector)
+        self._executor.remake = remake  # a client of its own again: see AsyncExecutor.moved
         self._core = Core(config, embedder, clock=clock)
         self._core.single_node = lambda: not self._executor.cluster
         self._breaker = Breaker(on_change=self._breaker_changed)

@@ -453,6 +453,29 @@ class AsyncLane(_Idle):
             await self._back(each)
 
 
+def _connections_of(client: Any) -> list[Any]:
+    """Every connection an async client holds, of a single node's pool or of a cluster's nodes."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        return [*pool._available_connections, *pool._in_use_connections]
+    manager = client.nodes_manager
+    nodes = {*manager.nodes_cache.values(), *manager.startup_nodes.values()}
+    return [c for node in nodes for c in getattr(node, "_connections", ())]
+
+
+def _forsake(connection: Any) -> None:
+    """Close the socket of an async connection whose event loop is closed: its transport would
+    close it through that loop (it cannot: RuntimeError) or warn when collected."""
+    writer = getattr(connection, "_writer", None)
+    transport: Any = getattr(writer, "transport", None)
+    sock = getattr(transport, "_sock", None)  # asyncio's selector transports
+    if sock is not None:
+        sock.close()
+        transport._sock = None  # as its own close does, so it neither warns nor closes again
+        transport._closing = True
+    connection._reader = connection._writer = None
+
+
 @contextlib.contextmanager
 def _closing() -> Iterator[None]:
     """Closing the client never fails the caller: a socket whose close the machine is slow to
@@ -501,6 +524,8 @@ class SyncExecutor:
         self.lane = None if self.cluster else Lane.of(client)
         self._detector, self._retry = detector, retry
         self._switching = threading.Lock()
+        self.remake: Callable[..., Any] | None = None  # kept for AsyncExecutor's sake: a
+        # sync client serves every thread, with no event loop to belong to
 
     def _redetect(self) -> None:
         """A node that could not say whether it is a cluster says so now: a cluster client."""
@@ -582,6 +607,34 @@ class AsyncExecutor:
         self.deferred = Deferred()
         self.lane = None if self.cluster else AsyncLane.of(client)
         self._detector, self._retry = detector, retry
+        self.remake: Callable[..., Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def moved(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The cache is used from another event loop than before (``asyncio.run`` per job, a
+        test framework's loop per test): redis-py's connections belong to the loop that made
+        them, and on another one every round trip failed until each was dropped (half the
+        lookups of 150 ``asyncio.run`` calls missed). A client the cache made is made again for
+        the new loop; the old one's sockets are closed now if its loop is closed (they cannot
+        close through it), else left to it. A client the caller gave is theirs: said once."""
+        old_loop, self._loop = self._loop, loop
+        if old_loop is None:
+            return
+        if self.remake is None:
+            if not self._warned_loop:
+                log.warning("semcache: the async Redis client given to the cache belongs to "
+                            "another event loop; its round trips fail there (make the client "
+                            "on the loop that uses it)")  # fmt: skip
+                self._warned_loop = True
+            return
+        old = self.client
+        self.client = self.remake(cluster_mode=self.cluster)
+        self.lane = None if self.cluster else AsyncLane.of(self.client)
+        if old_loop.is_closed():
+            for connection in _connections_of(old):
+                _forsake(connection)
+
+    _warned_loop = False
 
     async def _redetect(self) -> None:
         """See :meth:`SyncExecutor._redetect` (the probe is one short blocking call)."""
@@ -595,6 +648,9 @@ class AsyncExecutor:
         await old.aclose()
 
     async def __call__(self, op: Op) -> Any:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self.moved(loop)
         if self._detector is not None and self._detector.pending:
             await self._redetect()
         if isinstance(op, Commands):

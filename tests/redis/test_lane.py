@@ -5,6 +5,7 @@ never uses its parent's sockets, and a pool the caller rations gets every connec
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import threading
 
@@ -351,3 +352,41 @@ def test_a_pool_its_other_users_hold_is_a_miss_not_a_redis_failure_then_a_hit_on
             client.connection_pool.release(connection)
         cache.flush()
     client.close()
+
+
+# --- one async cache, one event loop after another ---------------------------------------------
+
+
+def test_an_async_cache_used_from_one_event_loop_after_another_serves_every_hit(
+    redis_url: str, namespace: str
+) -> None:
+    # asyncio.run per job, or a test framework's loop per test, with one cache: redis-py's
+    # connections belong to the loop that made them, and on the next loop every round trip failed
+    # until each was dropped (half the lookups of 150 asyncio.run calls missed, with tracebacks).
+    admin = redis.Redis.from_url(redis_url)
+    before = {row["id"] for row in admin.client_list()}
+    cache = semcache.AsyncCache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace)
+
+    async def store() -> None:
+        await cache.connect()
+        await cache.store(chat("Loop after loop?"), answer("Yes."))
+
+    async def look() -> list[str | None]:
+        found = await asyncio.gather(*(cache.lookup(chat("Loop after loop?")) for _ in range(4)))
+        return [r.layer for r in found]
+
+    asyncio.run(store())
+    layers = [layer for _ in range(12) for layer in asyncio.run(look())]
+    assert layers == ["exact"] * 48
+    assert cache._breaker.opened == 0
+    # The closed loops' sockets were closed: the server holds only the last loop's connections.
+    ours = {row["id"] for row in admin.client_list()} - before
+    assert 1 <= len(ours) <= 5
+
+    async def close() -> None:
+        await cache.flush()
+        await cache.aclose()
+
+    asyncio.run(close())
+    gc.collect()  # a socket left unclosed would warn here, and the warning fails the test
+    admin.close()
