@@ -671,12 +671,15 @@ class Flows(Layers[E, C]):
 
     def _follow(self, plan: Plan, ahead: Flight, wait: float) -> Flow[Flight]:
         """Wait for this process's leader of the request (no longer than ``wait``, nor once its
-        stream stalls), then look its answer up; a failed leader's failure is handed on."""
+        stream stalls), then look its answer up; a failed leader's failure is handed on, and a
+        leader that gave up (cancelled) is followed by a new one from among its followers."""
         for pause in ahead.waiting(wait):
             yield Wait(ahead.event, pause)
         shared = yield from self._f_lookup_plan(plan)
         if shared.hit:
             return Flight(plan, shared)
+        if ahead.abandoned and ahead.event.is_set():  # one of its followers leads in its place
+            return (yield from self._f_join_flight(plan, timeout=wait))
         return Flight(plan, failure=ahead.failure if ahead.event.is_set() else None)
 
     def _led(self, flight: Flight, held: bool, *, recheck: bool, wait: float) -> Flow[Flight]:

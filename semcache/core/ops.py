@@ -79,7 +79,9 @@ Flow = Generator[Op, Any, T]
 
 def drive(flow: Generator[OpT, Any, T], execute: Callable[[OpT], Any], *, throw: bool = True) -> T:
     """Run a flow to its end, executing each operation it yields. An operation's error is thrown
-    back into the flow, or (``throw=False``) closes the flow and propagates to the caller."""
+    back into the flow, or (``throw=False``) closes the flow and propagates to the caller. So is
+    an interrupt or a cancellation: a flow that must undo something (leave a single flight) can,
+    where closing it from outside would only run its ``finally`` blocks."""
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -89,7 +91,7 @@ def drive(flow: Generator[OpT, Any, T], execute: Callable[[OpT], Any], *, throw:
             return stop.value  # type: ignore[no-any-return]
         try:
             value, error = execute(op), None
-        except Exception as exc:
+        except BaseException as exc:  # a KeyboardInterrupt too: the flow's cleanup runs
             if not throw:
                 flow.close()
                 raise
@@ -107,7 +109,7 @@ async def adrive(flow: Generator[OpT, Any, T], execute: Callable[[OpT], Awaitabl
             return stop.value  # type: ignore[no-any-return]
         try:
             value, error = await execute(op), None
-        except Exception as exc:
+        except BaseException as exc:  # a cancelled task too: the flow's cleanup runs
             value, error = None, exc
 
 

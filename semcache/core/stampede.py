@@ -47,6 +47,9 @@ class Flight:
     failure: Any = None
     progress: float | None = None
     """When the leader's stream last moved (None: not streaming)."""
+    abandoned: bool = False
+    """The leader left without an answer or a failure to hand on (its task was cancelled):
+    its followers join the flight again, one of them leading."""
 
     def touch(self) -> None:
         """The leader's stream moved: its followers keep waiting."""

@@ -293,8 +293,12 @@ def generate(call: Call, settings: Settings) -> WrapFlow:
         flight = None
     try:
         response = yield from _upstream(call, settings, plan, info, flight, storing)
-    except Exception:
+    except BaseException as exc:
         if flight is not None:
+            # A cancelled (or interrupted) leader leaves too: its followers waited out the whole
+            # stampede_wait, and the flight stayed in the process for good, so every identical
+            # miss after it waited as long. They elect a new leader instead of each going upstream.
+            flight.abandoned = not isinstance(exc, Exception)
             yield Leave(flight)
         raise
     return response

@@ -140,3 +140,42 @@ def test_bypass_and_early_refresh_go_upstream_even_while_an_entry_exists(
         assert slow_server.calls("chat/completions") == 3
         client.close()
         cache.flush()
+
+
+async def test_a_cancelled_leader_hands_its_flight_to_one_follower(
+    redis_url: str, namespace: str
+) -> None:
+    # A leader whose task was cancelled never left its flight: its followers waited the whole
+    # stampede_wait and then all went upstream (6 calls), and the dead flight stayed in the
+    # process, so every later identical miss waited as long again.
+    config = semcache.CacheConfig(namespace=namespace, stampede_wait=3.0)
+    question = [{"role": "user", "content": "[slow] who leads when the leader is cancelled?"}]
+    with FakeOpenAI(slow_seconds=0.6) as server:
+        async with semcache.AsyncCache(redis_url=redis_url, embedder=hash_embedder(),
+                                       config=config) as cache:  # fmt: skip
+            client = semcache.wrap(openai.AsyncOpenAI(base_url=server.base_url, api_key="k",
+                                                      max_retries=0), cache=cache)  # fmt: skip
+
+            def ask() -> asyncio.Task[object]:
+                return asyncio.create_task(
+                    client.chat.completions.create(model="gpt-4o-mini", messages=question)
+                )
+
+            leader = ask()
+            await asyncio.sleep(0.2)  # it leads, and waits for upstream
+            followers = [ask() for _ in range(5)]
+            await asyncio.sleep(0.1)
+            leader.cancel()
+            answers = await asyncio.gather(*followers)
+            with pytest.raises(asyncio.CancelledError):
+                await leader
+            assert {a.choices[0].message.content for a in answers} == {  # type: ignore[attr-defined]
+                "echo: [slow] who leads when the leader is cancelled?"
+            }
+            assert server.calls("chat/completions") == 2  # the cancelled one, and its successor
+            assert cache._flights == {}
+            # the compute locks are freed, not left to expire (lock_ttl): other processes go on
+            locks = [k async for k in cache._executor.client.scan_iter(f"*:l:{namespace}:*")]
+            assert locks == []
+            await client.close()
+            await cache.flush()
