@@ -116,6 +116,22 @@ def test_no_hit_across_namespaces(cache: Cache, redis_url: str, embedder: semcac
     assert cache.lookup(chat(PARAPHRASE[1]), namespace=namespace + "-b").layer is None
 
 
+def test_a_lookup_in_a_namespace_without_entries_creates_no_index(
+    cache: Cache, namespace: str
+) -> None:
+    # A lookup created the index of every namespace it named: 300 lookups in 300 new namespaces
+    # (a tenant per namespace, say, or names a client chose) left 300 indexes on the server.
+    client = cache._executor.client
+    other = namespace + "-only-looked-up"
+    before = set(client.execute_command("FT._LIST"))
+    result = cache.lookup(chat(PARAPHRASE[1]), namespace=other)
+    assert result.layer is None and result.reason == "no-index"
+    assert set(client.execute_command("FT._LIST")) == before
+    assert cache.store(chat(PARAPHRASE[0]), answer("x"), namespace=other)  # the store makes it
+    assert cache.lookup(chat(PARAPHRASE[1]), namespace=other).layer == "semantic"
+    cache.flush(namespace=other)
+
+
 def constant_embedder(model_id: str) -> semcache.CallableEmbedder:
     """Every text maps to the same vector: any two texts match at similarity 1.0."""
     return semcache.CallableEmbedder(

@@ -50,11 +50,12 @@ class SemanticLayer:
 
     # --- the index ------------------------------------------------------------------------------
 
-    def ensure_index(self, keys: Keys) -> Flow[None]:
+    def ensure_index(self, keys: Keys, *, create: bool = True) -> Flow[bool]:
         """Create the namespace's index (one per shard) on first use; refuse an index of another
-        dimension."""
+        dimension. Whether the index is there (``create=False``: a lookup's check, which leaves
+        a namespace without one as it is and reports False)."""
         if keys.namespace in self._ready:
-            return
+            return True
         embedder = self.embeddings.embedder
         assert embedder is not None
         dimension = embedder.dimension
@@ -68,6 +69,8 @@ class SemanticLayer:
                 yield Commands((commands.drop_index(keys.indexes[shard]),))
                 missing = True
             if missing:
+                if not create:
+                    return False
                 yield from self._create(keys, dimension, shard)
                 continue
             existing = parse_index_dimension(info)
@@ -78,6 +81,7 @@ class SemanticLayer:
                     "use another namespace or flush this one"
                 )
         self._ready.add(keys.namespace)
+        return True
 
     def _create(self, keys: Keys, dimension: int, shard: int) -> Flow[None]:
         command = commands.create_index(keys, dimension, self.config.index, shard)
@@ -99,8 +103,14 @@ class SemanticLayer:
         self, plan: Plan, vector: Vectors, writes: list[Command], **extra: Any
     ) -> Flow[LookupResult]:
         """The nearest candidates in scope, and the decision stage's verdict over them; ``writes``
-        (the embedding cache's) ride with the search; ``extra``: more fields of the result."""
-        yield from self.ensure_index(plan.keys)
+        (the embedding cache's) ride with the search; ``extra``: more fields of the result.
+
+        A namespace without an index has nothing to find: a miss, its index left to the first
+        store. A lookup used to create it: 300 lookups in 300 new namespaces left 300 indexes."""
+        if not (yield from self.ensure_index(plan.keys, create=False)):
+            if writes:
+                yield Commands(tuple(writes))
+            return self.planner.miss(plan, "no-index", **extra)
         searches = self.queries(plan, vector)
         replies = (yield Commands((*writes, *searches)))[len(writes) :]
         return (yield from self.answer(plan, replies, **extra))

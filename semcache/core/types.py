@@ -181,7 +181,8 @@ class LookupResult:
         key: the exact key's digest of the request (pass to ``invalidate(keys=...)``).
         matched_key: the digest of the entry that answered (differs from ``key`` on semantic hits).
         reason: why a miss missed, or why the cache stepped aside (``"bypass"``, ``"stochastic"``,
-            ``"below-threshold"``, ``"no-candidates"``, ``"no-semantic-text"``, ``"unavailable"``, ...).
+            ``"below-threshold"``, ``"no-candidates"``, ``"no-semantic-text"``, ``"no-index"`` (a
+            namespace nothing was stored in), ``"unavailable"``, ...).
         best_similarity: the closest candidate's similarity, even when below the threshold.
         lookup_ms: time spent in the lookup.
     """

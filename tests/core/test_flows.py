@@ -67,25 +67,40 @@ def test_without_the_semantic_layer_a_miss_reads_one_key() -> None:
     assert script.commands == [("GET", plan.exact_key), *generation_reads(plan)]
 
 
-def test_a_semantic_hit_embeds_creates_the_index_and_caches_the_vector_with_the_search() -> None:
+def test_a_semantic_hit_embeds_and_caches_the_vector_with_the_search() -> None:
     c = core(threshold=0.9, decision=semcache.ThresholdDecision())
     plan = c.planner.plan(REQUEST)
+    c.semantic._ready.add("ns")  # the index was checked before
     result, script = run(
         c.lookup(plan),
         [None, None, None, None],  # exact, generations and embedding-cache GETs: all missing
         vectors([1.0, 0.0, 0.0, 0.0]),  # the embedder
-        [ResponseError("Unknown index name")],  # FT.INFO: no index yet
-        [b"OK"],  # FT.CREATE
         [True, search_reply(c, plan, "a" * 64, 0.04)],  # SET of the vector, then FT.SEARCH
     )
     assert result.layer == "semantic" and result.matched_key == "a" * 64
     assert result.similarity == pytest.approx(0.96) and result.embedded
     assert isinstance(script.ops[1], Embed) and script.ops[1].texts == (plan.text,)
-    create = script.ops[3].commands[0]
-    assert create[:2] == ("FT.CREATE", plan.keys.index) and "DIM" in create
-    set_vector, search = script.ops[4].commands
+    set_vector, search = script.ops[2].commands
     assert set_vector[:2] == ("SET", c.embeddings.key(plan.text))
     assert search[0] == "FT.SEARCH" and plan.scope in search[2]
+
+
+def test_a_lookup_in_a_namespace_without_an_index_creates_none_and_caches_the_vector() -> None:
+    c = core(threshold=0.9, decision=semcache.ThresholdDecision())
+    plan = c.planner.plan(REQUEST)
+    result, script = run(
+        c.lookup(plan),
+        [None, None, None, None],
+        vectors([1.0, 0.0, 0.0, 0.0]),
+        [ResponseError("Unknown index name")],  # FT.INFO: no index, nothing was stored here
+        [True],  # the SET of the vector, without a search
+    )
+    assert result.layer is None and result.reason == "no-index" and result.embedded
+    (set_vector,) = script.ops[3].commands
+    assert set_vector[:2] == ("SET", c.embeddings.key(plan.text))
+    sent = [command[0] for op in script.ops if hasattr(op, "commands") for command in op.commands]
+    assert "FT.CREATE" not in sent and "FT.SEARCH" not in sent
+    assert not c.semantic.ready(plan.keys)  # checked again next time: a store may make it
 
 
 def test_a_candidate_below_the_threshold_is_a_miss_with_its_similarity() -> None:
