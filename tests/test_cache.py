@@ -132,6 +132,21 @@ def test_a_lookup_in_a_namespace_without_entries_creates_no_index(
     cache.flush(namespace=other)
 
 
+def test_an_index_redis_lost_is_made_again_by_the_next_lookups(cache: Cache) -> None:
+    # What a restart without the index (or FT.DROPINDEX) leaves: the documents, no index. Lookups
+    # make no index in a namespace they never saw one in, but this one they did.
+    cache.store(chat(PARAPHRASE[0]), answer("x"))
+    assert cache.lookup(chat(PARAPHRASE[1])).layer == "semantic"
+    cache.client.execute_command("FT.DROPINDEX", cache.plan(chat(PARAPHRASE[0])).keys.index)
+    layers = []
+    for _ in range(40):  # the remade index takes in the documents in the background
+        layers.append(cache.lookup(chat(PARAPHRASE[1])).layer)
+        if layers[-1] == "semantic":
+            break
+        time.sleep(0.05)
+    assert layers[0] is None and layers[-1] == "semantic"
+
+
 def constant_embedder(model_id: str) -> semcache.CallableEmbedder:
     """Every text maps to the same vector: any two texts match at similarity 1.0."""
     return semcache.CallableEmbedder(

@@ -47,6 +47,7 @@ class SemanticLayer:
         self.embeddings = embeddings
         self.decision = decision
         self._ready: set[str] = set()
+        self._had: set[str] = set()  # namespaces whose index this process saw: a lookup remakes it
 
     # --- the index ------------------------------------------------------------------------------
 
@@ -81,6 +82,8 @@ class SemanticLayer:
                     "use another namespace or flush this one"
                 )
         self._ready.add(keys.namespace)
+        if len(self._had) < 4096:  # requests name namespaces: a bounded memory of them
+            self._had.add(keys.namespace)
         return True
 
     def _create(self, keys: Keys, dimension: int, shard: int) -> Flow[None]:
@@ -106,8 +109,11 @@ class SemanticLayer:
         (the embedding cache's) ride with the search; ``extra``: more fields of the result.
 
         A namespace without an index has nothing to find: a miss, its index left to the first
-        store. A lookup used to create it: 300 lookups in 300 new namespaces left 300 indexes."""
-        if not (yield from self.ensure_index(plan.keys, create=False)):
+        store. A lookup used to create it: 300 lookups in 300 new namespaces left 300 indexes. An
+        index this process saw before and Redis lost (a restart without its data, a FLUSHALL) is
+        made again at once: the entries stored since then are indexed by it."""
+        create = plan.keys.namespace in self._had
+        if not (yield from self.ensure_index(plan.keys, create=create)):
             if writes:
                 yield Commands(tuple(writes))
             return self.planner.miss(plan, "no-index", **extra)
