@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from semcache import InvalidRequestError, SemanticPolicy
-from semcache.core.canonical import canonicalize, exact_hash, scope_hash
+from semcache.core.canonical import canonicalize, digest, dumps, exact_hash, scope_hash, sha256
 from tests.conftest import chat
 
 
@@ -141,3 +143,29 @@ def test_a_null_conversation_field_is_invalid_request_not_a_key_error(field: str
     # the keyed body, so the field looked present to request_kind and was missing to the split
     with pytest.raises(InvalidRequestError):
         canonicalize({"model": "gpt-4o-mini", field: None})
+
+
+# --- the digest is the one of the canonical JSON (entries keep their keys) -------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(_JSON)
+def test_the_digest_is_the_sha256_of_the_canonical_json(value: object) -> None:
+    # orjson writes floats under 1e-4 and exponents otherwise than json.dumps: a digest that
+    # took its bytes as they are would change the key of every entry holding one.
+    assert digest(value) == sha256(dumps(value))
+
+
+@pytest.mark.parametrize("value", [
+    1e-05, -9.925192594575119e-05, 1e16, 1.5e300, 5e-324, 0.0001, 2**64, 2**200, {"\u2028": "\x00\x1f\x7f"},
+    ["3e5 in a text", "0.00001 in a text"], {"z": 1, "a": [0.1, 0.25]},
+])  # fmt: skip
+def test_the_digest_of_values_orjson_writes_otherwise_or_not_at_all(value: object) -> None:
+    assert digest(value) == sha256(dumps(value))
