@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, RedisError
+from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 from redis.retry import Retry
 
 from semcache._errors import ConfigurationError, InvalidRequestError, SearchModuleMissingError
@@ -248,8 +248,20 @@ class Base(Generic[E, C]):
             yield from self._startup()
         except AuthenticationError as exc:
             raise self._refused() from exc
+        except NoPermissionError as exc:  # it answered: the user may not run what the cache needs
+            raise self._not_allowed(exc) from exc
         except (RedisError, OSError) as exc:
             log.warning("semcache: Redis unreachable at start (%s); cache steps aside", exc)
+
+    def _not_allowed(self, exc: NoPermissionError) -> ConfigurationError:
+        """An ACL that refuses the startup's index commands: said at construction too. It used to
+        read "Redis unreachable", open the breaker and switch the exact layer off with it."""
+        where = redact(self._url) if self._url else "the given client"
+        return ConfigurationError(
+            f"Redis at {where} does not let this user run a command the cache needs ({exc}): "
+            "grant it FT.INFO, FT.CREATE and FT.SEARCH besides the string, hash and set commands, "
+            "or turn the semantic layer off (CacheConfig(semantic=False))"
+        )
 
     def _refused(self) -> ConfigurationError:
         """A wrong or missing password: a configuration mistake, said at construction (as a
@@ -295,6 +307,8 @@ class Base(Generic[E, C]):
             raise exc
         if isinstance(exc, ConfigurationError):
             log.error("semcache: %s", exc)
+        elif isinstance(exc, NoPermissionError):  # the ACL's answer: not Redis failing
+            log.error("semcache: the Redis user may not run a command: %s", exc)
         elif exhausted(exc):  # the client's own pool is full: busy, not Redis failing
             log.debug("semcache: no Redis connection free, this operation skips the cache: %s", exc)
         elif isinstance(exc, REDIS_FAILURES):

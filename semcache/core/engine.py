@@ -138,6 +138,8 @@ class Core:
         bypass = self.planner.bypass_reason(plan)
         if bypass:
             return self.planner.miss(plan, bypass), False
+        if plan.skip_semantic is None and self.semantic.denied():  # the ACL refused its searches
+            plan = replace(plan, skip_semantic="search-denied")
         semantic = plan.skip_semantic is None
         vector = None
         if semantic:

@@ -5,6 +5,7 @@ No I/O: the search and the index checks are yielded as commands.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from semcache.redis.keys import Keys
 from semcache.redis.replies import (
     INDEX_FIELDS,
     already_exists,
+    denied,
     parse_index_dimension,
     parse_index_fields,
     parse_search,
@@ -30,6 +32,10 @@ from semcache.redis.replies import (
 log = logging.getLogger("semcache")
 
 Command = tuple[Any, ...]
+
+
+#: Seconds the semantic layer stays off after the server's ACL refused a search.
+DENIED_S = 60
 
 
 class SemanticLayer:
@@ -47,6 +53,7 @@ class SemanticLayer:
         self.embeddings = embeddings
         self.decision = decision
         self._ready: set[str] = set()
+        self._denied_until = 0.0  # a search the server's ACL refused: none until then
         self._had: set[str] = set()  # namespaces whose index this process saw: a lookup remakes it
 
     # --- the index ------------------------------------------------------------------------------
@@ -91,6 +98,18 @@ class SemanticLayer:
         (reply,) = yield Commands((command,))
         if isinstance(reply, Exception) and not already_exists(reply):
             raise reply
+
+    def denied(self) -> bool:
+        """Whether the server's ACL refused this client's searches lately: lookups then skip the
+        semantic layer (no embedding for a search that cannot run) for :data:`DENIED_S` seconds,
+        and try again after, in case the user was granted the command meanwhile."""
+        return self._denied_until > 0 and time.monotonic() < self._denied_until
+
+    def _deny(self, exc: Exception) -> None:
+        if not self.denied():
+            log.error("semcache: the Redis user may not search (%s); semantic layer off for %d s, "
+                      "exact layer on", exc, DENIED_S)  # fmt: skip
+        self._denied_until = time.monotonic() + DENIED_S
 
     def ready(self, keys: Keys) -> bool:
         """True when this namespace's index was checked (a search can go without a check)."""
@@ -145,6 +164,9 @@ class SemanticLayer:
     def answer(self, plan: Plan, replies: Sequence[Any], **extra: Any) -> Flow[LookupResult]:
         """The verdict over the replies of :meth:`queries` (``extra``: more fields of the result)."""
         failed = [reply for reply in replies if isinstance(reply, Exception)]
+        if any(map(denied, failed)):
+            self._deny(failed[0])
+            return self.planner.miss(plan, "search-denied", **extra)
         if failed:
             self.forget_index(plan.keys.namespace)  # recreated on the next call if it was dropped
             log.warning("semcache: semantic search failed: %s", failed[0])

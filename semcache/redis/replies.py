@@ -13,12 +13,17 @@ def lost_script(reply: Any) -> bool:
     return isinstance(reply, NoScriptError)
 
 
+def denied(reply: Any) -> bool:
+    """True for the error of a command the server's ACL does not let this user run (NOPERM)."""
+    from redis.exceptions import NoPermissionError
+
+    return isinstance(reply, NoPermissionError)
+
+
 def refused_script(reply: Any) -> bool:
     """True for the error of a server that will not run a script command at all: an ACL without
     it (NOPERM), a Redis without it (before 7). Other errors (BUSY, LOADING) pass."""
-    from redis.exceptions import NoPermissionError
-
-    return isinstance(reply, NoPermissionError) or (
+    return denied(reply) or (
         isinstance(reply, Exception) and "unknown command" in str(reply).lower()
     )
 
