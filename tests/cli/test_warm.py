@@ -117,7 +117,8 @@ def test_warm_writes_a_batch_again_after_redis_did_not_take_it(
 ) -> None:
     lines = [{"request": chat(f"r{i}"), "response": answer(str(i))} for i in range(12)]
     path = write(tmp_path / "pairs.jsonl", lines)
-    control = paused_writes(redis_url, 600)  # longer than the first write's timeout
+    control = paused_writes(redis_url, 2000)  # longer than the first write's timeout, and than
+    # the command's start on a loaded machine (600 ms was not: its first write came after it)
     try:
         counts = warm(redis_url, namespace, path, "--timeout", "0.2", "--retries", "3")
     finally:
