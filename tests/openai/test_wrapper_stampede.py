@@ -89,7 +89,7 @@ async def test_100_tasks_one_upstream_call(
     slow_server: FakeOpenAI, redis_url: str, namespace: str
 ) -> None:
     async with semcache.AsyncCache(redis_url=redis_url, embedder=hash_embedder(),
-                                   namespace=namespace) as cache:  # fmt: skip
+                                   namespace=namespace, timeout=5) as cache:  # fmt: skip
         client = semcache.wrap(openai.AsyncOpenAI(base_url=slow_server.base_url, api_key="k",
                                                   max_retries=0), cache=cache)  # fmt: skip
         results = await asyncio.gather(*(
@@ -156,7 +156,7 @@ async def test_a_cancelled_leader_hands_its_flight_to_one_follower(
     question = [{"role": "user", "content": "[slow] who leads when the leader is cancelled?"}]
     with FakeOpenAI(slow_seconds=0.6) as server:
         async with semcache.AsyncCache(redis_url=redis_url, embedder=hash_embedder(),
-                                       config=config) as cache:  # fmt: skip
+                                       config=config, timeout=5) as cache:  # fmt: skip
             client = semcache.wrap(openai.AsyncOpenAI(base_url=server.base_url, api_key="k",
                                                       max_retries=0), cache=cache)  # fmt: skip
 
