@@ -134,6 +134,34 @@ def test_processes_share_one_call_through_the_redis_lock(redis_url: str, namespa
     assert out["a"] == out["b"] == answer("computed once")
 
 
+def test_a_caller_that_waited_out_another_holder_leads_holding_the_lock(
+    redis_url: str, namespace: str
+) -> None:
+    # It used to lead without the lock: a caller whose lookup took the free lock before this
+    # one's store landed called upstream too (2 calls for 100 threads, 1 run in 8 when loaded).
+    config = CacheConfig(namespace=namespace, semantic=False, lock_ttl=5)
+    with (
+        Cache(redis_url=redis_url, config=config) as a,
+        Cache(redis_url=redis_url, config=config) as b,
+    ):
+        plan = a.plan(chat("a holder that gives up"))
+        a.client.set(plan.lock_key, "another process", px=5000)
+        gives_up = threading.Timer(0.1, a.client.delete, args=(plan.lock_key,))
+        gives_up.start()
+        seen: list[object] = []
+        with a.single_flight(plan) as shared:  # waits for the holder, which leaves no answer
+            assert shared is None
+            assert a.client.get(plan.lock_key) not in (None, b"another process")
+            waiter = threading.Thread(target=lambda: seen.append(b.join_flight(plan).shared))
+            waiter.start()  # another process's caller: it must wait for this one's answer
+            time.sleep(0.1)
+            assert a.store(chat("a holder that gives up"), answer("led with the lock"))
+        waiter.join()
+        gives_up.join()
+        assert [r.response for r in seen] == [answer("led with the lock")]  # type: ignore[attr-defined]
+        a.flush()
+
+
 def test_a_failed_leader_lets_the_waiters_call_upstream(exact_cache: Cache) -> None:
     request = chat("the leader will fail")
     plan = exact_cache.plan(request)
