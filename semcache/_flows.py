@@ -57,7 +57,7 @@ from semcache.embedding.preload import preload
 from semcache.redis import cluster, commands
 from semcache.redis.executor import AsyncExecutor, SyncExecutor, exhausted
 from semcache.redis.listener import Listener
-from semcache.redis.replies import unknown_command
+from semcache.redis.replies import denied, unknown_command
 from semcache.redis.urls import redact
 from semcache.server import ensure_server
 
@@ -311,7 +311,7 @@ class Base(Generic[E, C]):
             raise exc
         if isinstance(exc, ConfigurationError):
             log.error("semcache: %s", exc)
-        elif isinstance(exc, NoPermissionError):  # the ACL's answer: not Redis failing
+        elif denied(exc):  # the ACL's answer: not Redis failing
             log.error("semcache: the Redis user may not run a command: %s", exc)
         elif exhausted(exc):  # the client's own pool is full: busy, not Redis failing
             log.debug("semcache: no Redis connection free, this operation skips the cache: %s", exc)

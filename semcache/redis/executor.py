@@ -453,14 +453,18 @@ class AsyncLane(_Idle):
             await self._back(each)
 
 
+def _nodes_of(client: Any) -> set[Any]:
+    """Every node an async cluster client knows: the ones it found and the ones it started from."""
+    manager = client.nodes_manager
+    return {*manager.nodes_cache.values(), *manager.startup_nodes.values()}
+
+
 def _connections_of(client: Any) -> list[Any]:
     """Every connection an async client holds, of a single node's pool or of a cluster's nodes."""
     pool = getattr(client, "connection_pool", None)
     if pool is not None:
         return [*pool._available_connections, *pool._in_use_connections]
-    manager = client.nodes_manager
-    nodes = {*manager.nodes_cache.values(), *manager.startup_nodes.values()}
-    return [c for node in nodes for c in getattr(node, "_connections", ())]
+    return [c for node in _nodes_of(client) for c in getattr(node, "_connections", ())]
 
 
 def _forsake(connection: Any) -> None:
@@ -609,6 +613,7 @@ class AsyncExecutor:
         self._detector, self._retry = detector, retry
         self.remake: Callable[..., Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._warned_loop = False
 
     def moved(self, loop: asyncio.AbstractEventLoop) -> None:
         """The cache is used from another event loop than before (``asyncio.run`` per job, a
@@ -633,8 +638,6 @@ class AsyncExecutor:
         if old_loop.is_closed():
             for connection in _connections_of(old):
                 _forsake(connection)
-
-    _warned_loop = False
 
     async def _redetect(self) -> None:
         """See :meth:`SyncExecutor._redetect` (the probe is one short blocking call)."""
@@ -703,6 +706,5 @@ class AsyncExecutor:
         if isinstance(self.client, AsyncRedisCluster):
             # aclose() skips a client it thinks needs initialising again, leaving the sockets of
             # its nodes open: disconnect every node it knows, as the sync close does.
-            manager = self.client.nodes_manager
-            nodes = {*manager.nodes_cache.values(), *manager.startup_nodes.values()}
+            nodes = _nodes_of(self.client)
             await asyncio.gather(*(node.disconnect() for node in nodes), return_exceptions=True)

@@ -23,9 +23,7 @@ def denied(reply: Any) -> bool:
 def refused_script(reply: Any) -> bool:
     """True for the error of a server that will not run a script command at all: an ACL without
     it (NOPERM), a Redis without it (before 7). Other errors (BUSY, LOADING) pass."""
-    return denied(reply) or (
-        isinstance(reply, Exception) and "unknown command" in str(reply).lower()
-    )
+    return denied(reply) or unknown_command(reply)
 
 
 def text(value: Any) -> str:
