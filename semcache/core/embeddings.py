@@ -10,6 +10,7 @@ time, what another asked.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 from semcache._errors import InvalidRequestError
 from semcache.core.canonical import sha256
 from semcache.core.lru import LRU
+from semcache.core.moving import Mean
 from semcache.core.ops import Commands, Embed, Flow
 from semcache.core.plan import ms
 from semcache.core.vectors import check_vector
@@ -51,6 +53,9 @@ class EmbeddingCache:
         self.memory = Memory(memory)
         self._ttl_ms = ms(ttl)
         self._dtype = np.float16 if datatype == "float16" else np.float32
+        #: What embedding one text takes (ms), as the flows see it: the embedder and the driver
+        #: around it (a thread hop for an async cache), its first few calls left out.
+        self.cost = Mean(skip=4)
 
     @property
     def float32(self) -> bool:
@@ -100,15 +105,24 @@ class EmbeddingCache:
         key), else from the embedder; with the writes that cache a freshly embedded one."""
         if isinstance(known, np.ndarray):
             return known, []
-        vid = vector_id(text, tenant)
         vector = self.decode(known)
         if vector is None:
-            rows = yield Embed((text,))
-            vector = np.asarray(rows[0], dtype=np.float32)
-            self.memory.put(vid, vector)
+            vector = yield from self.fresh(text, tenant)
             return vector, [commands.put(self.key(text, tenant), vector.tobytes(), self._ttl_ms)]
-        self.memory.put(vid, vector)
+        self.memory.put(vector_id(text, tenant), vector)
         return vector, []
+
+    def fresh(self, text: str, tenant: str | None = None) -> Flow[Vectors]:
+        """The text's vector from the embedder (timed: :attr:`cost`), kept in memory."""
+        vector: Vectors = (yield from self._embedded((text,)))[0]
+        self.memory.put(vector_id(text, tenant), vector)
+        return vector
+
+    def _embedded(self, texts: tuple[str, ...]) -> Flow[Vectors]:
+        start = time.perf_counter()
+        rows = yield Embed(texts)
+        self.cost.saw((time.perf_counter() - start) * 1000 / len(texts))
+        return np.asarray(rows, dtype=np.float32)
 
     def embed(self, texts: Sequence[str], tenant: str | None = None) -> Flow[Vectors]:
         """Vectors for many texts (the tenant's own), embedding only the ones neither memory nor
@@ -134,9 +148,8 @@ class EmbeddingCache:
         missing = [i for i, row in enumerate(rows) if row is None]
         writes: list[Command] = []
         if missing:
-            fresh = yield Embed(tuple(texts[i] for i in missing))
-            for i, row in zip(missing, fresh, strict=True):
-                vector = np.asarray(row, dtype=np.float32)
+            fresh = yield from self._embedded(tuple(texts[i] for i in missing))
+            for i, vector in zip(missing, fresh, strict=True):
                 rows[i] = vector
                 key = self.key(texts[i], tenant)
                 writes.append(commands.put(key, vector.tobytes(), self._ttl_ms))

@@ -21,6 +21,7 @@ from semcache.core.embeddings import EmbeddingCache, vector_id
 from semcache.core.invalidation import Invalidation, Leases, generations
 from semcache.core.l1 import L1
 from semcache.core.lru import LRU
+from semcache.core.moving import Mean, Share
 from semcache.core.ops import Commands, Flow
 from semcache.core.plan import Plan, Planner
 from semcache.core.semantic import SemanticLayer
@@ -42,18 +43,6 @@ Command = tuple[Any, ...]
 WORTH_SCRIPTING = 0.1
 """The share of vector-unknown lookups that must find their vector in Redis behind an exact miss
 for the lookup script to go: it saves ~300 µs on those and costs ~30 µs on the others."""
-
-
-class Share:
-    """A moving share of events (the last ~``window`` of them weigh most); races between threads
-    only blur it, which the decision it feeds tolerates."""
-
-    def __init__(self, window: int = 64) -> None:
-        self.share = 0.0
-        self._weight = 1.0 / window
-
-    def saw(self, event: bool) -> None:
-        self.share += (float(event) - self.share) * self._weight
 
 
 class Core:
@@ -91,6 +80,11 @@ class Core:
         #: False once the server refused that script (an ACL, a Redis before 7): plain reads since.
         self.scripts = True
         self.found_in_redis = Share()
+        #: The share of lookups new to this process (their vector not in memory, not given) that
+        #: the exact layer answered, over the last ~16, and a lookup's first round trip (ms): see
+        #: :meth:`_embeds_first`.
+        self.exact_of_new = Share(window=16)
+        self.round_trip = Mean(skip=4)
 
     @property
     def embedding_model(self) -> str:
@@ -141,9 +135,14 @@ class Core:
         if plan.skip_semantic is None and self.semantic.denied():  # the ACL refused its searches
             plan = replace(plan, skip_semantic="search-denied")
         semantic = plan.skip_semantic is None
-        vector = None
+        vector, fresh_ms = None, None
         if semantic:
             vector = given if given is not None else self.embeddings.recall(plan.text, plan.tenant)
+        new = semantic and vector is None
+        if new and self._embeds_first():
+            vector, fresh_ms = yield from self._embed_first(plan)
+            if vector is None:  # the embedder failed: the exact layer still answers
+                plan, semantic = replace(plan, skip_semantic="embedding-failed"), False
         gens = generations(plan)
         reads: list[Command] = [commands.get(plan.exact_key), *map(commands.get, gens)]
         scripted = None
@@ -151,23 +150,53 @@ class Core:
             key = self.embeddings.key(plan.text, plan.tenant)
             scripted = self._cached_search(plan, key)
             reads.append(scripted or commands.get(key))
-        searches = self._searches(plan, vector, given is not None)
+        searches = self._searches(plan, vector, given is not None or fresh_ms is not None)
         # The lock goes first: a store that lands after it is seen by the GET behind it.
         first = (commands.take_lock(plan.lock_key, *lock),) if lock is not None else ()
+        start = time.perf_counter()
         replies = yield Commands((*first, *reads, *searches))
+        self.round_trip.saw((time.perf_counter() - start) * 1000)
         locked = bool(first) and is_ok(replies[0])
         exact, *rest = replies[len(first) :]
         seen, rest = rest[: len(gens)], rest[len(gens) :]
         searched = bool(searches)
         if scripted is not None and exact is None:  # a hit does not need what the script found
             rest, searched = yield from self._cached_found(plan, scripted, rest[0])
-        result = yield from self._layers(plan, exact, rest, vector, searched)
+        result = yield from self._layers(plan, exact, rest, vector, searched, fresh_ms)
         if semantic and vector is None:  # the script's saving: the vector came from Redis, not
             # the embedder, behind an exact miss; an exact hit is the script's cost
             self.found_in_redis.saw(result.layer != "exact" and not result.embedded)
+        if new:
+            self.exact_of_new.saw(result.layer == "exact")
         if result.layer != "exact" and not any(isinstance(g, Exception) for g in seen):
             self.leases.give(plan.exact_key, tuple(seen))  # for the store of this miss
         return result, locked
+
+    def _embeds_first(self) -> bool:
+        """Whether a lookup new to this process asks the embedder before its exact read, so the
+        KNN search rides with the exact GET: one round trip where two are made (the embedding-cache
+        read, then the search). It pays when the embedder is cheaper than a round trip (a vector
+        table, a hashing embedder; never a model, local or remote) and the exact layer seldom
+        answers such lookups. Embedding first costs an exact hit the embedding and a search it does
+        not need (taken as another round trip's worth): p * (cost + round trip); it saves the
+        others a round trip: (1 - p) * round trip. With the share over the last ~16 such lookups,
+        a run of exact hits turns it off within about ten."""
+        cost, trip = self.embeddings.cost, self.round_trip
+        if not (cost.known and trip.known) or cost.mean >= trip.mean:
+            return False
+        p = self.exact_of_new.share
+        return p * (cost.mean + trip.mean) < (1.0 - p) * trip.mean
+
+    def _embed_first(self, plan: Plan) -> Flow[tuple[Vectors | None, float | None]]:
+        """The text's vector, before the exact read, and the ms it took; (None, None) when the
+        embedder failed (logged)."""
+        start = time.perf_counter()
+        try:
+            vector = yield from self.embeddings.fresh(plan.text, plan.tenant)
+        except Exception as exc:
+            log.warning("semcache: embedding failed, semantic layer skipped: %s", exc)
+            return None, None
+        return vector, (time.perf_counter() - start) * 1000
 
     def _searches(self, plan: Plan, vector: Vectors | None, given: bool) -> tuple[Command, ...]:
         """The KNN searches that ride with the exact read: when the vector is known, the index
@@ -214,10 +243,17 @@ class Core:
         return [found], True
 
     def _layers(
-        self, plan: Plan, exact: Any, rest: Sequence[Any], vector: Any, searched: bool
+        self,
+        plan: Plan,
+        exact: Any,
+        rest: Sequence[Any],
+        vector: Any,
+        searched: bool,
+        fresh_ms: float | None = None,
     ) -> Flow[LookupResult]:
         """The exact layer's answer, else the semantic layer's (``rest``: the replies of the
-        embedding-cache read or of the searches that rode with the exact read)."""
+        embedding-cache read or of the searches that rode with the exact read; ``fresh_ms``: the
+        vector was embedded before the read, in that time, and is not cached in Redis)."""
         found = yield from self._exact_hit(plan, exact)
         if found is not None:
             self.exact_misses.pop(plan.exact_key)  # stored by another process, say
@@ -227,8 +263,11 @@ class Core:
         if plan.skip_semantic is not None:
             return self.planner.miss(plan, plan.skip_semantic, tried=("exact",))
         both: tuple[Layer, ...] = ("exact", "semantic")
+        fresh = {} if fresh_ms is None else {"embedded": True, "embed_ms": fresh_ms}
         if searched:
-            return (yield from self.semantic.answer(plan, rest, tried=both))
+            return (yield from self.semantic.answer(plan, rest, tried=both, **fresh))
+        if fresh_ms is not None:  # the index was not checked yet: the search goes on its own
+            return (yield from self.semantic.search(plan, vector, [], tried=both, **fresh))
         start = time.perf_counter()
         try:
             vector, writes = yield from self.embeddings.vector(
