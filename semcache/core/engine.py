@@ -81,8 +81,8 @@ class Core:
         self.scripts = True
         self.found_in_redis = Share()
         #: The share of lookups new to this process (their vector not in memory, not given) that
-        #: the exact layer answered, over the last ~16, and a lookup's first round trip (ms): see
-        #: :meth:`_embeds_first`.
+        #: the exact layer answered, over the last ~16, and a lookup's first round trip when it is
+        #: a plain read, no search riding with it (ms): see :meth:`_embeds_first`.
         self.exact_of_new = Share(window=16)
         self.round_trip = Mean(skip=4)
 
@@ -155,7 +155,8 @@ class Core:
         first = (commands.take_lock(plan.lock_key, *lock),) if lock is not None else ()
         start = time.perf_counter()
         replies = yield Commands((*first, *reads, *searches))
-        self.round_trip.saw((time.perf_counter() - start) * 1000)
+        if not searches and scripted is None:  # a plain read: what embedding first would save
+            self.round_trip.saw((time.perf_counter() - start) * 1000)
         locked = bool(first) and is_ok(replies[0])
         exact, *rest = replies[len(first) :]
         seen, rest = rest[: len(gens)], rest[len(gens) :]
@@ -257,6 +258,8 @@ class Core:
         found = yield from self._exact_hit(plan, exact)
         if found is not None:
             self.exact_misses.pop(plan.exact_key)  # stored by another process, say
+            if fresh_ms is not None:  # embedded for nothing: the result says so
+                return replace(found, embedded=True, embed_ms=fresh_ms)
             return found
         if exact is None:
             self.exact_misses.put(plan.exact_key, True)

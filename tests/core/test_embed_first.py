@@ -122,6 +122,7 @@ def test_the_exact_layer_still_wins_when_both_answer(cheap: tuple[Cache, Flaky])
     counted.restore()
     assert result.layer == "exact" and result.response == answer("its own")
     assert counted.batches == [[*GETS, "FT.SEARCH"]] and counted.embedded == [ASKED]
+    assert result.embedded and result.embed_ms  # embedded for nothing: the result says so
 
 
 def test_exact_hits_of_new_texts_turn_it_off(cheap: tuple[Cache, Flaky], redis_url: str) -> None:
@@ -152,6 +153,7 @@ def test_a_model_is_never_asked_before_the_exact_read(redis_url: str, namespace:
         for i in range(8):
             assert cache.lookup(chat(f"nobody asked this before, number {i}")).hit is False
         assert cache._core.embeddings.cost.known and cache._core.round_trip.known
+        assert cache._core.embeddings.cost.mean > 20  # the embedder's own 20 ms, measured
         assert cache._core.exact_of_new.share == 0.0 and not cache._core._embeds_first()
         cache._core.embeddings.forget()
         counted = Counted(cache._executor)
