@@ -53,8 +53,9 @@ class EmbeddingCache:
         self.memory = Memory(memory)
         self._ttl_ms = ms(ttl)
         self._dtype = np.float16 if datatype == "float16" else np.float32
-        #: What embedding one text takes (ms), as the flows see it: the embedder and the driver
-        #: around it (a thread hop for an async cache), its first few calls left out.
+        #: What embedding one text alone takes (ms), as the flows see it: the embedder and the
+        #: driver around it (a thread hop for an async cache), its first few calls left out. A
+        #: batch is not counted: a remote model's big batch is cheap per text, its one text is not.
         self.cost = Mean(skip=4)
 
     @property
@@ -121,7 +122,8 @@ class EmbeddingCache:
     def _embedded(self, texts: tuple[str, ...]) -> Flow[Vectors]:
         start = time.perf_counter()
         rows = yield Embed(texts)
-        self.cost.saw((time.perf_counter() - start) * 1000 / len(texts))
+        if len(texts) == 1:
+            self.cost.saw((time.perf_counter() - start) * 1000)
         return np.asarray(rows, dtype=np.float32)
 
     def embed(self, texts: Sequence[str], tenant: str | None = None) -> Flow[Vectors]:

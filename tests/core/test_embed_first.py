@@ -163,6 +163,25 @@ def test_a_model_is_never_asked_before_the_exact_read(redis_url: str, namespace:
         cache.flush()
 
 
+def test_a_batch_cheap_per_text_does_not_make_a_slow_embedder_cheap(
+    redis_url: str, namespace: str
+) -> None:
+    """A remote model: 5 ms a call whatever its size. Bulk loads of 100 texts a call cost 0.05 ms
+    a text; a lookup's one text still costs 5 ms, so it is never asked first."""
+    embedder = Flaky(delay=0.005)
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as cache:
+        measured(cache._core, trip=0.13)
+        cache._core.embeddings.cost.seen = 0  # only what the bulk loads measure, below
+        for batch in range(8):
+            texts = [f"a bulk-loaded question ({batch}, {i})" for i in range(100)]
+            assert cache.store_many([(chat(t), answer(t)) for t in texts]) == len(texts)
+        assert not cache._core.embeddings.cost.known and not cache._core._embeds_first()
+        for i in range(8):
+            cache.lookup(chat(f"nobody asked this before, number {i}"))
+        assert cache._core.embeddings.cost.mean > 5 and not cache._core._embeds_first()
+        cache.flush()
+
+
 def test_a_cheap_embedder_failing_leaves_the_exact_layer_answering(
     cheap: tuple[Cache, Flaky],
 ) -> None:
