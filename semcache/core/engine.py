@@ -269,10 +269,8 @@ class Core:
         fresh = {} if fresh_ms is None else {"embedded": True, "embed_ms": fresh_ms}
         if searched:
             return (yield from self.semantic.answer(plan, rest, tried=both, **fresh))
-        if fresh_ms is not None:  # the index was not checked yet: the search goes on its own
-            return (yield from self.semantic.search(plan, vector, [], tried=both, **fresh))
         start = time.perf_counter()
-        try:
+        try:  # a vector known already (in memory, given, embedded first) comes back as it is
             vector, writes = yield from self.embeddings.vector(
                 plan.text, rest[0] if vector is None else vector, plan.tenant
             )
@@ -280,11 +278,8 @@ class Core:
             log.warning("semcache: embedding failed, semantic layer skipped: %s", exc)
             return self.planner.miss(plan, "embedding-failed", tried=both, embedded=True)
         embed_ms = (time.perf_counter() - start) * 1000 if writes else 0.0
-        return (
-            yield from self.semantic.search(
-                plan, vector, writes, tried=both, embedded=bool(writes), embed_ms=embed_ms
-            )
-        )
+        made = fresh or {"embedded": bool(writes), "embed_ms": embed_ms}
+        return (yield from self.semantic.search(plan, vector, writes, tried=both, **made))
 
     def _exact_hit(self, plan: Plan, raw: Any) -> Flow[LookupResult | None]:
         if raw is None or isinstance(raw, Exception):

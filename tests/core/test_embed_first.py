@@ -109,6 +109,7 @@ def test_a_new_process_asks_first_once_it_has_measured_both(cheap: tuple[Cache, 
     counted.restore()
     assert result.layer == "semantic" and result.response == answer("link")
     assert counted.embedded == [ASKED] and counted.batches[0] == GETS
+    assert result.embedded and result.embed_ms  # the embedding before the read, on the result
 
 
 def test_the_exact_layer_still_wins_when_both_answer(cheap: tuple[Cache, Flaky]) -> None:
