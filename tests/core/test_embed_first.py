@@ -214,3 +214,40 @@ async def test_an_async_cache_asks_first_too(redis_url: str, namespace: str) -> 
         assert result.layer == "semantic" and result.response == answer("link")
         assert counted.batches == [[*GETS, "FT.SEARCH"]] and result.embedded
         await cache.flush()
+
+
+def test_reads_through_paused_writes_and_steps_aside_when_redis_freezes(
+    cheap: tuple[Cache, Flaky], redis_url: str
+) -> None:
+    """Embedding first sends reads only (the vector is not written to Redis): under CLIENT PAUSE
+    WRITE the paraphrase is served in one round trip, where the fresh vector's SET would wait.
+    Under CLIENT PAUSE ALL past the socket timeout the lookup is a miss, no exception, the
+    breaker not opened for good; once Redis answers, the vector kept in memory serves at once."""
+    import redis
+
+    cache, _ = cheap
+    cache.lookup(chat("an unrelated question, so the index is checked"))
+    control = redis.Redis.from_url(redis_url)
+    counted = Counted(cache._executor)
+    try:
+        control.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+        measured(cache._core)
+        started = time.monotonic()
+        result = cache.lookup(chat(ASKED))
+        assert result.layer == "semantic" and result.response == answer("link")
+        assert counted.batches == [[*GETS, "FT.SEARCH"]] and time.monotonic() - started < 1.0
+        control.execute_command("CLIENT", "UNPAUSE")
+        other = "How do I reset my password??"  # the same words: a paraphrase of STORED
+        control.execute_command("CLIENT", "PAUSE", 600, "ALL")
+        measured(cache._core)
+        frozen = cache.lookup(chat(other))
+        assert frozen.layer is None and frozen.response is None
+        time.sleep(0.7)
+        counted.batches.clear()
+        counted.embedded.clear()
+        back = cache.lookup(chat(other))
+        assert back.layer == "semantic" and back.response == answer("link")
+        assert counted.embedded == []  # embedded before the freeze, kept in memory
+    finally:
+        control.execute_command("CLIENT", "UNPAUSE")
+        counted.restore()
