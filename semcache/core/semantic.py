@@ -12,6 +12,7 @@ from typing import Any
 from semcache._errors import DimensionMismatchError
 from semcache.core.config import CacheConfig
 from semcache.core.embeddings import EmbeddingCache
+from semcache.core.hybrid import HybridPlans
 from semcache.core.ops import Commands, Flow
 from semcache.core.plan import Plan, Planner
 from semcache.core.types import Entry, LookupResult
@@ -55,6 +56,8 @@ class SemanticLayer:
         self._ready: set[str] = set()
         self._denied_until = 0.0  # a search the server's ACL refused: none until then
         self._had: set[str] = set()  # namespaces whose index this process saw: a lookup remakes it
+        # the graph's plan for scoped searches; a FLAT index has no graph to walk
+        self.plans = HybridPlans() if config.index.algorithm == "hnsw" else None
 
     # --- the index ------------------------------------------------------------------------------
 
@@ -144,9 +147,16 @@ class SemanticLayer:
         """The KNN searches of a lookup (its namespace's index must be ready: :meth:`ensure_index`).
 
         One KNN per shard in one pipeline: a cluster pipeline writes to every node before it
-        reads, so the shards are searched in parallel; their candidates merge by distance."""
+        reads, so the shards are searched in parallel; their candidates merge by distance. Now and
+        then the counts that choose each shard's hybrid plan go with them (:meth:`answer` reads
+        them)."""
         blob = self.embeddings.as_index_bytes(vector)
-        return tuple(self._knn(plan, blob, shard) for shard in range(plan.keys.shards))
+        shards = range(plan.keys.shards)
+        searches = tuple(self._knn(plan, blob, shard) for shard in shards)
+        if self.plans is None or not self.plans.due(plan.keys.index_of(0), plan.scope):
+            return searches
+        counts = (self.plans.counts(plan.keys.index_of(s), plan.scope) for s in shards)
+        return searches + tuple(c for pair in counts for c in pair)
 
     def cached_search(self, plan: Plan, vector_key: str) -> Command | None:
         """The read of a text's cached vector with the search that uses it, as one script
@@ -158,11 +168,15 @@ class SemanticLayer:
         return commands.cached_search(plan.exact_key, vector_key, size, self._knn(plan, b"", 0))
 
     def _knn(self, plan: Plan, blob: bytes, shard: int) -> Command:
+        index = plan.keys.index_of(shard)
+        policy = self.plans.plan(index, plan.scope) if self.plans is not None else None
         return commands.knn(plan.keys, vector=blob, scope=plan.scope, k=self.config.top_k,
-                            ef=None, fields=self.decision.return_fields, shard=shard)  # fmt: skip
+                            ef=None, fields=self.decision.return_fields, shard=shard,
+                            policy=policy)  # fmt: skip
 
     def answer(self, plan: Plan, replies: Sequence[Any], **extra: Any) -> Flow[LookupResult]:
         """The verdict over the replies of :meth:`queries` (``extra``: more fields of the result)."""
+        replies = self._counted(plan, replies)
         failed = [reply for reply in replies if isinstance(reply, Exception)]
         if any(map(denied, failed)):
             self._deny(failed[0])
@@ -175,6 +189,16 @@ class SemanticLayer:
         candidates = self._candidates(plan, rows)
         del candidates[self.config.top_k :]
         return (yield from self._decide(plan, candidates, extra))
+
+    def _counted(self, plan: Plan, replies: Sequence[Any]) -> Sequence[Any]:
+        """The searches' replies, after the counts that came with them (if any) are learned."""
+        shards = plan.keys.shards
+        if self.plans is None or len(replies) != 3 * shards:
+            return replies
+        for shard in range(shards):
+            pair = replies[shards + 2 * shard : shards + 2 * shard + 2]
+            self.plans.learn(plan.keys.index_of(shard), plan.scope, pair)
+        return replies[:shards]
 
     def _decide(
         self, plan: Plan, candidates: list[Candidate], extra: dict[str, Any]

@@ -216,20 +216,28 @@ def knn(
     ef: int | None,
     fields: tuple[str, ...] = (),
     shard: int = 0,
+    policy: str | None = None,
 ) -> Command:
     """FT.SEARCH for the k nearest documents inside one scope (in one shard of the namespace).
 
     The scope digest already covers tenant, namespace, version and embedding model, so one tag
     filter is a hard filter on all of them (one tag keeps RediSearch's hybrid query fast). Tag values
-    are hex digests, so no user text ever reaches the query string.
+    are hex digests, so no user text ever reaches the query string. ``policy``: the hybrid plan to
+    ask for (``BATCHES``; None lets RediSearch choose; see :mod:`semcache.core.hybrid`).
     """
-    ef_clause = f" EF_RUNTIME {int(ef)}" if ef else ""
-    query = f"@scope:{{{scope}}}=>[KNN {int(k)} @vec $vec{ef_clause} AS dist]"
+    clauses = f" HYBRID_POLICY {policy}" if policy else ""
+    clauses += f" EF_RUNTIME {int(ef)}" if ef else ""
+    query = f"@scope:{{{scope}}}=>[KNN {int(k)} @vec $vec{clauses} AS dist]"
     returned = (*KNN_FIELDS, *fields)
     return (
         "FT.SEARCH", keys.index_of(shard), query, "PARAMS", 2, "vec", vector, "SORTBY", "dist",
         "RETURN", len(returned), *returned, "LIMIT", 0, int(k), "DIALECT", 2,
     )  # fmt: skip
+
+
+def count(index: str, query: str) -> Command:
+    """FT.SEARCH that only counts the documents matching ``query`` (``*``: the whole index)."""
+    return ("FT.SEARCH", index, query, "LIMIT", 0, 0, "DIALECT", 2)
 
 
 # --- stampede locks --------------------------------------------------------------------------------

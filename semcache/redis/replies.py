@@ -64,6 +64,17 @@ def parse_search(reply: Any) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def parse_total(reply: Any) -> int | None:
+    """An FT.SEARCH reply's count of matching documents (RESP2 or RESP3); None for an error."""
+    if isinstance(reply, Mapping):
+        total = reply.get(b"total_results", reply.get("total_results"))
+    elif isinstance(reply, list) and reply:
+        total = reply[0]
+    else:
+        return None
+    return total if isinstance(total, int) and not isinstance(total, bool) else None
+
+
 #: The fields every semantic index of this version has (an index without them is foreign or old).
 INDEX_FIELDS = frozenset({"vec", "scope", "tenant", "emb"})
 

@@ -1,0 +1,221 @@
+"""The hybrid plan of scoped KNN searches (semcache/core/hybrid.py), against a real Redis.
+
+RediSearch scans every document of a scope that is most of a mid-sized index; the cache counts the
+scope and the index now and then, with a search, and asks for the graph walk (``BATCHES``) when the
+scope is big and a real share of the index. A small tenant of the same index keeps RediSearch's
+choice (a scan of its few documents), and counts that fail change nothing but the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+import semcache
+from semcache import AsyncCache, Cache
+from semcache.core import hybrid
+from semcache.core.hybrid import HybridPlans
+from semcache.core.types import IndexParams
+from tests.conftest import answer, chat
+
+DIM = 16
+BIG = hybrid.MIN_IN_SCOPE + 100
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def vectors() -> np.ndarray:
+    return unit(np.random.default_rng(7).standard_normal((BIG, DIM)))
+
+
+def no_embedder() -> semcache.CallableEmbedder:
+    def refuse(texts: list[str]) -> np.ndarray:
+        raise AssertionError("every vector is given in these tests")
+
+    return semcache.CallableEmbedder(refuse, model_id="hybrid-given", dimension=DIM)
+
+
+class Sent:
+    """The commands a cache's executor sends, batch by batch."""
+
+    def __init__(self, executor: Any) -> None:
+        self.batches: list[tuple[tuple[Any, ...], ...]] = []
+        original = executor.commands
+        if "asyncio" in type(executor.client).__module__:
+
+            async def record_async(batch: tuple[tuple[Any, ...], ...]) -> Any:
+                self.batches.append(batch)
+                return await original(batch)
+
+            executor.commands = record_async
+        else:
+
+            def record(batch: tuple[tuple[Any, ...], ...]) -> Any:
+                self.batches.append(batch)
+                return original(batch)
+
+            executor.commands = record
+
+    def knn(self) -> list[str]:
+        """The query strings of the KNN searches sent."""
+        return [
+            str(c[2]) for b in self.batches for c in b if c[0] == "FT.SEARCH" and "KNN" in str(c[2])
+        ]
+
+    def counts(self) -> list[str]:
+        return [
+            str(c[2])
+            for b in self.batches
+            for c in b
+            if c[0] == "FT.SEARCH" and "KNN" not in str(c[2])
+        ]
+
+
+def load(cache: Cache, vectors: np.ndarray, n: int, tenant: str | None = None) -> None:
+    pairs = [(chat(f"stored question {i}"), answer(f"answer {i}")) for i in range(n)]
+    assert cache.store_many(pairs, tenant=tenant, vectors=vectors[:n]) == n
+
+
+#: The searches are under test, not the decision: a plain cut-off serves what is near.
+CONFIG = semcache.CacheConfig(decision=semcache.ThresholdDecision())
+
+
+def near(vector: np.ndarray) -> np.ndarray:
+    return unit(vector[None, :] + np.random.default_rng(1).normal(0, 0.02, (1, DIM)))[0]
+
+
+@pytest.fixture
+def big(redis_url: str, namespace: str, vectors: np.ndarray) -> Iterator[Cache]:
+    """An HNSW namespace whose one scope holds BIG entries."""
+    with Cache(redis_url=redis_url, embedder=no_embedder(), namespace=namespace,
+               config=CONFIG) as cache:  # fmt: skip
+        load(cache, vectors, BIG)
+        yield cache
+        cache.flush()
+
+
+def test_a_scope_that_is_most_of_a_big_enough_index_walks_the_graph(
+    big: Cache, vectors: np.ndarray
+) -> None:
+    sent = Sent(big._executor)
+    first = big.lookup(chat("asked 5"), vector=near(vectors[5]))
+    assert first.layer == "semantic" and first.response == answer("answer 5")
+    # the first search counted the scope and the index, in its own round trip, and chose nothing
+    assert len(sent.counts()) == 2 and len(sent.batches) == 1
+    assert "HYBRID_POLICY" not in sent.knn()[0]
+    sent.batches.clear()
+    for i in (7, 8, 9):
+        result = big.lookup(chat(f"asked {i}"), vector=near(vectors[i]))
+        assert result.layer == "semantic" and result.response == answer(f"answer {i}")
+    assert sent.counts() == []  # counted once a minute, not per search
+    assert len(sent.knn()) == 3 and all("HYBRID_POLICY BATCHES" in q for q in sent.knn())
+    miss = big.lookup(chat("asked far"), vector=-vectors[3])
+    assert miss.layer is None and miss.reason not in ("search-failed", "search-denied")
+
+
+def test_a_small_tenant_of_the_same_index_leaves_the_plan_to_redisearch(
+    big: Cache, vectors: np.ndarray
+) -> None:
+    load(big, vectors, 20, tenant="small")
+    sent = Sent(big._executor)
+    for _ in range(2):
+        result = big.lookup(chat("asked 3"), tenant="small", vector=near(vectors[3]))
+        assert result.layer == "semantic" and result.response == answer("answer 3")
+    assert len(sent.counts()) == 2  # counted, once
+    assert len(sent.knn()) == 2 and not any("HYBRID_POLICY" in q for q in sent.knn())
+    result = big.lookup(chat("asked 4"), vector=near(vectors[4]))  # the big scope walks
+    assert result.response == answer("answer 4")
+    assert big.lookup(chat("asked 4b"), vector=near(vectors[4])).response == answer("answer 4")
+    assert "HYBRID_POLICY BATCHES" in sent.knn()[-1]
+
+
+def test_counts_that_fail_change_only_the_plan(
+    big: Cache, vectors: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A count Redis refuses (here: a query on a field the index lacks) is no failed search: the
+    lookup is served, the breaker stays closed, RediSearch keeps choosing."""
+    monkeypatch.setattr(HybridPlans, "counts", staticmethod(
+        lambda index, scope: (("FT.SEARCH", index, "@nofield:{x}", "LIMIT", 0, 0, "DIALECT", 2),) * 2))  # fmt: skip
+    sent = Sent(big._executor)
+    for i in (1, 2):
+        result = big.lookup(chat(f"asked {i}"), vector=near(vectors[i]))
+        assert result.layer == "semantic" and result.response == answer(f"answer {i}")
+    assert len(sent.counts()) == 2 and not any("HYBRID_POLICY" in q for q in sent.knn())
+    assert big.available
+
+
+def test_a_flat_index_never_counts_nor_names_a_plan(
+    redis_url: str, namespace: str, vectors: np.ndarray
+) -> None:
+    config = replace(CONFIG, index=IndexParams(algorithm="flat"))
+    with Cache(
+        redis_url=redis_url, embedder=no_embedder(), namespace=namespace, config=config
+    ) as c:
+        load(c, vectors, BIG)
+        sent = Sent(c._executor)
+        for i in (1, 2):
+            assert c.lookup(chat(f"asked {i}"), vector=near(vectors[i])).response == answer(
+                f"answer {i}"
+            )
+        assert sent.counts() == [] and not any("HYBRID_POLICY" in q for q in sent.knn())
+        c.flush()
+
+
+async def test_the_async_cache_counts_and_walks_too(
+    redis_url: str, namespace: str, vectors: np.ndarray
+) -> None:
+    async with AsyncCache(
+        redis_url=redis_url, embedder=no_embedder(), namespace=namespace, config=CONFIG
+    ) as c:
+        pairs = [(chat(f"stored question {i}"), answer(f"answer {i}")) for i in range(BIG)]
+        assert await c.store_many(pairs, vectors=vectors) == BIG
+        sent = Sent(c._executor)
+        for i in (5, 6):
+            result = await c.lookup(chat(f"asked {i}"), vector=near(vectors[i]))
+            assert result.response == answer(f"answer {i}")
+        assert len(sent.counts()) == 2 and "HYBRID_POLICY BATCHES" in sent.knn()[-1]
+        await c.flush()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_rule_and_when_it_counts_again() -> None:
+    clock = Clock()
+    plans = HybridPlans(refresh_s=60, clock=clock)
+    assert plans.plan("i", "s") is None
+    assert plans.due("i", "s") and not plans.due("i", "s")  # one count on its way at a time
+    plans.learn("i", "s", [[hybrid.MIN_IN_SCOPE], [hybrid.MIN_IN_SCOPE * 10]])  # RESP2
+    assert plans.plan("i", "s") == "BATCHES"
+    clock.now += 59
+    assert not plans.due("i", "s")
+    clock.now += 2
+    assert plans.due("i", "s")
+    plans.learn(
+        "i", "s", [{b"total_results": hybrid.MIN_IN_SCOPE}, {"total_results": 10**6}]
+    )  # RESP3
+    assert plans.plan("i", "s") is None  # 0.2% of the index: the scan is cheaper
+    clock.now += 61
+    assert not plans.due("i", "s")  # a million documents: counted ten times less often
+    clock.now += 600
+    assert plans.due("i", "s")
+    plans.learn("i", "s", [[hybrid.MIN_IN_SCOPE - 1], [hybrid.MIN_IN_SCOPE]])  # too few to walk
+    assert plans.plan("i", "s") is None
+    clock.now += 61
+    assert plans.due("i", "s")  # counts sent, never read (an exact hit answered first) ...
+    clock.now += hybrid.PENDING_S + 0.1
+    assert plans.due("i", "s")  # ... are sent again within seconds
+    plans.learn("i", "s", [RuntimeError("refused"), [5]])
+    assert plans.plan("i", "s") is None
