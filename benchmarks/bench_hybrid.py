@@ -1,0 +1,187 @@
+"""The hybrid plan of scoped KNN searches: RediSearch's own choice against the one the cache makes.
+
+A lookup's KNN search is filtered by its scope tag, and RediSearch either scans the scope's
+documents (``ADHOC_BF``) or walks the HNSW graph (``BATCHES``); ``semcache/core/hybrid.py`` counts
+the scope and the index now and then and names ``BATCHES`` when the scope is big and a real share of
+the index. This measures, for each index size, on one embedded Redis:
+
+- bare searches (the cache's own KNN command, sent with redis-py): RediSearch's choice, ``BATCHES``
+  and ``ADHOC_BF``, for a scope holding most of the index and for a small tenant (0.5%);
+- ``Cache.lookup`` with the vector given (so nothing is embedded), with the cache's plans on and
+  off, interleaved: misses (real embeddings of unrelated questions) and near hits (a stored vector
+  plus noise, cosine ~0.99). The decision is a plain cut-off: the search is what is measured.
+
+Data: vectors drawn around real all-MiniLM-L6-v2 embeddings of 2,000 generated support questions
+(``benchmarks/_data.py``), loaded through ``Cache.store_many``.
+
+Usage: python benchmarks/bench_hybrid.py [--sizes 5000,20000,100000] [--rounds 3]
+(writes benchmarks/results/hybrid.json with the load average)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import semcache
+from benchmarks._data import drawn, near, support_questions
+from benchmarks.bench_scale import wait_indexed
+from semcache.redis.commands import knn
+from semcache.server import EmbeddedServer
+
+RESULTS = Path(__file__).parent / "results" / "hybrid.json"
+SMALL_SHARE = 0.005
+UNRELATED = [
+    "What is the capital of France?", "Write a haiku about rain", "How tall is Mount Everest?",
+    "Best recipe for banana bread", "Explain quantum entanglement simply",
+    "Who won the 1998 world cup?", "Translate good morning to Japanese", "What is 17 times 23?",
+    "Recommend a science fiction novel", "How do vaccines work?", "Why is the sky blue?",
+    "What should I plant in my garden in April?", "How many bones are in the human body?",
+    "Who painted the Mona Lisa?", "What is the speed of light?", "Suggest a name for my cat",
+]  # fmt: skip
+
+
+def chat(text: str) -> dict[str, Any]:
+    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
+
+
+def given_only(dimension: int) -> semcache.CallableEmbedder:
+    def refuse(texts: list[str]) -> np.ndarray:
+        raise RuntimeError("every vector is given here")
+
+    return semcache.CallableEmbedder(refuse, model_id="bench-hybrid", dimension=dimension)
+
+
+def p50(times: list[float]) -> float:
+    return round(statistics.median(times), 4)
+
+
+def load(cache: semcache.Cache, vectors: np.ndarray, tenant: str, start: int) -> float:
+    """Store every vector under ``tenant``; entries/s."""
+    began = time.perf_counter()
+    for lo in range(0, len(vectors), 2000):
+        part = vectors[lo : lo + 2000]
+        pairs = [(chat(f"stored {tenant} {start + lo + i}"),
+                  {"choices": [{"message": {"role": "assistant", "content": f"answer {lo + i}"}}]})
+                 for i in range(len(part))]  # fmt: skip
+        assert cache.store_many(pairs, tenant=tenant, vectors=part) == len(part)
+    return len(vectors) / (time.perf_counter() - began)
+
+
+def bare(client: redis.Redis, cache: semcache.Cache, tenant: str, queries: np.ndarray,
+         rounds: int) -> dict[str, float]:  # fmt: skip
+    """p50 ms of the cache's KNN command under each hybrid plan, sent bare."""
+    plan = cache.plan(chat("probe"), tenant=tenant)
+    fields = cache.decision.return_fields
+    times: dict[str, list[float]] = {"redisearch_choice": [], "BATCHES": [], "ADHOC_BF": []}
+    for _ in range(rounds):
+        for q in queries:
+            blob = q.astype(np.float32).tobytes()
+            for name in times:
+                policy = None if name == "redisearch_choice" else name
+                command = list(knn(plan.keys, vector=blob, scope=plan.scope, k=4, ef=None,
+                                   fields=fields, policy=policy))  # fmt: skip
+                start = time.perf_counter()
+                client.execute_command(*command)
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: p50(t) for name, t in times.items()}
+
+
+def lookups(cache: semcache.Cache, tenant: str, queries: dict[str, np.ndarray],
+            rounds: int) -> dict[str, Any]:  # fmt: skip
+    """p50 ms of ``Cache.lookup(vector=...)`` with the cache's plans on and off, interleaved."""
+    semantic = cache._core.semantic
+    plans = semantic.plans
+    out: dict[str, Any] = {}
+    for kind, rows in queries.items():
+        times: dict[str, list[float]] = {"plans_on": [], "plans_off": []}
+        layers: dict[str, list[Any]] = {"plans_on": [], "plans_off": []}
+        for r in range(rounds):
+            order = ("plans_on", "plans_off") if r % 2 == 0 else ("plans_off", "plans_on")
+            for i, q in enumerate(rows):
+                for name in order:
+                    semantic.plans = plans if name == "plans_on" else None
+                    start = time.perf_counter()
+                    result = cache.lookup(chat(f"{kind} {tenant} {i} {r} {name}"), tenant=tenant,
+                                          vector=q)  # fmt: skip
+                    times[name].append((time.perf_counter() - start) * 1000)
+                    layers[name].append(result.layer)
+        semantic.plans = plans
+        out[kind] = {name: p50(t) for name, t in times.items()}
+        out[kind]["on_to_off"] = round(out[kind]["plans_on"] / out[kind]["plans_off"], 3)
+        out[kind]["hit_rate"] = {n: got.count("semantic") / len(got) for n, got in layers.items()}
+    index = cache.plan(chat("probe"), tenant=tenant).keys.index_of(0)
+    scope = cache.plan(chat("probe"), tenant=tenant).scope
+    out["plan_chosen"] = plans.plan(index, scope) if plans is not None else None
+    return out
+
+
+def run_size(url: str, n: int, centres: np.ndarray, unrelated: np.ndarray,
+             rounds: int) -> dict[str, Any]:  # fmt: skip
+    rng = np.random.default_rng(n)
+    small = max(1, int(n * SMALL_SHARE))
+    vectors = drawn(centres, n, rng)
+    config = semcache.CacheConfig(decision=semcache.ThresholdDecision())
+    row: dict[str, Any] = {"entries": n, "small_tenant_entries": small}
+    with semcache.Cache(redis_url=url, embedder=given_only(centres.shape[1]),
+                        namespace=f"hybrid-{n}", config=config) as cache:  # fmt: skip
+        row["load_per_s"] = round(load(cache, vectors[: n - small], "big", 0), 1)
+        load(cache, vectors[n - small :], "small", n)
+        client = redis.Redis.from_url(url)
+        wait_indexed(client, cache.plan(chat("probe")).keys.index_of(0))
+        for tenant, rows in (("big", vectors[: n - small]), ("small", vectors[n - small :])):
+            hits = near(rows[rng.integers(0, len(rows), 16)], rng, 0.004)
+            cache.lookup(chat(f"warm {tenant}"), tenant=tenant, vector=hits[0])  # counts once
+            row[tenant] = {
+                "bare_miss_ms": bare(client, cache, tenant, unrelated, rounds),
+                "bare_hit_ms": bare(client, cache, tenant, hits, rounds),
+                "lookup_ms": lookups(cache, tenant, {"miss": unrelated, "hit": hits}, rounds),
+            }
+        cache.flush()
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="5000,20000,100000")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    from semcache.embedding.default import default_local_embedder
+
+    embedder = default_local_embedder()
+    centres = embedder.embed(support_questions(2000))
+    unrelated = embedder.embed(UNRELATED)
+    load_before = round(os.getloadavg()[0], 2)
+    began = time.perf_counter()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedServer(tmp, persist=False) as server:
+        for n in (int(s) for s in args.sizes.split(",")):
+            rows.append(run_size(server.url, n, centres, unrelated, args.rounds))
+            print(json.dumps(rows[-1]), flush=True)
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores",
+        "load_average_1min": [load_before, round(os.getloadavg()[0], 2)],
+        "seconds": round(time.perf_counter() - began, 1),
+        "sizes": rows,
+    }
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
