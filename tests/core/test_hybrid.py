@@ -219,3 +219,40 @@ def test_the_rule_and_when_it_counts_again() -> None:
     assert plans.due("i", "s")  # ... are sent again within seconds
     plans.learn("i", "s", [RuntimeError("refused"), [5]])
     assert plans.plan("i", "s") is None
+
+
+def test_each_shard_of_a_sharded_namespace_gets_its_own_plan(
+    redis_url: str, namespace: str, vectors: np.ndarray
+) -> None:
+    """Shard 0 holds BIG entries of the scope, shard 1 a hundred: shard 0's search walks the
+    graph, shard 1's keeps RediSearch's choice; each shard's counts are read as its own."""
+    config = replace(CONFIG, shards=2)
+    with Cache(
+        redis_url=redis_url, embedder=no_embedder(), namespace=namespace, config=config
+    ) as c:
+        chosen: dict[int, list[str]] = {0: [], 1: []}
+        i = 0
+        while len(chosen[0]) < BIG or len(chosen[1]) < 100:
+            text = f"sharded question {i}"
+            plan = c.plan(chat(text))
+            shard = plan.keys.shard_of(plan.digest)
+            if len(chosen[shard]) < (BIG if shard == 0 else 100):
+                chosen[shard].append(text)
+            i += 1
+        texts = chosen[0] + chosen[1]
+        rows = unit(np.random.default_rng(3).standard_normal((len(texts), DIM)))
+        pairs = [(chat(t), answer(f"answer {t}")) for t in texts]
+        assert c.store_many(pairs, vectors=rows) == len(texts)
+        sent = Sent(c._executor)
+        for j in (0, 1, BIG, BIG + 1):  # two entries of each shard
+            result = c.lookup(chat(f"asked {j}"), vector=near(rows[j]))
+            assert result.response == answer(f"answer {texts[j]}")
+        assert len(sent.counts()) == 4  # both shards counted, with the first search
+        plan = c.plan(chat("probe"))
+        plans = c._core.semantic.plans
+        assert plans is not None
+        assert plans.plan(plan.keys.index_of(0), plan.scope) == "BATCHES"
+        assert plans.plan(plan.keys.index_of(1), plan.scope) is None
+        last = sent.knn()[-2:]  # the last lookup's two searches, shard 0 then shard 1
+        assert "HYBRID_POLICY BATCHES" in last[0] and "HYBRID_POLICY" not in last[1]
+        c.flush()
