@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import semcache
-from semcache import Cache, CacheConfig, Guard, GuardedDecision, Verifier
+from semcache import AsyncCache, Cache, CacheConfig, Guard, GuardedDecision, Verifier
+from semcache.core.ops import Call, drive, refuse
 from semcache.core.types import Entry
 from semcache.decision.alignment import FEATURES
 from semcache.decision.decide import Candidate, decision_floor
@@ -243,14 +245,53 @@ def test_metadata_matches_the_training_results_file() -> None:
     assert json.loads(results.read_text())["recommended"] == shipped["recommended"]
 
 
-def test_decide_with_the_verifier_is_a_pure_flow() -> None:
-    query, stored = DIFFERENT[2]
+def test_decide_with_the_verifier_does_no_io_and_runs_its_model_as_a_local_call() -> None:
+    """The only operation the verifier's decision yields is its model run, as a local call (the
+    async cache runs it off its event loop; a driver that refuses I/O runs it); once the pair's
+    score is in memory it yields nothing."""
+    query, stored = (
+        "What is the best laptop for gaming in a tent?",
+        "What is the best phone for gaming in a tent?",
+    )
     entry = Entry(response={}, kind="chat", model="m")
     decision = GuardedDecision(guard=Guard(), verifier=Verifier())
-    flow = decision.decide(query, [Candidate("a", in_band(0.9), entry, stored, {})], 0.9)
+    candidate = Candidate("a", in_band(0.9), entry, stored, {})
+    flow = decision.decide(query, [candidate], 0.9)
+    call = next(flow)
+    assert isinstance(call, Call) and call.local and call.afn is None
+    flow = decision.decide(query, [candidate], 0.9)
+    verdict = drive(flow, refuse, throw=False)
+    assert verdict.accepted is None and verdict.reason == "verifier"
+    again = decision.decide(query, [candidate], 0.9)
     with pytest.raises(StopIteration) as stop:
-        next(flow)
+        next(again)
     assert stop.value.value.accepted is None and stop.value.value.reason == "verifier"
+
+
+async def test_the_async_cache_runs_the_verifiers_model_off_its_event_loop(
+    redis_url: str, namespace: str
+) -> None:
+    """A verified lookup whose texts the model has not seen runs it on a worker thread: the event
+    loop serves other tasks meanwhile. The same pair again is scored from memory, in the loop."""
+    query, stored = f"Can a cat of {namespace} eat grapes?", f"Can grapes of {namespace} eat a cat?"
+    config = CacheConfig(namespace=namespace)
+    embedder = table_embedder({query: in_band(0.9)})
+    async with AsyncCache(redis_url=redis_url, embedder=embedder, config=config) as cache:
+        verifier = cache.decision.verifier
+        original, ran_on = verifier.score, []
+
+        def score(q: str, candidates: list[str]) -> list[float]:
+            ran_on.append(threading.get_ident())
+            return original(q, candidates)
+
+        verifier.score = score
+        await cache.store(chat(stored), answer("No."))
+        loop_thread = threading.get_ident()
+        for _ in range(2):
+            result = await cache.lookup(chat(query))
+            assert result.layer is None and result.reason == "verifier"
+        assert len(ran_on) == 2 and ran_on[0] != loop_thread and ran_on[1] == loop_thread
+        await cache.delete_namespace()
 
 
 def test_the_paws_split_keeps_each_sentence_component_on_one_side(tmp_path: Path) -> None:

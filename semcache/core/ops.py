@@ -34,12 +34,15 @@ class Embed:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """Call a function that does I/O of its own (a judge, a second model): ``fn(*args)`` in the sync
-    shell, ``await afn(*args)`` in the async one (``fn`` on a worker thread when ``afn`` is None)."""
+    """Call a function that does I/O of its own (a judge, a second model), or long work on this
+    process's CPU (``local``: a model run, no I/O): ``fn(*args)`` in the sync shell, ``await
+    afn(*args)`` in the async one (``fn`` on a worker thread when ``afn`` is None, so the event loop
+    is not held). A driver that refuses I/O (:func:`refuse`) still runs a local call."""
 
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
     afn: Callable[..., Awaitable[Any]] | None = None
+    local: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +125,10 @@ class NeedsIO(Exception):
 
 
 def refuse(op: object) -> Any:
-    """The executor of a flow that must do no I/O (with ``throw=False``): any operation fails."""
+    """The executor of a flow that must do no I/O (with ``throw=False``): any operation fails but
+    a :class:`Call` of local work, which runs."""
+    if isinstance(op, Call) and op.local:
+        return op.fn(*op.args)
     raise NeedsIO(op)
 
 

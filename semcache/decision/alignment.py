@@ -97,6 +97,11 @@ class TokenModel:
                 self._model = OnnxModel.shared(_spec(MANIFEST, None), threads=self.threads).load()
         return self
 
+    def knows(self, texts: Sequence[str]) -> bool:
+        """Whether every text's token rows are remembered by the model (a run would be skipped)."""
+        model = self._model
+        return model is not None and all(t in model.recent for t in texts)
+
     def states(self, texts: Sequence[str], *, keep: bool = True) -> list[TokenState]:
         """One state per text, in order; texts the model has just run are not run again."""
         model = self.load()._model
@@ -343,6 +348,10 @@ class AlignmentScorer:
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"no readable alignment verifier at {path}: {exc}") from exc
         return cls(TokenModel(arrays.pop("idf"), threads=threads).load(), Trees(arrays))
+
+    def knows(self, texts: Sequence[str]) -> bool:
+        """Whether every text's token rows are in the model's memory (no model run for them)."""
+        return self.model.knows(texts)
 
     def probabilities(self, pairs: Sequence[tuple[str, str]]) -> Array:
         texts = list(dict.fromkeys(t for pair in pairs for t in pair))

@@ -145,17 +145,25 @@ class GuardedDecision:
             if why:
                 return "guard"
         in_band = self.verifier is not None and v_low <= s < v_high
-        if in_band and not self._verify(query, candidate, checks):
+        if in_band and not (yield from self._verify(query, candidate, checks)):
             return "verifier"
         if self.opinion is not None and o_low <= s < o_high:
             return (yield from self._ask(query, candidate, checks))
         return None
 
-    def _verify(self, query: str, candidate: Candidate, checks: list[tuple[str, str]]) -> bool:
+    def _verify(
+        self, query: str, candidate: Candidate, checks: list[tuple[str, str]]
+    ) -> Generator[Any, Any, bool]:
+        """The verifier's verdict. A score that needs a model run (milliseconds) is a local
+        :class:`Call`: the async cache runs it on a worker thread, not in its event loop; one known
+        in memory is read here."""
         verifier = self.verifier
         assert verifier is not None
         try:
-            p = verifier.score(query, [candidate.text])[0]
+            if verifier.in_memory(query, candidate.text):
+                p = verifier.score(query, [candidate.text])[0]
+            else:
+                p = (yield Call(verifier.score, (query, [candidate.text]), local=True))[0]
         except (
             Exception
         ) as exc:  # a failing verifier is a "no": a miss costs less than a wrong answer

@@ -171,6 +171,15 @@ class Verifier:
         self.prefill(pairs)
         return [self._memo[pair] for pair in pairs]
 
+    def in_memory(self, query: str, candidate: str) -> bool:
+        """Whether scoring this pair runs no model: the verifier is loaded and the pair's score,
+        or (alignment) both texts' token rows, are in memory."""
+        pair = (query, candidate)
+        if (pair in self._memo) if self._memo is not None else (pair in self._recent):
+            return True
+        knows = getattr(self._loaded, "knows", None)
+        return knows is not None and bool(knows(pair))
+
     def memoised(self) -> Verifier:
         """This verifier keeping every score in memory (for offline sweeps that decide the same pairs
         at many thresholds: tuning, benchmarks); it shares the loaded model."""
