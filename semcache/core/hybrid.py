@@ -4,10 +4,10 @@ No I/O: the counts are commands a search carries, their replies read here.
 A lookup's KNN search is filtered by its scope tag. RediSearch then picks one of two plans: scan
 every document of the scope and compute its distance (``ADHOC_BF``), or walk the HNSW graph and
 drop what is out of scope (``BATCHES``). Its own choice scans whole scopes of mid-sized indexes.
-Measured here (``benchmarks/bench_hybrid.py``): one scope of 20,000 entries, 1.98 ms a search
-against 0.41 ms walking the graph; a scope of 5,000 in an index of 100,000, 5.0 against 1.1 ms.
-Walking only pays when the scope is a large share of the index: for 500 entries of 100,000 it is
-the scan that is cheap (0.8 ms, walking 3.0 ms). So the cache counts, now and then, the scope's
+Measured here (``benchmarks/bench_hybrid.py``): 20,000 entries in one scope, a bare search 4.31 ms
+under RediSearch's choice against 1.25 ms walking the graph. Walking only pays when the scope is a
+large share of the index: for a tenant of 500 entries among 100,000 it is the scan that is cheap
+(0.33 ms, walking 2.65 ms). So the cache counts, now and then, the scope's
 documents and the index's, and asks for ``BATCHES`` when the scope holds at least
 :data:`MIN_IN_SCOPE` documents and :data:`MIN_SHARE` of the index; otherwise RediSearch chooses.
 """
@@ -29,21 +29,24 @@ MIN_IN_SCOPE = 2000
 MIN_SHARE = 0.02
 """Below this share of the index, a walk finds too few documents in scope per step."""
 REFRESH_S = 60.0
-"""Seconds a count stands before the next search of the scope counts again; an index of more
-than :data:`COUNTED_PER_REFRESH` documents is counted proportionally less often (counting is
-linear: ~4 ms for 100,000 documents here, and Redis does nothing else meanwhile)."""
+"""Seconds a count stands before a search counts again. Counting is linear (~4 ms for 100,000
+documents here, and Redis does nothing else meanwhile), so a count of more than
+:data:`COUNTED_PER_REFRESH` documents stands proportionally longer. The index's total is counted
+once per index, whatever the number of scopes (tenants) in it; each scope counts only its own."""
 COUNTED_PER_REFRESH = 100_000
 PENDING_S = 5.0
 """Seconds before counts sent but never read (their search's lookup was an exact hit, or failed)
 are sent again."""
 BATCHES = "BATCHES"
 
+Known = tuple[float, Any]  # (good until, value)
+
 
 class HybridPlans:
     """The plan to ask for, per (index, scope), from counts carried by searches now and then.
 
     Args:
-        refresh_s: seconds between counts of one scope.
+        refresh_s: seconds a count stands (longer for big counts: :data:`COUNTED_PER_REFRESH`).
         clock: monotonic seconds (a test's own clock).
     """
 
@@ -52,35 +55,58 @@ class HybridPlans:
     ) -> None:
         self.refresh_s = refresh_s
         self.clock = clock
-        self._plans: LRU[tuple[str, str], tuple[float, str | None]] = LRU(4096)
+        self._plans: LRU[tuple[str, str], Known] = LRU(4096)  # (index, scope) -> plan
+        self._totals: LRU[str, Known] = LRU(1024)  # index -> its documents
+        self._sent: LRU[tuple[str, str], tuple[tuple[str, int], ...]] = LRU(4096)
 
     def plan(self, index: str, scope: str) -> str | None:
         """The hybrid policy to name in the search (None: RediSearch's own choice)."""
         known = self._plans.get((index, scope))
         return None if known is None else known[1]
 
-    def due(self, index: str, scope: str) -> bool:
-        """Whether this search should carry counts: the last count of the scope is older than
-        :attr:`refresh_s` and none is on its way (concurrent searches do not all count)."""
-        key = (index, scope)
+    def counts(self, indexes: Sequence[str], scope: str) -> tuple[Command, ...]:
+        """The counts a search of ``scope`` over ``indexes`` (a namespace's shards) carries: none
+        while the last count of the scope stands or one is on its way (so concurrent searches do
+        not all count); then the scope's documents in each shard, and each shard's total when that
+        is not known. :meth:`learn` reads their replies."""
         now = self.clock()
+        key = (indexes[0], scope)
         known = self._plans.get(key)
         if known is not None and now < known[0]:
-            return False
+            return ()
         self._plans.put(key, (now + PENDING_S, None if known is None else known[1]))
-        return True
+        layout = [("scope", shard) for shard in range(len(indexes))]
+        for shard, index in enumerate(indexes):
+            total = self._totals.get(index)
+            if total is None or now >= total[0]:
+                self._totals.put(index, (now + PENDING_S, None if total is None else total[1]))
+                layout.append(("total", shard))
+        self._sent.put(key, tuple(layout))
+        query = {"scope": f"@scope:{{{scope}}}", "total": "*"}
+        return tuple(commands.count(indexes[shard], query[kind]) for kind, shard in layout)
 
-    @staticmethod
-    def counts(index: str, scope: str) -> tuple[Command, Command]:
-        """The scope's documents and the index's, counted."""
-        return commands.count(index, f"@scope:{{{scope}}}"), commands.count(index, "*")
+    def learn(self, indexes: Sequence[str], scope: str, replies: Sequence[Any]) -> None:
+        """Read the replies of the counts :meth:`counts` sent; a failed count leaves RediSearch to
+        choose."""
+        layout = self._sent.pop((indexes[0], scope))
+        if layout is None or len(layout) != len(replies):
+            return
+        now = self.clock()
+        found = [
+            (kind, shard, parse_total(reply))
+            for (kind, shard), reply in zip(layout, replies, strict=True)
+        ]
+        for kind, shard, n in found:
+            if kind == "total" and n is not None:
+                self._totals.put(indexes[shard], (now + self._stands(n), n))
+        for kind, shard, n in found:
+            if kind != "scope":
+                continue
+            total = self._totals.get(indexes[shard])
+            of = None if total is None else total[1]
+            batches = n is not None and of is not None and n >= MIN_IN_SCOPE and n >= MIN_SHARE * of
+            until = now + self._stands(n or 0)
+            self._plans.put((indexes[shard], scope), (until, BATCHES if batches else None))
 
-    def learn(self, index: str, scope: str, replies: Sequence[Any]) -> None:
-        """Read the counts' replies; a failed count leaves RediSearch to choose."""
-        in_scope, total = (parse_total(r) for r in replies)
-        batches = False
-        refresh = self.refresh_s
-        if in_scope is not None and total is not None:
-            batches = in_scope >= MIN_IN_SCOPE and in_scope >= MIN_SHARE * total
-            refresh *= max(1.0, total / COUNTED_PER_REFRESH)
-        self._plans.put((index, scope), (self.clock() + refresh, BATCHES if batches else None))
+    def _stands(self, counted: int) -> float:
+        return self.refresh_s * max(1.0, counted / COUNTED_PER_REFRESH)

@@ -27,6 +27,7 @@ from semcache.redis.replies import (
     parse_index_dimension,
     parse_index_fields,
     parse_search,
+    refused_vector_params,
     text,
 )
 
@@ -153,10 +154,9 @@ class SemanticLayer:
         blob = self.embeddings.as_index_bytes(vector)
         shards = range(plan.keys.shards)
         searches = tuple(self._knn(plan, blob, shard) for shard in shards)
-        if self.plans is None or not self.plans.due(plan.keys.index_of(0), plan.scope):
+        if self.plans is None:
             return searches
-        counts = (self.plans.counts(plan.keys.index_of(s), plan.scope) for s in shards)
-        return searches + tuple(c for pair in counts for c in pair)
+        return searches + self.plans.counts([plan.keys.index_of(s) for s in shards], plan.scope)
 
     def cached_search(self, plan: Plan, vector_key: str) -> Command | None:
         """The read of a text's cached vector with the search that uses it, as one script
@@ -182,6 +182,11 @@ class SemanticLayer:
             self._deny(failed[0])
             return self.planner.miss(plan, "search-denied", **extra)
         if failed:
+            if self.plans is not None and any(map(refused_vector_params, failed)):
+                # a server before HYBRID_POLICY (RediSearch 2.6): it chooses from now on
+                log.warning("semcache: the server refused the search's hybrid plan (%s); "
+                            "RediSearch chooses from now on", failed[0])  # fmt: skip
+                self.plans = None
             self.forget_index(plan.keys.namespace)  # recreated on the next call if it was dropped
             log.warning("semcache: semantic search failed: %s", failed[0])
             return self.planner.miss(plan, "search-failed", **extra)
@@ -193,11 +198,10 @@ class SemanticLayer:
     def _counted(self, plan: Plan, replies: Sequence[Any]) -> Sequence[Any]:
         """The searches' replies, after the counts that came with them (if any) are learned."""
         shards = plan.keys.shards
-        if self.plans is None or len(replies) != 3 * shards:
+        if self.plans is None or len(replies) <= shards:
             return replies
-        for shard in range(shards):
-            pair = replies[shards + 2 * shard : shards + 2 * shard + 2]
-            self.plans.learn(plan.keys.index_of(shard), plan.scope, pair)
+        indexes = [plan.keys.index_of(s) for s in range(shards)]
+        self.plans.learn(indexes, plan.scope, replies[shards:])
         return replies[:shards]
 
     def _decide(

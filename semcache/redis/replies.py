@@ -26,6 +26,12 @@ def refused_script(reply: Any) -> bool:
     return denied(reply) or unknown_command(reply)
 
 
+def refused_vector_params(reply: Any) -> bool:
+    """True for a search RediSearch refused over its KNN clause's parameters (a hybrid policy the
+    server does not know, say)."""
+    return isinstance(reply, Exception) and "vector similarity parameters" in str(reply).lower()
+
+
 def text(value: Any) -> str:
     """A reply value as text (bytes decoded as UTF-8, bad bytes replaced)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -141,14 +141,44 @@ def test_counts_that_fail_change_only_the_plan(
 ) -> None:
     """A count Redis refuses (here: a query on a field the index lacks) is no failed search: the
     lookup is served, the breaker stays closed, RediSearch keeps choosing."""
-    monkeypatch.setattr(HybridPlans, "counts", staticmethod(
-        lambda index, scope: (("FT.SEARCH", index, "@nofield:{x}", "LIMIT", 0, 0, "DIALECT", 2),) * 2))  # fmt: skip
+    monkeypatch.setattr(hybrid.commands, "count", lambda index, query: (
+        "FT.SEARCH", index, "@nofield:{x}", "LIMIT", 0, 0, "DIALECT", 2))  # fmt: skip
     sent = Sent(big._executor)
     for i in (1, 2):
         result = big.lookup(chat(f"asked {i}"), vector=near(vectors[i]))
         assert result.layer == "semantic" and result.response == answer(f"answer {i}")
     assert len(sent.counts()) == 2 and not any("HYBRID_POLICY" in q for q in sent.knn())
     assert big.available
+
+
+def test_a_server_that_refuses_the_plan_gets_searches_without_it(
+    big: Cache, vectors: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without HYBRID_POLICY (RediSearch before 2.6; here: a plan it does not know)
+    refuses the search once: that lookup is a miss, no exception, the breaker closed; from then
+    on the searches name no plan and are served."""
+    monkeypatch.setattr(hybrid, "BATCHES", "NOSUCHPLAN")
+    assert big.lookup(chat("asked 5"), vector=near(vectors[5])).layer == "semantic"  # counts
+    refused = big.lookup(chat("asked 6"), vector=near(vectors[6]))
+    assert refused.layer is None and refused.reason == "search-failed" and big.available
+    assert big._core.semantic.plans is None
+    sent = Sent(big._executor)
+    result = big.lookup(chat("asked 7"), vector=near(vectors[7]))
+    assert result.layer == "semantic" and result.response == answer("answer 7")
+    assert sent.counts() == [] and not any("HYBRID_POLICY" in q for q in sent.knn())
+
+
+def test_many_tenants_of_one_index_count_its_total_once(big: Cache, vectors: np.ndarray) -> None:
+    """Each tenant counts its own scope; the index's total (a count of every document) is counted
+    once for all of them: a thousand tenants do not each scan the index."""
+    sent = Sent(big._executor)
+    for t in range(5):
+        load(big, vectors, 3, tenant=f"tenant-{t}")
+        result = big.lookup(chat("asked 1"), tenant=f"tenant-{t}", vector=near(vectors[1]))
+        assert result.response == answer("answer 1")
+    counts = sent.counts()
+    assert counts.count("*") == 1 and len(counts) == 6
+    assert len({q for q in counts if q != "*"}) == 5  # one scope count per tenant
 
 
 def test_a_flat_index_never_counts_nor_names_a_plan(
@@ -195,29 +225,34 @@ class Clock:
 def test_the_rule_and_when_it_counts_again() -> None:
     clock = Clock()
     plans = HybridPlans(refresh_s=60, clock=clock)
+    n = hybrid.MIN_IN_SCOPE
     assert plans.plan("i", "s") is None
-    assert plans.due("i", "s") and not plans.due("i", "s")  # one count on its way at a time
-    plans.learn("i", "s", [[hybrid.MIN_IN_SCOPE], [hybrid.MIN_IN_SCOPE * 10]])  # RESP2
+    assert len(plans.counts(["i"], "s")) == 2  # the scope and the index
+    assert plans.counts(["i"], "s") == ()  # one count on its way at a time
+    plans.learn(["i"], "s", [[n], [n * 10]])  # RESP2
     assert plans.plan("i", "s") == "BATCHES"
+    assert len(plans.counts(["i"], "other")) == 1  # another scope: its own count; the total known
+    plans.learn(["i"], "other", [[5]])
+    assert plans.plan("i", "other") is None  # too few to walk
     clock.now += 59
-    assert not plans.due("i", "s")
+    assert plans.counts(["i"], "s") == ()
     clock.now += 2
-    assert plans.due("i", "s")
-    plans.learn(
-        "i", "s", [{b"total_results": hybrid.MIN_IN_SCOPE}, {"total_results": 10**6}]
-    )  # RESP3
+    assert len(plans.counts(["i"], "s")) == 2
+    plans.learn(["i"], "s", [{b"total_results": n}, {"total_results": 10**6}])  # RESP3
     assert plans.plan("i", "s") is None  # 0.2% of the index: the scan is cheaper
     clock.now += 61
-    assert not plans.due("i", "s")  # a million documents: counted ten times less often
-    clock.now += 600
-    assert plans.due("i", "s")
-    plans.learn("i", "s", [[hybrid.MIN_IN_SCOPE - 1], [hybrid.MIN_IN_SCOPE]])  # too few to walk
-    assert plans.plan("i", "s") is None
-    clock.now += 61
-    assert plans.due("i", "s")  # counts sent, never read (an exact hit answered first) ...
+    assert len(plans.counts(["i"], "s")) == 1  # a million documents: counted ten times less often
+    plans.learn(["i"], "s", [[n * 100]])
+    assert plans.plan("i", "s") == "BATCHES"
+    clock.now += 100  # 200,000 in scope: its own count stands twice as long
+    assert plans.counts(["i"], "s") == ()
+    clock.now += 3000
+    assert len(plans.counts(["i"], "s")) == 2  # counts sent, never read (an exact hit answered) ...
     clock.now += hybrid.PENDING_S + 0.1
-    assert plans.due("i", "s")  # ... are sent again within seconds
-    plans.learn("i", "s", [RuntimeError("refused"), [5]])
+    assert len(plans.counts(["i"], "s")) == 2  # ... are sent again within seconds
+    plans.learn(["i"], "s", [RuntimeError("refused"), [5]])
+    assert plans.plan("i", "s") is None
+    plans.learn(["i"], "s", [[n]])  # replies nobody asked for are not read
     assert plans.plan("i", "s") is None
 
 
