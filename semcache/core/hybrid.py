@@ -4,10 +4,10 @@ No I/O: the counts are commands a search carries, their replies read here.
 A lookup's KNN search is filtered by its scope tag. RediSearch then picks one of two plans: scan
 every document of the scope and compute its distance (``ADHOC_BF``), or walk the HNSW graph and
 drop what is out of scope (``BATCHES``). Its own choice scans whole scopes of mid-sized indexes.
-Measured here (``benchmarks/bench_hybrid.py``): 20,000 entries in one scope, a bare search 4.31 ms
-under RediSearch's choice against 1.25 ms walking the graph. Walking only pays when the scope is a
+Measured here (``benchmarks/bench_hybrid.py``): 20,000 entries in one scope, a bare search 4.34 ms
+under RediSearch's choice against 0.96 ms walking the graph. Walking only pays when the scope is a
 large share of the index: for a tenant of 500 entries among 100,000 it is the scan that is cheap
-(0.33 ms, walking 2.65 ms). So the cache counts, now and then, the scope's
+(0.46 ms, walking 2.88 ms). So the cache counts, now and then, the scope's
 documents and the index's, and asks for ``BATCHES`` when the scope holds at least
 :data:`MIN_IN_SCOPE` documents and :data:`MIN_SHARE` of the index; otherwise RediSearch chooses.
 """
