@@ -198,10 +198,11 @@ class SemanticLayer:
     def _counted(self, plan: Plan, replies: Sequence[Any]) -> Sequence[Any]:
         """The searches' replies, after the counts that came with them (if any) are learned."""
         shards = plan.keys.shards
-        if self.plans is None or len(replies) <= shards:
+        if len(replies) <= shards:
             return replies
-        indexes = [plan.keys.index_of(s) for s in range(shards)]
-        self.plans.learn(indexes, plan.scope, replies[shards:])
+        if self.plans is not None:  # (None: turned off since the counts were sent)
+            indexes = [plan.keys.index_of(s) for s in range(shards)]
+            self.plans.learn(indexes, plan.scope, replies[shards:])
         return replies[:shards]
 
     def _decide(
