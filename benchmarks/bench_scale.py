@@ -5,7 +5,8 @@ In one run, for each size, on a fresh embedded Redis (unix socket) per index var
   takes): embedding-cache reads and writes, the exact entry, the semantic document, pipelined;
 - memory: ``used_memory`` growth per entry (exact + semantic document + embedding cache + index),
   and the vector index alone (``FT.INFO vector_index_sz_mb``);
-- lookups: p50/p99 of the KNN query the cache sends (top_k=4, scope filter, the cache's fields)
+- lookups: p50/p99 of the KNN query the cache sends (top_k=4, scope filter, the cache's fields,
+  the hybrid plan it names for a scope this big: ``semcache/core/hybrid.py``)
   and recall@1 against brute force (numpy, float32), at several EF_RUNTIME values for HNSW,
   and for FLAT (an extra FLAT index over the same documents).
 - FLOAT16 (RediSearch >= 2.10 supports it): the same, loaded again with float16 vectors.
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import semcache
 from benchmarks._data import drawn, near, real_embeddings
 from benchmarks.bench_latency import ANSWER, chat, summary
+from semcache.core import hybrid
 from semcache.core.types import IndexParams
 from semcache.redis.commands import create_index, knn
 from semcache.redis.keys import Keys
@@ -101,14 +103,15 @@ def load(cache: semcache.Cache, texts: list[str]) -> float:
 
 def search(
     client: redis.Redis, keys: Keys, index: str, queries: np.ndarray, truth: np.ndarray,
-    scope: str, ef: int | None, dtype: type, best: np.ndarray,
+    scope: str, ef: int | None, dtype: type, best: np.ndarray, policy: str | None = None,
 ) -> dict[str, float]:  # fmt: skip
-    """p50/p99 of the cache's KNN query and recall@1 against brute force; for each miss, how much
-    less similar the returned entry is than the true nearest (``gap``)."""
+    """p50/p99 of the cache's KNN query (with the hybrid plan it names, ``policy``) and recall@1
+    against brute force; for each miss, how much less similar the returned entry is than the true
+    nearest (``gap``)."""
     times, correct, gaps = [], 0, []
     for query, want, top in zip(queries, truth, best, strict=True):
         command = list(knn(keys, vector=query.astype(dtype).tobytes(), scope=scope,
-                                   k=4, ef=ef))  # fmt: skip
+                           k=4, ef=ef, policy=policy))  # fmt: skip
         command[1] = index
         start = time.perf_counter()
         reply = client.execute_command(*command)
@@ -168,8 +171,11 @@ def variant(
                 "used_memory_per_entry_bytes": grown}  # fmt: skip
         hnsw_mb = index_mb(client, keys.index)
         dtype = np.float16 if datatype == "float16" else np.float32
+        # every entry shares one scope: the plan the cache names for it (semcache/core/hybrid.py)
+        policy = hybrid.BATCHES if hybrid.walks(len(texts), len(texts)) else None
         for ef in EFS:
-            found = search(client, keys, keys.index, queries, truth, scope, ef, dtype, best)
+            found = search(client, keys, keys.index, queries, truth, scope, ef, dtype, best,
+                           policy)  # fmt: skip
             rows.append({**base, "algorithm": "hnsw", "ef_runtime": ef,
                          "vector_index_mb": hnsw_mb, **found})  # fmt: skip
             report(rows[-1])

@@ -42,6 +42,11 @@ BATCHES = "BATCHES"
 Known = tuple[float, Any]  # (good until, value)
 
 
+def walks(in_scope: int, total: int) -> bool:
+    """The rule: walk the graph for a scope of ``in_scope`` documents in an index of ``total``."""
+    return in_scope >= MIN_IN_SCOPE and in_scope >= MIN_SHARE * total
+
+
 class HybridPlans:
     """The plan to ask for, per (index, scope), from counts carried by searches now and then.
 
@@ -104,7 +109,7 @@ class HybridPlans:
                 continue
             total = self._totals.get(indexes[shard])
             of = None if total is None else total[1]
-            batches = n is not None and of is not None and n >= MIN_IN_SCOPE and n >= MIN_SHARE * of
+            batches = n is not None and of is not None and walks(n, of)
             until = now + self._stands(n or 0)
             self._plans.put((indexes[shard], scope), (until, BATCHES if batches else None))
 
