@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from semcache.core.lru import LRU
 from semcache.redis import commands
+from semcache.redis.keys import Keys
 from semcache.redis.replies import parse_total
 
 Command = tuple[Any, ...]
@@ -40,6 +41,7 @@ are sent again."""
 BATCHES = "BATCHES"
 
 Known = tuple[float, Any]  # (good until, value)
+K = TypeVar("K")
 
 
 def walks(in_scope: int, total: int) -> bool:
@@ -69,49 +71,56 @@ class HybridPlans:
         known = self._plans.get((index, scope))
         return None if known is None else known[1]
 
-    def counts(self, indexes: Sequence[str], scope: str) -> tuple[Command, ...]:
-        """The counts a search of ``scope`` over ``indexes`` (a namespace's shards) carries: none
+    def counts(self, keys: Keys, scope: str) -> tuple[Command, ...]:
+        """The counts a search of ``scope`` over the namespace's shards (``keys``) carries: none
         while the last count of the scope stands or one is on its way (so concurrent searches do
         not all count); then the scope's documents in each shard, and each shard's total when that
-        is not known. :meth:`learn` reads their replies."""
+        is not known. :meth:`learn` reads their replies. Most searches return at the first check."""
         now = self.clock()
-        key = (indexes[0], scope)
-        known = self._plans.get(key)
-        if known is not None and now < known[0]:
+        key = (keys.index_of(0), scope)
+        if not _due(self._plans, key, now):
             return ()
-        self._plans.put(key, (now + PENDING_S, None if known is None else known[1]))
-        layout = [("scope", shard) for shard in range(len(indexes))]
-        for shard, index in enumerate(indexes):
-            total = self._totals.get(index)
-            if total is None or now >= total[0]:
-                self._totals.put(index, (now + PENDING_S, None if total is None else total[1]))
-                layout.append(("total", shard))
+        indexes = [keys.index_of(shard) for shard in range(keys.shards)]
+        layout = [("scope", shard) for shard in range(keys.shards)]
+        layout += [
+            ("total", s) for s, index in enumerate(indexes) if _due(self._totals, index, now)
+        ]
         self._sent.put(key, tuple(layout))
         query = {"scope": f"@scope:{{{scope}}}", "total": "*"}
         return tuple(commands.count(indexes[shard], query[kind]) for kind, shard in layout)
 
-    def learn(self, indexes: Sequence[str], scope: str, replies: Sequence[Any]) -> None:
+    def learn(self, keys: Keys, scope: str, replies: Sequence[Any]) -> None:
         """Read the replies of the counts :meth:`counts` sent; a failed count leaves RediSearch to
         choose."""
-        layout = self._sent.pop((indexes[0], scope))
+        layout = self._sent.pop((keys.index_of(0), scope))
         if layout is None or len(layout) != len(replies):
             return
         now = self.clock()
         found = [
-            (kind, shard, parse_total(reply))
+            (kind, keys.index_of(shard), parse_total(reply))
             for (kind, shard), reply in zip(layout, replies, strict=True)
         ]
-        for kind, shard, n in found:
+        for kind, index, n in found:
             if kind == "total" and n is not None:
-                self._totals.put(indexes[shard], (now + self._stands(n), n))
-        for kind, shard, n in found:
+                self._totals.put(index, (now + self._stands(n), n))
+        for kind, index, n in found:
             if kind != "scope":
                 continue
-            total = self._totals.get(indexes[shard])
+            total = self._totals.get(index)
             of = None if total is None else total[1]
             batches = n is not None and of is not None and walks(n, of)
             until = now + self._stands(n or 0)
-            self._plans.put((indexes[shard], scope), (until, BATCHES if batches else None))
+            self._plans.put((index, scope), (until, BATCHES if batches else None))
 
     def _stands(self, counted: int) -> float:
         return self.refresh_s * max(1.0, counted / COUNTED_PER_REFRESH)
+
+
+def _due(known: LRU[K, Known], key: K, now: float) -> bool:
+    """Whether ``key``'s count is due (never taken, or stood its time); if so it is marked on its
+    way for :data:`PENDING_S`, keeping the value it had."""
+    held = known.get(key)
+    if held is not None and now < held[0]:
+        return False
+    known.put(key, (now + PENDING_S, None if held is None else held[1]))
+    return True

@@ -156,7 +156,7 @@ class SemanticLayer:
         searches = tuple(self._knn(plan, blob, shard) for shard in shards)
         if self.plans is None:
             return searches
-        return searches + self.plans.counts([plan.keys.index_of(s) for s in shards], plan.scope)
+        return searches + self.plans.counts(plan.keys, plan.scope)
 
     def cached_search(self, plan: Plan, vector_key: str) -> Command | None:
         """The read of a text's cached vector with the search that uses it, as one script
@@ -201,8 +201,7 @@ class SemanticLayer:
         if len(replies) <= shards:
             return replies
         if self.plans is not None:  # (None: turned off since the counts were sent)
-            indexes = [plan.keys.index_of(s) for s in range(shards)]
-            self.plans.learn(indexes, plan.scope, replies[shards:])
+            self.plans.learn(plan.keys, plan.scope, replies[shards:])
         return replies[:shards]
 
     def _decide(

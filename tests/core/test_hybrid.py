@@ -20,6 +20,7 @@ from semcache import AsyncCache, Cache
 from semcache.core import hybrid
 from semcache.core.hybrid import HybridPlans
 from semcache.core.types import IndexParams
+from semcache.redis.keys import Keys
 from tests.conftest import answer, chat
 
 DIM = 16
@@ -226,34 +227,36 @@ def test_the_rule_and_when_it_counts_again() -> None:
     clock = Clock()
     plans = HybridPlans(refresh_s=60, clock=clock)
     n = hybrid.MIN_IN_SCOPE
-    assert plans.plan("i", "s") is None
-    assert len(plans.counts(["i"], "s")) == 2  # the scope and the index
-    assert plans.counts(["i"], "s") == ()  # one count on its way at a time
-    plans.learn(["i"], "s", [[n], [n * 10]])  # RESP2
-    assert plans.plan("i", "s") == "BATCHES"
-    assert len(plans.counts(["i"], "other")) == 1  # another scope: its own count; the total known
-    plans.learn(["i"], "other", [[5]])
-    assert plans.plan("i", "other") is None  # too few to walk
+    keys = Keys("ns")
+    i = keys.index_of(0)
+    assert plans.plan(i, "s") is None
+    assert len(plans.counts(keys, "s")) == 2  # the scope and the index
+    assert plans.counts(keys, "s") == ()  # one count on its way at a time
+    plans.learn(keys, "s", [[n], [n * 10]])  # RESP2
+    assert plans.plan(i, "s") == "BATCHES"
+    assert len(plans.counts(keys, "other")) == 1  # another scope: its own count; the total known
+    plans.learn(keys, "other", [[5]])
+    assert plans.plan(i, "other") is None  # too few to walk
     clock.now += 59
-    assert plans.counts(["i"], "s") == ()
+    assert plans.counts(keys, "s") == ()
     clock.now += 2
-    assert len(plans.counts(["i"], "s")) == 2
-    plans.learn(["i"], "s", [{b"total_results": n}, {"total_results": 10**6}])  # RESP3
-    assert plans.plan("i", "s") is None  # 0.2% of the index: the scan is cheaper
+    assert len(plans.counts(keys, "s")) == 2
+    plans.learn(keys, "s", [{b"total_results": n}, {"total_results": 10**6}])  # RESP3
+    assert plans.plan(i, "s") is None  # 0.2% of the index: the scan is cheaper
     clock.now += 61
-    assert len(plans.counts(["i"], "s")) == 1  # a million documents: counted ten times less often
-    plans.learn(["i"], "s", [[n * 100]])
-    assert plans.plan("i", "s") == "BATCHES"
+    assert len(plans.counts(keys, "s")) == 1  # a million documents: counted ten times less often
+    plans.learn(keys, "s", [[n * 100]])
+    assert plans.plan(i, "s") == "BATCHES"
     clock.now += 100  # 200,000 in scope: its own count stands twice as long
-    assert plans.counts(["i"], "s") == ()
+    assert plans.counts(keys, "s") == ()
     clock.now += 3000
-    assert len(plans.counts(["i"], "s")) == 2  # counts sent, never read (an exact hit answered) ...
+    assert len(plans.counts(keys, "s")) == 2  # counts sent, never read (an exact hit answered) ...
     clock.now += hybrid.PENDING_S + 0.1
-    assert len(plans.counts(["i"], "s")) == 2  # ... are sent again within seconds
-    plans.learn(["i"], "s", [RuntimeError("refused"), [5]])
-    assert plans.plan("i", "s") is None
-    plans.learn(["i"], "s", [[n]])  # replies nobody asked for are not read
-    assert plans.plan("i", "s") is None
+    assert len(plans.counts(keys, "s")) == 2  # ... are sent again within seconds
+    plans.learn(keys, "s", [RuntimeError("refused"), [5]])
+    assert plans.plan(i, "s") is None
+    plans.learn(keys, "s", [[n]])  # replies nobody asked for are not read
+    assert plans.plan(i, "s") is None
 
 
 def test_each_shard_of_a_sharded_namespace_gets_its_own_plan(
