@@ -8,7 +8,9 @@ choice (a scan of its few documents), and counts that fail change nothing but th
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -180,6 +182,24 @@ def test_many_tenants_of_one_index_count_its_total_once(big: Cache, vectors: np.
     counts = sent.counts()
     assert counts.count("*") == 1 and len(counts) == 6
     assert len({q for q in counts if q != "*"}) == 5  # one scope count per tenant
+
+
+def test_threads_searching_a_new_scope_at_once_count_it_once(
+    big: Cache, vectors: np.ndarray
+) -> None:
+    """Eight threads' first searches of the scope, at the same moment: one carries the counts, the
+    others search without them, and all are served."""
+    sent = Sent(big._executor)
+    start = threading.Barrier(8)
+
+    def lookup(i: int) -> Any:
+        start.wait()
+        return big.lookup(chat(f"asked {i}"), vector=near(vectors[i]))
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lookup, range(8)))
+    assert [r.response for r in results] == [answer(f"answer {i}") for i in range(8)]
+    assert len(sent.counts()) == 2 and len(sent.knn()) == 8
 
 
 def test_a_flat_index_never_counts_nor_names_a_plan(
