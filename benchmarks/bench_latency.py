@@ -314,6 +314,7 @@ def verifier_cost(
             first
         )
         out[name] = row
+    out |= other_process(url, embedder, pairs, verifier)
     for name in ("guard_and_verifier", "guard_and_verifier_every"):
         added = out[name]["p50_ms"] - out["guard"]["p50_ms"]
         out[name]["added_p50_ms"] = added
@@ -326,6 +327,55 @@ def verifier_cost(
         out[name]["exact_hit_added_p50_ms"] = exact
     out["threads"] = verifier.threads
     out["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    return out
+
+
+class _Stateless(semcache.GuardedDecision):
+    """The default decision storing no token state with its entries (as before it did)."""
+
+    def document_fields(self, text: str) -> tuple[tuple[str, bytes], ...]:
+        return ()
+
+
+def other_process(
+    url: str, embedder: semcache.Embedder, pairs: list[tuple[str, str]], verifier: Any
+) -> dict[str, Any]:
+    """A lookup in a process that did not store the entry: one process stores, the model's memory
+    of texts is dropped (as in another worker) and a new cache looks up a new paraphrase, verified.
+    With the token state stored (the default) and without it (the model runs on the candidate),
+    interleaved per pair, beside the guard alone on the same texts; the added time is the first
+    lookup's p50 against the guard's."""
+    from semcache.embedding.onnx_runtime import OnnxModel
+
+    plans: dict[str, semcache.GuardedDecision] = {
+        "guard": semcache.GuardedDecision(guard=semcache.Guard()),
+        "state_stored": semcache.GuardedDecision(guard=semcache.Guard(), verifier=verifier),
+        "no_state": _Stateless(guard=semcache.Guard(), verifier=verifier),
+    }
+    held = verifier._load().model.held  # the states the reader read: forgotten as the model's
+    times: dict[str, list[float]] = {name: [] for name in plans}
+    verified: dict[str, int] = {name: 0 for name in plans}
+    for i, (query, stored) in enumerate(pairs):
+        for name, decision in plans.items():
+            config = semcache.CacheConfig(namespace=f"bench-other-{name}", decision=decision)
+            q, c = f"Case {i} {name}. {query}", f"Case {i} {name}. {stored}"
+            with semcache.Cache(redis_url=url, embedder=embedder, config=config) as writer:
+                writer.store(chat(c), ANSWER)
+            OnnxModel.forget_shared()
+            held.clear()
+            with semcache.Cache(redis_url=url, embedder=embedder, config=config) as reader:
+                result = reader.lookup(chat(q))
+                reader.flush()
+            times[name].append(result.lookup_ms)
+            verified[name] += any(check == "verifier" for check, _ in result.checks)
+    out: dict[str, Any] = {}
+    guard = pct(times["guard"], 0.5)
+    for name in ("state_stored", "no_state"):
+        row = summary(times[name])
+        row["verified_share"] = verified[name] / len(pairs)
+        row["added_p50_ms"] = pct(times[name], 0.5) - guard
+        out[f"other_process_{name}"] = row
+    out["other_process_guard"] = summary(times["guard"])
     return out
 
 
@@ -497,6 +547,11 @@ def main() -> None:
                   f"embedding, p99 {row['p99_ms']:.2f} ms")  # fmt: skip
         print("  the new candidate's case against embedding the candidate itself: "
               f"{cost['query_just_embedded_candidate_new']['p50_ratio_to_embedding_the_candidate']:.2f}x")  # fmt: skip
+        for name in ("other_process_state_stored", "other_process_no_state"):
+            row = cost[name]
+            print(f"  {name}: verified {row['verified_share']:.0%}; p50 {row['p50_ms']:.2f} ms, "
+                  f"added p50 {row['added_p50_ms']:.2f} ms against the guard alone "
+                  f"(x{row['added_p50_ms'] / fl['embed_one']['p50_ms']:.2f} of one embedding)")  # fmt: skip
         for name in ("guard_and_verifier", "guard_and_verifier_every"):
             row = cost[name]
             print(f"  {name}: verified {row['verified_share']:.0%} of new lookups; added p50 "

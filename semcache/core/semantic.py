@@ -259,7 +259,7 @@ class SemanticLayer:
             digest = doc.rsplit(":", 1)[-1]
             found = text(fields.get("text", b""))
             raw = fields.get("entry", b"")
-            candidates.append(Candidate(digest, similarity, None, found, fields, raw=raw))
+            candidates.append(Candidate(digest, similarity, None, found, fields, raw=raw, key=doc))
         candidates.sort(key=lambda c: -c.similarity)
         return candidates
 
@@ -281,4 +281,7 @@ class SemanticLayer:
             ("tenant", plan.tenant_tag), ("emb", self.embeddings.tag), ("text", plan.text),
             ("entry", value), ("created", repr(self.planner.clock())),
         )  # fmt: skip
+        wanted = getattr(self.decision, "document_fields", None)
+        if wanted is not None:
+            fields += tuple(wanted(plan.text))
         return commands.put_document(plan.doc_key, fields, ttl_ms)

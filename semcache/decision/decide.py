@@ -13,7 +13,7 @@ import logging
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from semcache.core.ops import Call
+from semcache.core.ops import Call, Commands
 from semcache.decision.guard import Guard
 from semcache.decision.opinion import SecondOpinion
 from semcache.decision.protocol import Candidate as Candidate
@@ -21,6 +21,10 @@ from semcache.decision.protocol import Decision as Decision
 from semcache.decision.protocol import Verdict as Verdict
 from semcache.decision.thresholds import PerEntryThresholds, decode
 from semcache.decision.verifier import EXTRA, Verifier, verifier_runtime
+from semcache.redis import commands
+
+TOKENS = "tok"
+"""The document field holding the verifier's token state of the entry's text."""
 
 log = logging.getLogger("semcache")
 
@@ -87,6 +91,19 @@ class GuardedDecision:
             f"GuardedDecision(guard={self.guard!r}, per_entry={self.per_entry!r}, "
             f"opinion={self.opinion!r}, verifier={self.verifier!r})"
         )
+
+    def document_fields(self, text: str) -> tuple[tuple[str, bytes], ...]:
+        """What an entry of ``text`` stores for this decision: the verifier's token state of the
+        text when the store's embedding has just run the model on it (nothing otherwise), so a
+        lookup in another process scores the entry without running the model on it."""
+        if self.verifier is None:
+            return ()
+        try:
+            packed = self.verifier.packed(text)
+        except Exception as exc:  # a store never fails over what only saves a later lookup time
+            log.debug("semcache: no token state stored for the verifier: %s", exc)
+            return ()
+        return ((TOKENS, packed),) if packed else ()
 
     def floor(self, threshold: float) -> float:
         """The lowest similarity this decision can accept at ``threshold`` (the bands' low end)."""
@@ -159,6 +176,9 @@ class GuardedDecision:
         in memory is read here."""
         verifier = self.verifier
         assert verifier is not None
+        stored = candidate.key is not None and verifier.kind == "alignment"
+        if stored and not verifier.in_memory(query, candidate.text):
+            yield from self._read_state(candidate)
         try:
             if verifier.in_memory(query, candidate.text):
                 p = verifier.score(query, [candidate.text])[0]
@@ -172,6 +192,18 @@ class GuardedDecision:
         ok = p >= verifier.threshold
         checks.append(("verifier", f"{p:.4f} {'>=' if ok else '<'} {verifier.threshold:.4f}"))
         return ok
+
+    def _read_state(self, candidate: Candidate) -> Generator[Any, Any, None]:
+        """The candidate's stored token state (:meth:`document_fields`), one HGET, for the
+        verifier to score it without a model run. Without it (an entry stored before, or by a
+        process that did not run the model; Redis failing; a corrupt field) the model runs."""
+        assert self.verifier is not None and candidate.key is not None
+        try:
+            (blob,) = yield Commands((commands.field(candidate.key, TOKENS),))
+            if blob is not None and not self.verifier.hold(candidate.text, blob):
+                log.debug("semcache: unreadable token state in %s; the model runs", candidate.key)
+        except Exception as exc:  # the model's run answers as it did before the field existed
+            log.debug("semcache: token state of %s not read: %s", candidate.key, exc)
 
     def _ask(
         self, query: str, candidate: Candidate, checks: list[tuple[str, str]]

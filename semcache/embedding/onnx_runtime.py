@@ -112,6 +112,13 @@ class OnnxModel:
         for model in models:
             model.recent.clear()
 
+    @classmethod
+    def ran(cls, text: str) -> bool:
+        """Whether a shared model remembers the token rows of ``text`` (:attr:`recent`)."""
+        with _SHARED_LOCK:
+            models = list(_SHARED.values())
+        return any(text in model.recent for model in models)
+
     def load(self) -> OnnxModel:
         """Read the tokenizer, the graph and its weights now (idempotent)."""
         with self._lock:

@@ -116,6 +116,11 @@ def needs_routing(command: Command) -> bool:
     return bool(command[0] == "FT.CREATE")
 
 
+def field(key: str, name: str) -> Command:
+    """One field of a hash (a semantic document's)."""
+    return ("HGET", key, name)
+
+
 def unlink(key: str) -> Command:
     return ("UNLINK", key)
 

@@ -159,7 +159,8 @@ def test_a_vector_another_process_embedded_is_searched_in_the_same_round_trip(
         counted = Counted(other._executor)
         result = other.lookup(chat(ASKED))
         assert result.layer == "semantic" and result.response == answer("link")
-        assert counted.batches == [[*GETS, "EVALSHA_RO"]] and counted.embedded == []
+        # then the entry's token state for the verifier (none: its embedder is not the model's)
+        assert counted.batches == [[*GETS, "EVALSHA_RO"], ["HGET"]] and counted.embedded == []
         assert not result.embedded
         counted.batches.clear()
         assert other.lookup(chat(ASKED)).response == answer("link")  # the vector is in its memory
@@ -239,7 +240,8 @@ def test_a_server_that_refuses_scripts_gets_plain_reads_and_no_outage(
                 result = limited.lookup(chat(ASKED))
                 assert result.layer == "semantic" and result.response == answer("link")
                 limited._core.embeddings.forget()
-            assert counted.batches == [[*GETS, "EVALSHA_RO"], ["SET", "FT.SEARCH"],
+            # (the HGET: the verifier's token state of the entry, which its embedder left out)
+            assert counted.batches == [[*GETS, "EVALSHA_RO"], ["SET", "FT.SEARCH"], ["HGET"],
                                        [*GETS, "GET"], ["FT.SEARCH"],
                                        [*GETS, "GET"], ["FT.SEARCH"]]  # fmt: skip
             assert limited.available and not limited._core.scripts

@@ -79,9 +79,14 @@ def test_the_embedder_and_the_verifier_share_one_model_and_its_recent_texts(
     assert text in model._model.recent
     (state,) = model.states([text])
     assert float(state.sentence @ vector) == pytest.approx(1.0, abs=1e-4)  # float16 rows kept
-    bulk = [f"bulk text number {i}" for i in range(20)]
-    embedder.embed(bulk)  # a bulk load is not remembered
+    from semcache.embedding.onnx import KEEP_BATCH
+
+    bulk = [f"bulk text number {i}" for i in range(KEEP_BATCH + 1)]
+    embedder.embed(bulk)  # a bulk load past a warm batch is not remembered
     assert not any(t in model._model.recent for t in bulk)
+    batch = bulk[:20]
+    embedder.embed(batch)  # a warm batch is: its entries keep the verifier's state
+    assert all(t in model._model.recent for t in batch)
 
 
 def test_a_text_without_content_tokens_still_scores(model: TokenModel) -> None:
