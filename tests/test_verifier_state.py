@@ -16,7 +16,7 @@ from semcache import AsyncCache, Cache, CacheConfig, Verifier
 from semcache.core.ops import Call, Commands, drive
 from semcache.core.types import Entry
 from semcache.decision.alignment import PACKED, TokenState, pack, unpack
-from semcache.decision.decide import TOKENS, Candidate, GuardedDecision
+from semcache.decision.decide import HAS_TOKENS, TOKENS, Candidate, GuardedDecision
 from semcache.embedding.onnx_runtime import OnnxModel
 from tests.conftest import answer, chat
 
@@ -193,7 +193,9 @@ def test_a_failed_read_of_the_state_runs_the_model(redis_url: str, namespace: st
     client = redis.Redis.from_url(redis_url)
     key = f"semcache-test:{namespace}:a-string"
     client.set(key, "not a hash")
-    candidate = Candidate("d", 0.92, Entry(response={}, kind="chat", model="m"), text, {}, key=key)
+    marked = {HAS_TOKENS: b"1"}  # its search row says it has a state
+    candidate = Candidate("d", 0.92, Entry(response={}, kind="chat", model="m"), text, marked,
+                          key=key)  # fmt: skip
     sent: list[tuple[Any, ...]] = []
 
     def real(op: Any) -> Any:
@@ -222,6 +224,53 @@ def test_a_failed_read_of_the_state_runs_the_model(redis_url: str, namespace: st
         client.delete(key)
         client.close()
         OnnxModel.forget_shared()
+
+
+def test_an_entry_without_a_state_is_never_read_and_a_mark_without_one_costs_only_the_read(
+    redis_url: str, namespace: str, embedder: semcache.Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search row says whether the entry holds a state: an entry stored with the caller's
+    vector (no model run, no state) costs a lookup elsewhere no HGET; a state whose mark is gone
+    is not read; a mark whose state is gone costs the read, and the model runs."""
+    query, text = PARAPHRASE
+    OnnxModel.forget_shared()
+    vector = embedder.embed([text])[0]
+    OnnxModel.forget_shared()  # the model never ran on the text in the storing process
+    sent: list[str] = []
+    import semcache.redis.executor as executor
+
+    original = executor._bulk
+
+    def spy(client: Any, batch: tuple[Any, ...], lane: Any) -> list[Any]:
+        sent.extend(str(command[0]) for command in batch)
+        return original(client, batch, lane)
+
+    monkeypatch.setattr(executor, "_bulk", spy)
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as writer:
+        writer.store(chat(text), answer("Eat less."), vector=vector)
+        key = document_key(writer)
+        assert (
+            writer.client.hget(key, TOKENS) is None and writer.client.hget(key, HAS_TOKENS) is None
+        )
+        for state, mark, reads in (
+            (None, None, False),
+            (b"state", None, False),
+            (None, b"1", True),
+        ):
+            for field, value in ((TOKENS, state), (HAS_TOKENS, mark)):
+                if value is None:
+                    writer.client.hdel(key, field)
+                else:
+                    writer.client.hset(key, field, value)
+            OnnxModel.forget_shared()
+            ran = model_runs(Verifier(), monkeypatch)
+            with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as reader:
+                sent.clear()
+                result = reader.lookup(chat(query))
+            assert result.layer == "semantic" and "verifier" in dict(result.checks)
+            assert ("HGET" in sent) is reads, (state, mark)
+            assert sorted(ran) == sorted([query, text]), (state, mark)  # the model ran on both
+        writer.flush()
 
 
 def test_the_stored_form_keeps_ids_and_vectors_and_refuses_what_is_not_one() -> None:

@@ -25,6 +25,10 @@ from semcache.redis import commands
 
 TOKENS = "tok"
 """The document field holding the verifier's token state of the entry's text."""
+HAS_TOKENS = "tkn"
+"""A one-byte document field saying the entry holds :data:`TOKENS`. The search returns it (the
+state itself, ~5 KB, it does not), so a lookup reads the state only of an entry that has one: an
+entry stored with a caller's vector, by a remote embedder or past ``state_tokens`` costs no read."""
 
 log = logging.getLogger("semcache")
 
@@ -84,7 +88,11 @@ class GuardedDecision:
         self.per_entry = per_entry
         self.opinion = opinion
         self.verifier = verifier
-        self.return_fields: tuple[str, ...] = ("fb",) if per_entry else ()
+        reads_state = verifier is not None and verifier.kind == "alignment"
+        self.return_fields: tuple[str, ...] = (
+            *(("fb",) if per_entry else ()),
+            *((HAS_TOKENS,) if reads_state else ()),
+        )
 
     def __repr__(self) -> str:
         return (
@@ -103,7 +111,7 @@ class GuardedDecision:
         except Exception as exc:  # a store never fails over what only saves a later lookup time
             log.debug("semcache: no token state stored for the verifier: %s", exc)
             return ()
-        return ((TOKENS, packed),) if packed else ()
+        return ((TOKENS, packed), (HAS_TOKENS, b"1")) if packed else ()
 
     def floor(self, threshold: float) -> float:
         """The lowest similarity this decision can accept at ``threshold`` (the bands' low end)."""
@@ -176,8 +184,8 @@ class GuardedDecision:
         in memory is read here."""
         verifier = self.verifier
         assert verifier is not None
-        stored = candidate.key is not None and verifier.kind == "alignment"
-        if stored and not verifier.in_memory(query, candidate.text):
+        stored = verifier.kind == "alignment" and bool(candidate.fields.get(HAS_TOKENS))
+        if stored and candidate.key and not verifier.in_memory(query, candidate.text):
             yield from self._read_state(candidate)
         try:
             if verifier.in_memory(query, candidate.text):
@@ -195,8 +203,8 @@ class GuardedDecision:
 
     def _read_state(self, candidate: Candidate) -> Generator[Any, Any, None]:
         """The candidate's stored token state (:meth:`document_fields`), one HGET, for the
-        verifier to score it without a model run. Without it (an entry stored before, or by a
-        process that did not run the model; Redis failing; a corrupt field) the model runs."""
+        verifier to score it without a model run; sent only for an entry whose search row says it
+        has one (:data:`HAS_TOKENS`). Redis failing or a corrupt field: the model runs."""
         assert self.verifier is not None and candidate.key is not None
         try:
             (blob,) = yield Commands((commands.field(candidate.key, TOKENS),))

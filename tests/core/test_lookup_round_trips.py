@@ -159,7 +159,7 @@ def test_a_vector_another_process_embedded_is_searched_in_the_same_round_trip(
         counted = Counted(other._executor)
         result = other.lookup(chat(ASKED))
         assert result.layer == "semantic" and result.response == answer("link")
-        # then the entry's token state for the verifier (none: its embedder is not the model's)
+        # then the entry's token state for the verifier (its search row says it holds one)
         assert counted.batches == [[*GETS, "EVALSHA_RO"], ["HGET"]] and counted.embedded == []
         assert not result.embedded
         counted.batches.clear()
@@ -240,7 +240,7 @@ def test_a_server_that_refuses_scripts_gets_plain_reads_and_no_outage(
                 result = limited.lookup(chat(ASKED))
                 assert result.layer == "semantic" and result.response == answer("link")
                 limited._core.embeddings.forget()
-            # (the HGET: the verifier's token state of the entry, which its embedder left out)
+            # (the HGET: the verifier's token state the entry holds, read once by this verifier)
             assert counted.batches == [[*GETS, "EVALSHA_RO"], ["SET", "FT.SEARCH"], ["HGET"],
                                        [*GETS, "GET"], ["FT.SEARCH"],
                                        [*GETS, "GET"], ["FT.SEARCH"]]  # fmt: skip
