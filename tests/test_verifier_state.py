@@ -124,6 +124,28 @@ def test_a_bulk_load_of_a_warm_batch_stores_each_entrys_state(
     assert all(state is not None and state.startswith(PACKED) for state in states)
 
 
+def test_a_bulk_load_past_the_models_memory_stores_every_entrys_state(
+    redis_url: str, namespace: str, embedder: semcache.Embedder
+) -> None:
+    """More texts than the model remembers (512) in one ``store_many``: each is embedded and its
+    document written while its token rows are still in memory, so every entry holds its state, as
+    a ``store`` of it would (before, the first ones had none)."""
+    texts = [f"How do I renew licence {i} of the {kind} plan?" for i in range(300)
+             for kind in ("basic", "team")]  # fmt: skip
+    OnnxModel.forget_shared()
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as cache:
+        assert cache.store_many([(chat(t), answer("Renew it.")) for t in texts]) == len(texts)
+        pipe = cache.client.pipeline(transaction=False)
+        for t in texts:
+            pipe.hmget(cache.plan(chat(t)).doc_key, [TOKENS, HAS_TOKENS])
+        rows = pipe.execute()
+        cache.flush()
+    assert len(rows) == 600 > 512
+    assert all(
+        state is not None and state.startswith(PACKED) and mark == b"1" for state, mark in rows
+    )
+
+
 def test_state_tokens_bounds_the_texts_whose_state_an_entry_stores(
     redis_url: str, namespace: str, embedder: semcache.Embedder
 ) -> None:

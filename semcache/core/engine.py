@@ -40,6 +40,9 @@ TTL = float | None | Literal["default"]
 Command = tuple[Any, ...]
 
 
+STORE_CHUNK = 256
+"""Entries of a ``store_many`` embedded per step: the local model remembers the token rows of its
+last 512 texts, so a chunk's are all in memory when its documents take the verifier's state."""
 WORTH_SCRIPTING = 0.1
 """The share of vector-unknown lookups that must find their vector in Redis behind an exact miss
 for the lookup script to go: it saves ~300 µs on those and costs ~30 µs on the others."""
@@ -383,8 +386,10 @@ class Core:
         tags: Iterable[str] = (),
         vectors: Sequence[Vectors | None] = (),
     ) -> Flow[int]:
-        """Store many (plan, response) pairs: one batched embedding of their semantic texts through
-        the embedding cache, then one pipeline of writes (the embedding cache's with them). Returns
+        """Store many (plan, response) pairs: batched embeddings of their semantic texts through the
+        embedding cache, :data:`STORE_CHUNK` at a time (each chunk's documents built while the
+        model still remembers its texts, so they keep the verifier's token state), then one
+        pipeline of writes (the embedding cache's with them). Returns
         how many pairs Redis took in every layer they use: a failure to embed, or of Redis, fails
         the batch rather than leave it in the exact layer only. ``vectors``: the callers' own
         (checked) embeddings, one per pair or None where the embedder makes it (empty: all)."""
@@ -394,20 +399,26 @@ class Core:
         kept = [i for i, (p, _) in enumerate(items) if not self.planner.bypass_reason(p)]
         items, given = [items[i] for i in kept], [given[i] for i in kept]
         tags = tuple(tags)
-        found, batch = yield from self._batch_vectors(
-            [plan for (plan, _), vector in zip(items, given, strict=True) if vector is None]
-        )
         yield from self._ensure_indexes([plan for plan, _ in items])
-        owners: list[int] = [-1] * len(batch)  # embedding-cache writes: a cache, no entry's
-        for i, ((plan, response), vector) in enumerate(zip(items, given, strict=True)):
-            entry = self._entry(plan, response, self.entry_ttl_ms(ttl), tags)
-            if plan.skip_semantic is not None:
-                vector = None
-            elif vector is None:
-                vector = found.get(vector_id(plan.text, plan.tenant))
-            rows = self._entry_commands(plan, entry, vector)
-            batch += rows
-            owners += [i] * len(rows)
+        batch: list[Command] = []
+        owners: list[int] = []  # the entry each write is for (-1: the embedding cache's)
+        for lo in range(0, len(items), STORE_CHUNK):
+            part = range(lo, min(lo + STORE_CHUNK, len(items)))
+            found, writes = yield from self._batch_vectors(
+                [items[i][0] for i in part if given[i] is None]
+            )
+            batch += writes
+            owners += [-1] * len(writes)
+            for i in part:
+                (plan, response), vector = items[i], given[i]
+                entry = self._entry(plan, response, self.entry_ttl_ms(ttl), tags)
+                if plan.skip_semantic is not None:
+                    vector = None
+                elif vector is None:
+                    vector = found.get(vector_id(plan.text, plan.tenant))
+                rows = self._entry_commands(plan, entry, vector)
+                batch += rows
+                owners += [i] * len(rows)
         replies = yield Commands(tuple(batch))
         failed = {i for i, r in zip(owners, replies, strict=True) if isinstance(r, Exception)}
         failed.discard(-1)
