@@ -483,7 +483,8 @@ class Layers(Base[E, C]):
         vectors: Sequence[Sequence[float] | npt.NDArray[Any] | None] | None = None,
     ) -> Flow[int]:
         """Store many ``(request, response)`` pairs at once: their semantic texts are embedded in
-        one batch (through the embedding cache) and every write goes in one pipeline. Returns how
+        batches of 256 (through the embedding cache) and every write goes in one pipeline, after
+        the last batch: an embedder failing midway stores none of them. Returns how
         many pairs Redis took in every layer they use (a pair not counted is not stored: store it
         again). Raises InvalidRequestError, before any I/O, for a malformed request or vector.
 

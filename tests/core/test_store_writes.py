@@ -199,3 +199,35 @@ def test_async_store_many_of_a_big_batch(redis_url: str, namespace: str) -> None
             return [r.layer for r in found]
 
     assert asyncio.run(run()) == ["exact", "exact"]
+
+
+def test_a_bulk_load_whose_embedder_fails_midway_stores_nothing(
+    redis_url: str, namespace: str
+) -> None:
+    """``store_many`` embeds 256 entries at a time: the embedder failing on the second chunk,
+    after the first was embedded, leaves no entry of the batch in any layer (none in the exact
+    layer only, none of the first chunk) and reports 0."""
+    calls: list[int] = []
+    failing = [True]
+    inner = hash_embedder(DIM)
+
+    def flaky(texts: Sequence[str]) -> np.ndarray:
+        calls.append(len(texts))
+        if failing[0] and len(calls) == 2:
+            raise RuntimeError("the embedding service went away")
+        return inner.embed(list(texts))
+
+    embedder = semcache.CallableEmbedder(flaky, model_id="test-hash", dimension=DIM)
+    pairs = [(chat(f"bulk question {i}"), answer(f"a{i}")) for i in range(600)]
+    with semcache.Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as cache:
+        assert cache.store_many(pairs) == 0
+        assert calls[:2] == [256, 256]
+        keys = [k for k in cache.client.scan_iter(f"*{namespace}*") if b":x:" in k or b":s:" in k]
+        assert keys == []
+        calls.clear()
+        failing[0] = False
+        assert cache.available  # an embedder's failure is not Redis failing
+        assert cache.store_many(pairs) == 600  # the same batch again, the embedder back
+        assert calls == [256, 88]  # the first chunk's vectors: in memory from the failed try
+        assert all(cache.lookup(q).layer == "exact" for q, _ in pairs[::50])
+        cache.flush()
