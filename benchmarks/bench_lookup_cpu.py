@@ -9,8 +9,8 @@ the whole ``cache.lookup`` call; CPU is the calling thread's. On a shared machin
 with the load, so each path is also given against its floor measured beside it, and the trees are
 compared on those ratios too (the steadier figure).
 
-Usage: python benchmarks/bench_lookup_cpu.py [--ref main] [--rounds 3]
-(writes benchmarks/results/lookup_cpu.json with the load average)
+Usage: python benchmarks/bench_lookup_cpu.py [--ref main] [--rounds 3] [--out FILE]
+(writes benchmarks/results/lookup_cpu.json, or FILE, with the load average)
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ref", default="main", help="the git ref to compare with")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", default=str(RESULTS), help="the results file")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from semcache.server import EmbeddedServer
@@ -163,10 +164,11 @@ def main() -> None:
         "versus": versus,
         "rounds": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({"this": this, args.ref: ref, "versus": versus}, indent=1))
-    print(f"load average {load}; wrote {RESULTS}")
+    print(f"load average {load}; wrote {out}")
 
 
 if __name__ == "__main__":
