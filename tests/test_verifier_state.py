@@ -295,6 +295,84 @@ def test_an_entry_without_a_state_is_never_read_and_a_mark_without_one_costs_onl
         writer.flush()
 
 
+def stateless_entry(redis_url: str, namespace: str, embedder: semcache.Embedder,
+                    text: str) -> str:  # fmt: skip
+    """An entry stored with the caller's vector (no model run, no state), a TTL on it; its
+    document's key. The model's memory of texts is dropped, as in another process."""
+    OnnxModel.forget_shared()
+    vector = embedder.embed([text])[0]
+    OnnxModel.forget_shared()
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace, ttl=600) as writer:
+        writer.store(chat(text), answer("Eat less."), vector=vector)
+        key = document_key(writer)
+    assert redis.Redis.from_url(redis_url).hget(key, TOKENS) is None
+    return key
+
+
+def test_the_first_lookup_that_runs_the_model_on_a_stateless_entry_stores_its_state(
+    redis_url: str, namespace: str, embedder: semcache.Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verifier ran the model on a candidate whose document has no state: the state it made
+    goes to the document (with a later round trip, the TTL kept), so the next process reads it."""
+    query, text = PARAPHRASE
+    key = stateless_entry(redis_url, namespace, embedder, text)
+    client = redis.Redis.from_url(redis_url)
+    ran = model_runs(Verifier(), monkeypatch)
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as first:
+        assert first.lookup(chat(query)).layer == "semantic"
+        assert sorted(ran) == sorted([query, text])
+    blob, mark = client.hmget(key, [TOKENS, HAS_TOKENS])
+    assert blob is not None and blob.startswith(PACKED) and mark == b"1"
+    assert 0 < client.pttl(key) <= 600_000
+    OnnxModel.forget_shared()
+    ran = model_runs(Verifier(), monkeypatch)
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as second:
+        result = second.lookup(chat(query))
+        assert result.layer == "semantic" and result.response == answer("Eat less.")
+        assert ran == [query]  # the candidate's state came from Redis
+        second.flush()
+    client.close()
+
+
+async def test_the_async_cache_stores_a_learned_state_too(
+    redis_url: str, namespace: str, embedder: semcache.Embedder
+) -> None:
+    query, text = PARAPHRASE
+    key = stateless_entry(redis_url, namespace, embedder, text)
+    OnnxModel.forget_shared()
+    async with AsyncCache(redis_url=redis_url, embedder=embedder, namespace=namespace) as cache:
+        assert (await cache.lookup(chat(query))).layer == "semantic"
+        await cache.lookup(chat("What is the capital of Peru?"))  # the next round trip
+        blob, mark = await cache.client.hmget(key, [TOKENS, HAS_TOKENS])
+        assert blob is not None and blob.startswith(PACKED) and mark == b"1"
+        await cache.flush()
+
+
+@pytest.mark.parametrize("case", ["removed meanwhile", "read-only cache"])
+def test_a_learned_state_never_makes_a_document_again_nor_writes_from_a_read_only_cache(
+    redis_url: str, namespace: str, embedder: semcache.Embedder, case: str
+) -> None:
+    """The state's write waits for a later round trip: a document invalidated meanwhile is not
+    made again by it (no key without a vector, no TTL); a read-only cache never writes it."""
+    query, text = PARAPHRASE
+    key = stateless_entry(redis_url, namespace, embedder, text)
+    client = redis.Redis.from_url(redis_url)
+    config = CacheConfig(namespace=namespace, read_only=case == "read-only cache")
+    OnnxModel.forget_shared()
+    with Cache(redis_url=redis_url, embedder=embedder, config=config) as reader:
+        assert reader.lookup(chat(query)).layer == "semantic"
+        if case == "removed meanwhile":
+            assert client.delete(key) == 1
+        reader.lookup(chat("What is the capital of Peru?"))  # the next round trip
+    if case == "removed meanwhile":
+        assert client.exists(key) == 0
+    else:
+        assert client.exists(key) == 1 and client.hget(key, TOKENS) is None
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as cache:
+        cache.flush()
+    client.close()
+
+
 def test_the_stored_form_keeps_ids_and_vectors_and_refuses_what_is_not_one() -> None:
     rng = np.random.default_rng(3)
     idf = rng.random(30522).astype(np.float32)

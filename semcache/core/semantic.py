@@ -13,7 +13,7 @@ from semcache._errors import DimensionMismatchError
 from semcache.core.config import CacheConfig
 from semcache.core.embeddings import EmbeddingCache
 from semcache.core.hybrid import HybridPlans
-from semcache.core.ops import Commands, Flow
+from semcache.core.ops import Commands, Defer, Flow
 from semcache.core.plan import Plan, Planner
 from semcache.core.types import Entry, LookupResult
 from semcache.decision.protocol import Candidate, Decision, Verdict
@@ -211,6 +211,10 @@ class SemanticLayer:
         over the rest (entries are decoded only once chosen)."""
         while candidates:
             verdict = yield from self.decision.decide(plan.text, candidates, plan.threshold)
+            if verdict.learned and not self.config.read_only:  # with the next round trip
+                yield Defer(
+                    tuple(commands.add_fields(key, fields) for key, fields in verdict.learned)
+                )
             chosen = verdict.accepted
             entry = chosen.decoded() if chosen is not None else None
             if chosen is not None and entry is None:

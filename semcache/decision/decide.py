@@ -13,6 +13,7 @@ import logging
 from collections.abc import Generator, Sequence
 from typing import Any
 
+from semcache.core.lru import LRU
 from semcache.core.ops import Call, Commands
 from semcache.decision.guard import Guard
 from semcache.decision.opinion import SecondOpinion
@@ -25,6 +26,8 @@ from semcache.redis import commands
 
 TOKENS = "tok"
 """The document field holding the verifier's token state of the entry's text."""
+OFFERED = 4096
+"""Documents a process remembers having offered a token state (:meth:`GuardedDecision._learn`)."""
 HAS_TOKENS = "tkn"
 """A one-byte document field saying the entry holds :data:`TOKENS`. The search returns it (the
 state itself, ~5 KB, it does not), so a lookup reads the state only of an entry that has one: an
@@ -93,6 +96,7 @@ class GuardedDecision:
             *(("fb",) if per_entry else ()),
             *((HAS_TOKENS,) if reads_state else ()),
         )
+        self._offered: LRU[str, bool] = LRU(OFFERED)  # documents given a state by this process
 
     def __repr__(self) -> str:
         return (
@@ -122,17 +126,19 @@ class GuardedDecision:
         self, query: str, candidates: Sequence[Candidate], threshold: float
     ) -> Generator[Any, Any, Verdict]:
         checks: list[tuple[str, str]] = []
+        learned: list[tuple[str, tuple[tuple[str, bytes], ...]]] = []
         reason = "below-threshold"
         chosen = None
         for candidate in candidates:
-            outcome = yield from self._judge(query, candidate, threshold, checks)
+            outcome = yield from self._judge(query, candidate, threshold, checks, learned)
             if outcome is None:
                 chosen, reason = candidate, "accepted"
                 break
             reason = outcome
         calls = sum(1 for name, _ in checks if self.opinion and name == self.opinion.name)
         cost = calls * self.opinion.cost_usd if self.opinion else 0.0
-        return Verdict(chosen, reason, tuple(checks), judge_calls=calls, judge_usd=cost)
+        return Verdict(chosen, reason, tuple(checks), judge_calls=calls, judge_usd=cost,
+                       learned=tuple(learned))  # fmt: skip
 
     def _cutoff(
         self, candidate: Candidate, threshold: float, checks: list[tuple[str, str]]
@@ -147,7 +153,12 @@ class GuardedDecision:
         return cutoff
 
     def _judge(
-        self, query: str, candidate: Candidate, threshold: float, checks: list[tuple[str, str]]
+        self,
+        query: str,
+        candidate: Candidate,
+        threshold: float,
+        checks: list[tuple[str, str]],
+        learned: list[tuple[str, tuple[tuple[str, bytes], ...]]],
     ) -> Generator[Any, Any, str | None]:
         """None when the candidate is accepted, else why it was rejected."""
         cutoff = self._cutoff(candidate, threshold, checks)
@@ -170,18 +181,23 @@ class GuardedDecision:
             if why:
                 return "guard"
         in_band = self.verifier is not None and v_low <= s < v_high
-        if in_band and not (yield from self._verify(query, candidate, checks)):
+        if in_band and not (yield from self._verify(query, candidate, checks, learned)):
             return "verifier"
         if self.opinion is not None and o_low <= s < o_high:
             return (yield from self._ask(query, candidate, checks))
         return None
 
     def _verify(
-        self, query: str, candidate: Candidate, checks: list[tuple[str, str]]
+        self,
+        query: str,
+        candidate: Candidate,
+        checks: list[tuple[str, str]],
+        learned: list[tuple[str, tuple[tuple[str, bytes], ...]]],
     ) -> Generator[Any, Any, bool]:
         """The verifier's verdict. A score that needs a model run (milliseconds) is a local
         :class:`Call`: the async cache runs it on a worker thread, not in its event loop; one known
-        in memory is read here."""
+        in memory is read here. A candidate whose document holds no token state gets the one this
+        scoring ran (``learned``), so the next process to meet it reads it instead of the model."""
         verifier = self.verifier
         assert verifier is not None
         stored = verifier.kind == "alignment" and bool(candidate.fields.get(HAS_TOKENS))
@@ -199,7 +215,22 @@ class GuardedDecision:
             return False
         ok = p >= verifier.threshold
         checks.append(("verifier", f"{p:.4f} {'>=' if ok else '<'} {verifier.threshold:.4f}"))
+        if candidate.key and not stored and verifier.kind == "alignment":
+            self._learn(candidate.key, candidate.text, learned)
         return ok
+
+    def _learn(
+        self, key: str, text: str, learned: list[tuple[str, tuple[tuple[str, bytes], ...]]]
+    ) -> None:
+        """Offer the document ``key`` the token state of ``text``, once per process and document
+        (until :data:`OFFERED` others push it out): the write goes with a later round trip, and
+        until it lands the search row still says there is none."""
+        if key in self._offered:
+            return
+        fields = self.document_fields(text)
+        if fields:
+            self._offered.put(key, True)
+            learned.append((key, fields))
 
     def _read_state(self, candidate: Candidate) -> Generator[Any, Any, None]:
         """The candidate's stored token state (:meth:`document_fields`), one HGET, for the

@@ -75,6 +75,10 @@ class Verdict:
     """Calls made to a second opinion (a judge) for this decision."""
     judge_usd: float = 0.0
     """What those calls cost, for the accounting."""
+    learned: tuple[tuple[str, tuple[tuple[str, bytes], ...]], ...] = ()
+    """Fields the decision worked out for documents it read, ``(document key, fields)``: the
+    verifier's token state of a candidate whose document had none. The semantic layer adds them to
+    those documents that still exist (not in a read-only cache)."""
 
 
 @runtime_checkable

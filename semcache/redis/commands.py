@@ -8,7 +8,7 @@ Every command names its key first, so a cluster pipeline routes each to the node
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from semcache.redis.keys import Keys
@@ -21,6 +21,12 @@ Command = tuple[Any, ...]
 # Delete the lock only if it still holds our token (a slow leader must not free another's lock).
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+#: Fields added to a hash only while it exists: a deleted or expired document is not made again.
+ADD_TO_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], unpack(ARGV)) end
 return 0
 """
 
@@ -119,6 +125,12 @@ def needs_routing(command: Command) -> bool:
 def field(key: str, name: str) -> Command:
     """One field of a hash (a semantic document's)."""
     return ("HGET", key, name)
+
+
+def add_fields(key: str, fields: Sequence[tuple[str, Any]]) -> Command:
+    """HSET of ``fields`` on the hash ``key`` only if it exists (its TTL kept): what the decision
+    stage learned about a document it read, never a document an invalidation removed meanwhile."""
+    return ("EVAL", ADD_TO_EXISTING, 1, key, *(part for pair in fields for part in pair))
 
 
 def unlink(key: str) -> Command:
