@@ -19,6 +19,7 @@ from semcache.decision.guard import Guard
 from semcache.decision.opinion import SecondOpinion
 from semcache.decision.protocol import Candidate as Candidate
 from semcache.decision.protocol import Decision as Decision
+from semcache.decision.protocol import Fields
 from semcache.decision.protocol import Verdict as Verdict
 from semcache.decision.thresholds import PerEntryThresholds, decode
 from semcache.decision.verifier import EXTRA, Verifier, verifier_runtime
@@ -104,7 +105,7 @@ class GuardedDecision:
             f"opinion={self.opinion!r}, verifier={self.verifier!r})"
         )
 
-    def document_fields(self, text: str) -> tuple[tuple[str, bytes], ...]:
+    def document_fields(self, text: str) -> Fields:
         """What an entry of ``text`` stores for this decision: the verifier's token state of the
         text when the store's embedding has just run the model on it (nothing otherwise), so a
         lookup in another process scores the entry without running the model on it."""
@@ -126,7 +127,7 @@ class GuardedDecision:
         self, query: str, candidates: Sequence[Candidate], threshold: float
     ) -> Generator[Any, Any, Verdict]:
         checks: list[tuple[str, str]] = []
-        learned: list[tuple[str, tuple[tuple[str, bytes], ...]]] = []
+        learned: list[tuple[str, Fields]] = []
         reason = "below-threshold"
         chosen = None
         for candidate in candidates:
@@ -158,7 +159,7 @@ class GuardedDecision:
         candidate: Candidate,
         threshold: float,
         checks: list[tuple[str, str]],
-        learned: list[tuple[str, tuple[tuple[str, bytes], ...]]],
+        learned: list[tuple[str, Fields]],
     ) -> Generator[Any, Any, str | None]:
         """None when the candidate is accepted, else why it was rejected."""
         cutoff = self._cutoff(candidate, threshold, checks)
@@ -192,7 +193,7 @@ class GuardedDecision:
         query: str,
         candidate: Candidate,
         checks: list[tuple[str, str]],
-        learned: list[tuple[str, tuple[tuple[str, bytes], ...]]],
+        learned: list[tuple[str, Fields]],
     ) -> Generator[Any, Any, bool]:
         """The verifier's verdict. A score that needs a model run (milliseconds) is a local
         :class:`Call`: the async cache runs it on a worker thread, not in its event loop; one known
@@ -219,9 +220,7 @@ class GuardedDecision:
             self._learn(candidate.key, candidate.text, learned)
         return ok
 
-    def _learn(
-        self, key: str, text: str, learned: list[tuple[str, tuple[tuple[str, bytes], ...]]]
-    ) -> None:
+    def _learn(self, key: str, text: str, learned: list[tuple[str, Fields]]) -> None:
         """Offer the document ``key`` the token state of ``text``, once per process and document
         (until :data:`OFFERED` others push it out): the write goes with a later round trip, and
         until it lands the search row still says there is none."""

@@ -60,6 +60,10 @@ class Candidate:
         return entry
 
 
+Fields = tuple[tuple[str, bytes], ...]
+"""Document fields a decision wants written: ``(name, value)`` pairs."""
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What the decision stage chose, and why.
@@ -75,7 +79,7 @@ class Verdict:
     """Calls made to a second opinion (a judge) for this decision."""
     judge_usd: float = 0.0
     """What those calls cost, for the accounting."""
-    learned: tuple[tuple[str, tuple[tuple[str, bytes], ...]], ...] = ()
+    learned: tuple[tuple[str, Fields], ...] = ()
     """Fields the decision worked out for documents it read, ``(document key, fields)``: the
     verifier's token state of a candidate whose document had none. The semantic layer adds them to
     those documents that still exist (not in a read-only cache)."""
