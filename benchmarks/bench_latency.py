@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import semcache
 from benchmarks.bench_embed import first_lookup
 from semcache.core.types import IndexParams
+from semcache.decision.decide import HAS_TOKENS
 from semcache.embedding.default import default_local_embedder
 from semcache.embedding.onnx_runtime import OnnxModel
 from semcache.redis.commands import create_index, knn
@@ -343,26 +344,39 @@ def other_process(
     """A lookup in a process that did not store the entry: one process stores, the model's memory
     of texts is dropped (as in another worker) and a new cache looks up a new paraphrase, verified.
     With the token state stored (the default) and without it (the model runs on the candidate),
-    interleaved per pair, beside the guard alone on the same texts; the added time is the first
-    lookup's p50 against the guard's."""
+    and for an entry stored without one (the caller's vector) after a first reader verified it
+    (and so wrote the state back), interleaved per pair, beside the guard alone on the same texts;
+    the added time is the lookup's p50 against the guard's."""
     from semcache.embedding.onnx_runtime import OnnxModel
 
     plans: dict[str, semcache.GuardedDecision] = {
         "guard": semcache.GuardedDecision(guard=semcache.Guard()),
         "state_stored": semcache.GuardedDecision(guard=semcache.Guard(), verifier=verifier),
         "no_state": _Stateless(guard=semcache.Guard(), verifier=verifier),
+        "written_back": semcache.GuardedDecision(guard=semcache.Guard(), verifier=verifier),
     }
     held = verifier._load().model.held  # the states the reader read: forgotten as the model's
     times: dict[str, list[float]] = {name: [] for name in plans}
     verified: dict[str, int] = {name: 0 for name in plans}
+    written = 0
     for i, (query, stored) in enumerate(pairs):
         for name, decision in plans.items():
             config = semcache.CacheConfig(namespace=f"bench-other-{name}", decision=decision)
             q, c = f"Case {i} {name}. {query}", f"Case {i} {name}. {stored}"
             with semcache.Cache(redis_url=url, embedder=embedder, config=config) as writer:
-                writer.store(chat(c), ANSWER)
+                if name == "written_back":  # stored with its vector (no state), then verified
+                    given = embedder.embed([c, q])  # by a first reader, which writes it back
+                    OnnxModel.forget_shared()
+                    writer.store(chat(c), ANSWER, vector=given[0])
+                    with semcache.Cache(redis_url=url, embedder=embedder, config=config) as first:
+                        first.lookup(chat(q), vector=given[1])  # its vector not cached in Redis
+                    doc = writer.plan(chat(c)).doc_key
+                    written += writer.client.hget(doc, HAS_TOKENS) is not None
+                else:
+                    writer.store(chat(c), ANSWER)
             OnnxModel.forget_shared()
             held.clear()
+            verifier._recent.clear()  # the pair scores a first reader left: another process's
             with semcache.Cache(redis_url=url, embedder=embedder, config=config) as reader:
                 result = reader.lookup(chat(q))
                 reader.flush()
@@ -370,11 +384,12 @@ def other_process(
             verified[name] += any(check == "verifier" for check, _ in result.checks)
     out: dict[str, Any] = {}
     guard = pct(times["guard"], 0.5)
-    for name in ("state_stored", "no_state"):
+    for name in ("state_stored", "no_state", "written_back"):
         row = summary(times[name])
         row["verified_share"] = verified[name] / len(pairs)
         row["added_p50_ms"] = pct(times[name], 0.5) - guard
         out[f"other_process_{name}"] = row
+    out["other_process_written_back"]["state_written_share"] = written / len(pairs)
     out["other_process_guard"] = summary(times["guard"])
     return out
 
@@ -547,7 +562,8 @@ def main() -> None:
                   f"embedding, p99 {row['p99_ms']:.2f} ms")  # fmt: skip
         print("  the new candidate's case against embedding the candidate itself: "
               f"{cost['query_just_embedded_candidate_new']['p50_ratio_to_embedding_the_candidate']:.2f}x")  # fmt: skip
-        for name in ("other_process_state_stored", "other_process_no_state"):
+        for name in ("other_process_state_stored", "other_process_no_state",
+                     "other_process_written_back"):  # fmt: skip
             row = cost[name]
             print(f"  {name}: verified {row['verified_share']:.0%}; p50 {row['p50_ms']:.2f} ms, "
                   f"added p50 {row['added_p50_ms']:.2f} ms against the guard alone "
