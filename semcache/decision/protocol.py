@@ -89,7 +89,8 @@ class Verdict:
 class Decision(Protocol):
     """Picks one candidate or none. ``return_fields`` names extra document fields it reads; a
     decision may also have ``document_fields(text)``: fields it wants stored in an entry's
-    document (the verifier's token state), read back by key when it needs them."""
+    document (the verifier's token state), read back by key when it needs them, and its verdict
+    may carry such fields for documents it read that lack them (:attr:`Verdict.learned`)."""
 
     return_fields: tuple[str, ...]
 
