@@ -305,7 +305,9 @@ def stateless_entry(redis_url: str, namespace: str, embedder: semcache.Embedder,
     with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace, ttl=600) as writer:
         writer.store(chat(text), answer("Eat less."), vector=vector)
         key = document_key(writer)
-    assert redis.Redis.from_url(redis_url).hget(key, TOKENS) is None
+    client = redis.Redis.from_url(redis_url)
+    assert client.hget(key, TOKENS) is None
+    client.close()
     return key
 
 
