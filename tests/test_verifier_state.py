@@ -395,3 +395,27 @@ def test_the_stored_form_keeps_ids_and_vectors_and_refuses_what_is_not_one() -> 
         if n:
             for name, bad in corruptions(pack(state)).items():
                 assert unpack(bad, idf, 384) is None, name
+
+
+def test_on_a_cluster_a_state_is_written_back_and_read_by_the_next_process(
+    cluster_url: str, namespace: str, embedder: semcache.Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write-back and the read go to the node that owns the document (an EVAL and an HGET of
+    its key), on a 3-master Redis Cluster."""
+    query, text = PARAPHRASE
+    OnnxModel.forget_shared()
+    vector = embedder.embed([text])[0]
+    OnnxModel.forget_shared()
+    with Cache(redis_url=cluster_url, embedder=embedder, namespace=namespace) as writer:
+        writer.store(chat(text), answer("Eat less."), vector=vector)
+        key = writer.plan(chat(text)).doc_key
+        assert writer.client.hget(key, TOKENS) is None
+    with Cache(redis_url=cluster_url, embedder=embedder, namespace=namespace) as first:
+        assert first.lookup(chat(query)).layer == "semantic"
+    OnnxModel.forget_shared()
+    ran = model_runs(Verifier(), monkeypatch)
+    with Cache(redis_url=cluster_url, embedder=embedder, namespace=namespace) as second:
+        assert second.client.hget(key, HAS_TOKENS) == b"1"
+        result = second.lookup(chat(query))
+        assert result.layer == "semantic" and ran == [query]
+        second.flush()
