@@ -208,6 +208,28 @@ def test_a_corrupt_stored_state_costs_a_model_run_not_a_wrong_answer(
             assert fresh.available, name
 
 
+def test_a_corrupt_state_is_replaced_by_the_first_lookup_that_runs_the_model(
+    stored: Callable[..., Cache], monkeypatch: pytest.MonkeyPatch, redis_url: str,
+    embedder: semcache.Embedder,
+) -> None:  # fmt: skip
+    """A state that does not read costs one process the model run; that run's state replaces it,
+    so the next process reads it again (before, every lookup paid the run for good)."""
+    query, text = PARAPHRASE
+    cache = stored(text, "Move more.")
+    key = document_key(cache)
+    good = cache.client.hget(key, TOKENS)
+    cache.client.hset(key, TOKENS, b"\x00\xff" * 40)
+    ran = model_runs(cache.decision.verifier, monkeypatch)
+    for expected in ([query, text], [query]):
+        OnnxModel.forget_shared()
+        ran.clear()
+        with Cache(redis_url=redis_url, embedder=embedder, namespace=cache.namespace) as fresh:
+            assert fresh.lookup(chat(query)).response == answer("Move more.")
+        assert sorted(ran) == sorted(expected)
+        blob = cache.client.hget(key, TOKENS)
+        assert blob is not None and blob.startswith(PACKED) and len(blob) == len(good)
+
+
 def test_a_failed_read_of_the_state_runs_the_model(redis_url: str, namespace: str) -> None:
     """The read answered by an error (a key of another type) or not at all (the connection lost):
     the verifier runs the model and decides as without a stored state."""

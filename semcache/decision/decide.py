@@ -197,13 +197,14 @@ class GuardedDecision:
     ) -> Generator[Any, Any, bool]:
         """The verifier's verdict. A score that needs a model run (milliseconds) is a local
         :class:`Call`: the async cache runs it on a worker thread, not in its event loop; one known
-        in memory is read here. A candidate whose document holds no token state gets the one this
-        scoring ran (``learned``), so the next process to meet it reads it instead of the model."""
+        in memory is read here. A candidate whose document holds no token state, or one that does
+        not read (missing, corrupt), gets the one this scoring ran (``learned``), so the next
+        process to meet it reads it instead of running the model."""
         verifier = self.verifier
         assert verifier is not None
         stored = verifier.kind == "alignment" and bool(candidate.fields.get(HAS_TOKENS))
         if stored and candidate.key and not verifier.in_memory(query, candidate.text):
-            yield from self._read_state(candidate)
+            stored = (yield from self._read_state(candidate)) is not False
         try:
             if verifier.in_memory(query, candidate.text):
                 p = verifier.score(query, [candidate.text])[0]
@@ -231,17 +232,25 @@ class GuardedDecision:
             self._offered.put(key, True)
             learned.append((key, fields))
 
-    def _read_state(self, candidate: Candidate) -> Generator[Any, Any, None]:
+    def _read_state(self, candidate: Candidate) -> Generator[Any, Any, bool | None]:
         """The candidate's stored token state (:meth:`document_fields`), one HGET, for the
         verifier to score it without a model run; sent only for an entry whose search row says it
-        has one (:data:`HAS_TOKENS`). Redis failing or a corrupt field: the model runs."""
+        has one (:data:`HAS_TOKENS`). True when it was read; False when it is missing or corrupt
+        (the model runs, and its state replaces it); None when Redis did not answer the read (the
+        model runs; the stored state may be sound, so it is left)."""
         assert self.verifier is not None and candidate.key is not None
         try:
             (blob,) = yield Commands((commands.field(candidate.key, TOKENS),))
-            if blob is not None and not self.verifier.hold(candidate.text, blob):
-                log.debug("semcache: unreadable token state in %s; the model runs", candidate.key)
         except Exception as exc:  # the model's run answers as it did before the field existed
             log.debug("semcache: token state of %s not read: %s", candidate.key, exc)
+            return None
+        if isinstance(blob, Exception):
+            log.debug("semcache: token state of %s not read: %s", candidate.key, blob)
+            return None
+        if blob is not None and self.verifier.hold(candidate.text, blob):
+            return True
+        log.debug("semcache: no readable token state in %s; the model runs", candidate.key)
+        return False
 
     def _ask(
         self, query: str, candidate: Candidate, checks: list[tuple[str, str]]
