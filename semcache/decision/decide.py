@@ -202,7 +202,8 @@ class GuardedDecision:
         process to meet it reads it instead of running the model."""
         verifier = self.verifier
         assert verifier is not None
-        stored = verifier.kind == "alignment" and bool(candidate.fields.get(HAS_TOKENS))
+        alignment = verifier.kind == "alignment"  # the kind that has token states
+        stored = alignment and bool(candidate.fields.get(HAS_TOKENS))
         if stored and candidate.key and not verifier.in_memory(query, candidate.text):
             stored = (yield from self._read_state(candidate)) is not False
         try:
@@ -217,7 +218,7 @@ class GuardedDecision:
             return False
         ok = p >= verifier.threshold
         checks.append(("verifier", f"{p:.4f} {'>=' if ok else '<'} {verifier.threshold:.4f}"))
-        if candidate.key and not stored and verifier.kind == "alignment":
+        if candidate.key and alignment and not stored:
             self._learn(candidate.key, candidate.text, learned)
         return ok
 
@@ -242,9 +243,8 @@ class GuardedDecision:
         try:
             (blob,) = yield Commands((commands.field(candidate.key, TOKENS),))
         except Exception as exc:  # the model's run answers as it did before the field existed
-            log.debug("semcache: token state of %s not read: %s", candidate.key, exc)
-            return None
-        if isinstance(blob, Exception):
+            blob = exc
+        if isinstance(blob, Exception):  # raised, or an error reply in place
             log.debug("semcache: token state of %s not read: %s", candidate.key, blob)
             return None
         if blob is not None and self.verifier.hold(candidate.text, blob):
