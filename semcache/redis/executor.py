@@ -1,9 +1,10 @@
 """The executors: what carries out the operations flows yield, against one Redis client and one
 embedder. The sync and async executors are the only code that sends a cache's commands.
 
-A batch of one command (or, on a single node, of GETs only: one MGET) goes as a plain command, the
-hot path of exact hits; anything else goes as one non-transactional pipeline whose errors come back
-in place. Index creation is an ordinary command (see ``commands.create_index``).
+On a single node every batch goes in one round trip on a kept connection, each run of GETs in it
+as one MGET (an exact hit's reads are one plain MGET); on a cluster a batch of one command (or of
+GETs only) goes as a plain command, anything else as one non-transactional pipeline; errors come
+back in place. Index creation is an ordinary command (see ``commands.create_index``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,48 @@ def as_one(batch: tuple[Command, ...], cluster: bool) -> tuple[Command, Unpack] 
     if not cluster and len(batch) > 1 and all(commands.is_get(c) for c in batch):
         return commands.get_many(c[1] for c in batch), list
     return None
+
+
+def merge_gets(batch: tuple[Command, ...]) -> tuple[tuple[Command, ...], list[int] | None]:
+    """A single node's batch with each run of two or more GETs sent as one MGET (a lookup's exact
+    GET and its generations, before its search: one command to pack and one reply to read where
+    three were), and how many replies each sent command stands for (None: nothing merged)."""
+    if sum(map(commands.is_get, batch)) < 2:
+        return batch, None
+    sent: list[Command] = []
+    counts: list[int] = []
+    run: list[Command] = []
+    for command in (*batch, None):
+        if command is not None and commands.is_get(command):
+            run.append(command)
+            continue
+        if len(run) > 1:
+            sent.append(commands.get_many(c[1] for c in run))
+            counts.append(len(run))
+        elif run:
+            sent.append(run[0])
+            counts.append(1)
+        run = []
+        if command is not None:
+            sent.append(command)
+            counts.append(1)
+    return tuple(sent), counts
+
+
+def spread(replies: list[Any], counts: list[int] | None) -> list[Any]:
+    """The replies of :func:`merge_gets`'s batch, one per command of the batch it was made from
+    (an error in place of an MGET's reply stands for each of its GETs)."""
+    if counts is None:
+        return replies
+    out: list[Any] = []
+    for reply, count in zip(replies, counts, strict=True):
+        if count == 1:
+            out.append(reply)
+        elif isinstance(reply, list) and len(reply) == count:
+            out.extend(reply)
+        else:
+            out.extend([reply] * count)
+    return out
 
 
 def _reply(client: Any, command: Command, reply: Any) -> Any:
@@ -565,12 +608,8 @@ class SyncExecutor:
 
     def commands(self, batch: tuple[Command, ...]) -> list[Any]:
         if self.lane is not None:  # a single node: one round trip on a kept connection
-            one = as_one(batch, False) if len(batch) > 1 else None
-            if one is None:
-                return _bulk(self.client, batch, self.lane)
-            command, unpack = one  # GETs only, as one MGET
-            reply = _bulk(self.client, (command,), self.lane)[0]
-            return [reply] * len(batch) if isinstance(reply, ResponseError) else unpack(reply)
+            sent, counts = merge_gets(batch)
+            return spread(_bulk(self.client, sent, self.lane), counts)
         one = as_one(batch, self.cluster)
         if one is not None:
             command, unpack = one
@@ -679,12 +718,8 @@ class AsyncExecutor:
 
     async def commands(self, batch: tuple[Command, ...]) -> list[Any]:
         if self.lane is not None:  # see SyncExecutor.commands
-            one = as_one(batch, False) if len(batch) > 1 else None
-            if one is None:
-                return await _abulk(self.client, batch, self.lane)
-            command, unpack = one
-            reply = (await _abulk(self.client, (command,), self.lane))[0]
-            return [reply] * len(batch) if isinstance(reply, ResponseError) else unpack(reply)
+            sent, counts = merge_gets(batch)
+            return spread(await _abulk(self.client, sent, self.lane), counts)
         one = as_one(batch, self.cluster)
         if one is not None:
             command, unpack = one

@@ -390,3 +390,78 @@ def test_an_async_cache_used_from_one_event_loop_after_another_serves_every_hit(
     asyncio.run(close())
     gc.collect()  # a socket left unclosed would warn here, and the warning fails the test
     admin.close()
+
+
+def _sent(executor: object) -> list[list[str]]:
+    """The commands each round trip of ``executor``'s lane puts on the wire (patched in place)."""
+    from semcache.redis import executor as module
+
+    wire: list[list[str]] = []
+    original = module._bulk
+
+    def bulk(client: object, batch: tuple[tuple[object, ...], ...], lane: object) -> list[object]:
+        wire.append([str(c[0]) for c in batch])
+        return original(client, batch, lane)  # type: ignore[arg-type]
+
+    module._bulk = bulk  # type: ignore[assignment]
+    return wire
+
+
+def test_a_mixed_batchs_gets_go_as_one_mget_and_each_command_gets_its_own_reply(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semcache.redis import executor as module
+
+    admin = redis.Redis.from_url(redis_url)
+    a, b, h = f"{namespace}:a", f"{namespace}:b", f"{namespace}:h"
+    admin.set(a, b"one")
+    admin.hset(h, "f", "x")
+    monkeypatch.setattr(module, "_bulk", module._bulk)  # restored after the test
+    with semcache.Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as c:
+        wire = _sent(c._executor)
+        batch = (("GET", a), ("GET", b), ("GET", h), ("HGET", h, "f"), ("GET", a), ("INCR", h),
+                 ("GET", b), ("GET", a))  # fmt: skip
+        replies = c._executor.commands(batch)
+        assert wire == [["MGET", "HGET", "GET", "INCR", "MGET"]]
+        assert replies[:5] == [b"one", None, None, b"x", b"one"]  # MGET: a hash reads as nil
+        assert isinstance(replies[5], redis.ResponseError)  # the error of its own command
+        assert replies[6:] == [None, b"one"] and len(replies) == len(batch)
+    admin.delete(a, b, h)
+
+
+def test_an_error_in_place_of_the_mget_stands_for_each_of_its_gets(
+    redis_url: str, namespace: str
+) -> None:
+    """A user whose ACL may not read the keys: each GET of the run gets the refusal, in place,
+    and the command behind it its own reply."""
+    admin = redis.Redis.from_url(redis_url)
+    user, password = f"u-{namespace}", "pw-merge"
+    admin.acl_setuser(user, enabled=True, passwords=[f"+{password}"], commands=["+@all"],
+                      keys=["~semcache*", f"~{namespace}:free*"])  # fmt: skip
+    try:
+        url = redis_url.replace("://", f"://{user}:{password}@", 1)
+        with semcache.Cache(redis_url=url, embedder=hash_embedder(), namespace=namespace) as c:
+            admin.set(f"{namespace}:free", b"ok")
+            reads = ("closed1", "closed2", "free")
+            replies = c._executor.commands(tuple(("GET", f"{namespace}:{k}") for k in reads))
+            assert len(replies) == 3
+            assert all(isinstance(r, redis.ResponseError) for r in replies)  # one MGET, refused
+            assert c._executor.commands((("GET", f"{namespace}:free"), ("PING",))) == [b"ok", True]
+    finally:
+        admin.acl_deluser(user)
+        admin.delete(f"{namespace}:free")
+
+
+def test_the_async_executor_merges_and_spreads_the_same_way(redis_url: str, namespace: str) -> None:
+    admin = redis.Redis.from_url(redis_url)
+    admin.set(f"{namespace}:a", b"one")
+
+    async def run() -> list[object]:
+        async with semcache.AsyncCache(
+            redis_url=redis_url, embedder=hash_embedder(), namespace=namespace
+        ) as c:
+            a, none = ("GET", f"{namespace}:a"), ("GET", f"{namespace}:none")
+            return await c._executor.commands((a, none, ("PING",), a))  # type: ignore[no-any-return]
+
+    assert asyncio.run(run()) == [b"one", None, True, b"one"]
+    admin.delete(f"{namespace}:a")
