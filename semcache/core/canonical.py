@@ -123,7 +123,7 @@ def canonicalize(
         raise InvalidRequestError("request needs a non-empty string 'model'")
     # the keyed values are depth-checked as they are copied; the transport ones on their own
     body = {
-        k: _normal(v, f"request.{k}", 2)
+        k: _normal(v, ("request", k), 2)
         for k, v in request.items()
         if k not in TRANSPORT_PARAMS and v is not None
     }
@@ -178,31 +178,60 @@ def scope_hash(
 # --- normalisation -------------------------------------------------------------------------------
 
 
-def _normal(value: Any, where: str, depth: int) -> Any:
+Where = str | tuple[Any, str | int]
+"""Where a value sits in the request: a name (``"request.messages"``), or (the place of its
+container, its key or index), spelt out only when an error names it (a lookup builds no path)."""
+
+
+def _path(where: Where) -> str:
+    parts: list[str] = []
+    while isinstance(where, tuple):
+        where, part = where
+        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+    return where + "".join(reversed(parts))
+
+
+def _normal(value: Any, where: Where, depth: int) -> Any:
     """JSON-ready copy of a value found ``depth`` containers down; whole floats become ints so 1
-    and 1.0 key alike. A container deeper than :data:`MAX_DEPTH` is refused before it is walked."""
-    if isinstance(value, str):
+    and 1.0 key alike. A container deeper than :data:`MAX_DEPTH` is refused before it is walked.
+    The JSON types go first, by their exact type (a chat request is strings, dicts and lists)."""
+    kind = type(value)
+    if kind is str:
+        return value if value.isascii() else _unicode(value, where)
+    if kind is dict or kind is list:
+        if depth > MAX_DEPTH:
+            root = _path(where).split(".", 1)[0].split("[", 1)[0]
+            raise InvalidRequestError(f"{root} is nested deeper than {MAX_DEPTH} levels")
+        if kind is list:
+            return [_normal(v, (where, i), depth + 1) for i, v in enumerate(value)]
+        out = {}
+        for k, v in value.items():
+            key = k if type(k) is str and k.isascii() else _unicode(str(k), where)
+            out[key] = _normal(v, (where, key), depth + 1)
+        return out
+    if isinstance(value, str):  # a str subclass
         return _unicode(value, where)
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
-        raise InvalidRequestError(f"{where} is an integer too large to key")
+        raise InvalidRequestError(f"{_path(where)} is an integer too large to key")
     if isinstance(value, bool) or value is None or isinstance(value, int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidRequestError(f"{where} is not a finite number")
+            raise InvalidRequestError(f"{_path(where)} is not a finite number")
         return int(value) if value.is_integer() else value
     if isinstance(value, Mapping | list | tuple) and depth > MAX_DEPTH:
-        root = where.split(".", 1)[0].split("[", 1)[0]
+        root = _path(where).split(".", 1)[0].split("[", 1)[0]
         raise InvalidRequestError(f"{root} is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, Mapping):
         return {
-            _unicode(str(k), where): _normal(v, f"{where}.{k}", depth + 1) for k, v in value.items()
+            _unicode(str(k), where): _normal(v, (where, str(k)), depth + 1)
+            for k, v in value.items()
         }
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        return [_normal(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+        return [_normal(v, (where, i), depth + 1) for i, v in enumerate(value)]
     if hasattr(value, "model_dump"):  # pydantic models from the openai SDK
         return _normal(value.model_dump(mode="json", exclude_none=True), where, depth)
-    raise InvalidRequestError(f"{where} has a value of type {type(value).__name__}")
+    raise InvalidRequestError(f"{_path(where)} has a value of type {type(value).__name__}")
 
 
 def check_depth(value: Any, where: str, *, start: int = 1) -> None:
@@ -222,7 +251,7 @@ def check_depth(value: Any, where: str, *, start: int = 1) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def _unicode(text: str, where: str) -> str:
+def _unicode(text: str, where: Where) -> str:
     """The text as valid Unicode: a surrogate pair becomes its character (as JSON carries it
     upstream); a lone surrogate can be neither sent nor stored."""
     if text.isascii():  # no surrogates: nothing to check or copy
@@ -233,7 +262,9 @@ def _unicode(text: str, where: str) -> str:
         try:
             return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
         except UnicodeDecodeError:
-            raise InvalidRequestError(f"{where} is not valid Unicode (a lone surrogate)") from None
+            raise InvalidRequestError(
+                f"{_path(where)} is not valid Unicode (a lone surrogate)"
+            ) from None
     return text
 
 

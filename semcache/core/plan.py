@@ -44,11 +44,11 @@ class Plan:
         return scope_hash(self.canon, namespace=self.keys.namespace, tenant=self.tenant_tag,
                           version=self.version, embedding_model=self.embedding_model)  # fmt: skip
 
-    @property
+    @cached_property
     def exact_key(self) -> str:
         return self.keys.exact(self.tenant_tag, self.digest)
 
-    @property
+    @cached_property
     def doc_key(self) -> str:
         return self.keys.doc(self.tenant_tag, self.digest)
 

@@ -169,3 +169,34 @@ def test_the_digest_is_the_sha256_of_the_canonical_json(value: object) -> None:
 ])  # fmt: skip
 def test_the_digest_of_values_orjson_writes_otherwise_or_not_at_all(value: object) -> None:
     assert digest(value) == sha256(dumps(value))
+
+
+class _Dict(dict):  # type: ignore[type-arg]
+    """A dict subclass: keyed as the dict it holds (the exact-type fast path must not skip it)."""
+
+
+@pytest.mark.parametrize(
+    ("bad", "where"),
+    [
+        ({"extra": {"a": [1, float("nan")]}}, "request.messages[0].extra.a[1] is not a finite"),
+        ({"content": "x\ud800"}, "request.messages[0].content is not valid Unicode"),
+        ({"z": 2**5000}, "request.messages[0].z is an integer too large"),
+        ({"z": object()}, "request.messages[0].z has a value of type object"),
+        ({"z": {1: {"k": float("inf")}}}, "request.messages[0].z.1.k is not a finite"),
+        ({"z": _Dict(q=[float("-inf")])}, "request.messages[0].z.q[0] is not a finite"),
+    ],
+)
+def test_a_bad_value_is_named_by_where_it_sits(bad: dict, where: str) -> None:
+    """The error names the place of the value (built only when there is an error to name)."""
+    request = {"model": "m", "messages": [{"role": "user", "content": "x", **bad}]}
+    with pytest.raises(InvalidRequestError, match=where.replace("[", r"\[").replace("]", r"\]")):
+        canonicalize(request)
+
+
+def test_subclasses_of_the_json_types_key_as_the_types_they_extend() -> None:
+    class Text(str):
+        pass
+
+    plain = chat("hello", metadata_like={"a": ["b", 1]})
+    odd = chat(Text("hello"), metadata_like=_Dict(a=("b", 1.0)))
+    assert key(plain) == key(odd)
