@@ -51,25 +51,23 @@ def merge_gets(batch: tuple[Command, ...]) -> tuple[tuple[Command, ...], list[in
     """A single node's batch with each run of two or more GETs sent as one MGET (a lookup's exact
     GET and its generations, before its search: one command to pack and one reply to read where
     three were), and how many replies each sent command stands for (None: nothing merged)."""
-    if sum(map(commands.is_get, batch)) < 2:
+    gets = [commands.is_get(command) for command in batch]
+    if gets.count(True) < 2:
         return batch, None
     sent: list[Command] = []
     counts: list[int] = []
-    run: list[Command] = []
-    for command in (*batch, None):
-        if command is not None and commands.is_get(command):
-            run.append(command)
-            continue
-        if len(run) > 1:
-            sent.append(commands.get_many(c[1] for c in run))
-            counts.append(len(run))
-        elif run:
-            sent.append(run[0])
-            counts.append(1)
-        run = []
-        if command is not None:
-            sent.append(command)
-            counts.append(1)
+    i, n = 0, len(batch)
+    while i < n:
+        j = i + 1
+        if gets[i]:
+            while j < n and gets[j]:
+                j += 1
+        if j - i > 1:
+            sent.append(commands.get_many(c[1] for c in batch[i:j]))
+        else:
+            sent.append(batch[i])
+        counts.append(j - i)
+        i = j
     return tuple(sent), counts
 
 

@@ -39,7 +39,8 @@ def text(value: Any) -> str:
 
 #: Field names a search returns, decoded once (a lookup reads about 30 of them).
 _NAMES = {
-    name.encode(): name for name in ("dist", "entry", "text", "scope", "tenant", "emb", "fb", "thr")
+    name.encode(): name
+    for name in ("dist", "entry", "text", "scope", "tenant", "emb", "fb", "thr", "tkn")
 }
 
 
@@ -48,8 +49,9 @@ def _name(value: Any) -> str:
 
 
 def _pairs(flat: Iterable[Any]) -> dict[str, Any]:
-    items = list(flat)
-    return {_name(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
+    items = flat if isinstance(flat, list) else list(flat)
+    names = _NAMES
+    return {names.get(k) or text(k): v for k, v in zip(items[::2], items[1::2], strict=False)}
 
 
 def parse_search(reply: Any) -> list[tuple[str, dict[str, Any]]]:
