@@ -16,6 +16,7 @@ from semcache import AsyncCache, Cache, CacheConfig, Verifier
 from semcache.core.ops import Call, Commands, drive
 from semcache.core.types import Entry
 from semcache.decision.alignment import PACKED, TokenState, pack, unpack
+from semcache.decision import decide
 from semcache.decision.decide import HAS_TOKENS, TOKENS, Candidate, GuardedDecision
 from semcache.embedding.onnx_runtime import OnnxModel
 from tests.conftest import answer, chat
@@ -441,3 +442,37 @@ def test_on_a_cluster_a_state_is_written_back_and_read_by_the_next_process(
         result = second.lookup(chat(query))
         assert result.layer == "semantic" and ran == [query]
         second.flush()
+
+
+def test_a_learned_state_whose_write_was_lost_is_offered_again_after_a_while(
+    redis_url: str, namespace: str, embedder: semcache.Embedder
+) -> None:
+    """The write-back rides with the next round trip, its reply ignored; when Redis refuses it
+    (here: no replica to write to, which refuses writes and serves reads), the document still says
+    it has no state, and this process offers it again once :data:`OFFER_AGAIN_S` has passed (not
+    at once: one offer per while)."""
+    query, text = PARAPHRASE
+    key = stateless_entry(redis_url, namespace, embedder, text)
+    admin = redis.Redis.from_url(redis_url)
+    OnnxModel.forget_shared()
+    with Cache(redis_url=redis_url, embedder=embedder, namespace=namespace) as reader:
+        decision = reader._core.decision
+        now = [1000.0]
+        decision.clock = lambda: now[0]
+        assert reader.lookup(chat(query)).layer == "semantic"  # the state is offered
+        admin.config_set("min-replicas-to-write", 1)  # writes refused, reads served
+        try:
+            assert reader.lookup(chat("What is the capital of Peru?")).layer is None
+        finally:
+            admin.config_set("min-replicas-to-write", 0)
+        assert admin.hget(key, TOKENS) is None  # the write went, and was refused
+        assert reader.lookup(chat(query)).layer == "semantic"  # offered a moment ago: not again
+        reader.lookup(chat("What is the capital of Chile?"))
+        assert admin.hget(key, TOKENS) is None
+        now[0] += decide.OFFER_AGAIN_S + 1
+        assert reader.lookup(chat(query)).layer == "semantic"  # offered again
+        reader.lookup(chat("What is the capital of Chile?"))
+        blob, mark = admin.hmget(key, [TOKENS, HAS_TOKENS])
+        assert blob is not None and blob.startswith(PACKED) and mark == b"1"
+        reader.flush()
+    admin.close()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Generator, Sequence
+import time
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from semcache.core.lru import LRU
@@ -29,6 +30,9 @@ TOKENS = "tok"
 """The document field holding the verifier's token state of the entry's text."""
 OFFERED = 4096
 """Documents a process remembers having offered a token state (:meth:`GuardedDecision._learn`)."""
+OFFER_AGAIN_S = 60.0
+"""Seconds after which a document whose search row still says it has no state is offered it again:
+the write went with a round trip that did not land (Redis went away at that moment)."""
 HAS_TOKENS = "tkn"
 """A one-byte document field saying the entry holds :data:`TOKENS`. The search returns it (the
 state itself, ~5 KB, it does not), so a lookup reads the state only of an entry that has one: an
@@ -97,7 +101,8 @@ class GuardedDecision:
             *(("fb",) if per_entry else ()),
             *((HAS_TOKENS,) if reads_state else ()),
         )
-        self._offered: LRU[str, bool] = LRU(OFFERED)  # documents given a state by this process
+        self._offered: LRU[str, float] = LRU(OFFERED)  # documents offered a state, and when
+        self.clock: Callable[[], float] = time.monotonic
 
     def __repr__(self) -> str:
         return (
@@ -225,12 +230,15 @@ class GuardedDecision:
     def _learn(self, key: str, text: str, learned: list[tuple[str, Fields]]) -> None:
         """Offer the document ``key`` the token state of ``text``, once per process and document
         (until :data:`OFFERED` others push it out): the write goes with a later round trip, and
-        until it lands the search row still says there is none."""
-        if key in self._offered:
+        until it lands the search row still says there is none. A row that still says so
+        :data:`OFFER_AGAIN_S` after the offer lost its write (its round trip failed): offered
+        again."""
+        offered = self._offered.get(key)
+        if offered is not None and self.clock() - offered < OFFER_AGAIN_S:
             return
         fields = self.document_fields(text)
         if fields:
-            self._offered.put(key, True)
+            self._offered.put(key, self.clock())
             learned.append((key, fields))
 
     def _read_state(self, candidate: Candidate) -> Generator[Any, Any, bool | None]:
