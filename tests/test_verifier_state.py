@@ -15,8 +15,8 @@ import semcache
 from semcache import AsyncCache, Cache, CacheConfig, Verifier
 from semcache.core.ops import Call, Commands, drive
 from semcache.core.types import Entry
-from semcache.decision.alignment import PACKED, TokenState, pack, unpack
 from semcache.decision import decide
+from semcache.decision.alignment import PACKED, TokenState, pack, unpack
 from semcache.decision.decide import HAS_TOKENS, TOKENS, Candidate, GuardedDecision
 from semcache.embedding.onnx_runtime import OnnxModel
 from tests.conftest import answer, chat
