@@ -71,11 +71,14 @@ def check_response(response: Any) -> Mapping[str, Any]:
             f"a response must be a mapping (a JSON object), not {type(response).__name__}; "
             "pass an SDK object as reply.model_dump()"
         )
-    check_depth(response, "the response")
     try:
-        json.dumps(response, ensure_ascii=False).encode("utf-8")
+        text = json.dumps(response, ensure_ascii=False)
+        text.encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:
+        check_depth(response, "the response")  # too deep is the first thing said of it
         raise InvalidRequestError(f"the response cannot be stored as JSON: {exc}") from None
+    if text.count("{") + text.count("[") > MAX_DEPTH:  # fewer brackets: it cannot be too deep
+        check_depth(response, "the response")
     return response
 
 

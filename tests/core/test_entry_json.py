@@ -4,8 +4,13 @@ fallback: values orjson refuses but json writes (NaN, integers past 64 bits) are
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from semcache.core.types import Entry
+import pytest
+
+from semcache import InvalidRequestError
+from semcache.core.canonical import MAX_DEPTH, check_depth
+from semcache.core.types import Entry, check_response
 
 
 def test_an_entry_reads_back_as_written_including_what_orjson_refuses() -> None:
@@ -50,3 +55,43 @@ def test_a_response_deeper_than_store_accepts_reads_as_corrupt_and_a_wide_one_do
     assert Entry.from_json(json.dumps(deep)) is None
     wide = {"logprobs": [{"token": str(i), "top": [{"t": "x"}]} for i in range(300)]}
     assert Entry.from_json(Entry(response=wide, kind="chat", model="m").to_json()) is not None
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    """A response whose innermost value sits ``levels`` containers down (itself the first)."""
+    value: Any = "leaf"
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return {"choices": value} if levels > 1 else {"choices": "leaf"}
+
+
+@pytest.mark.parametrize(
+    "levels", [2, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, MAX_DEPTH + 2, 1000]
+)
+def test_a_response_is_refused_for_its_depth_exactly_as_the_walk_refuses_it(levels: int) -> None:
+    """``check_response`` walks a response only when its JSON has more brackets than MAX_DEPTH;
+    it refuses what the walk refuses, with the walk's words, and takes what the walk takes."""
+    response = _nested(levels)
+    try:
+        check_depth(response, "the response")
+    except InvalidRequestError as walked:
+        with pytest.raises(InvalidRequestError, match="nested deeper than") as refused:
+            check_response(response)
+        assert str(refused.value) == str(walked)
+    else:
+        assert check_response(response) is response
+
+
+def test_brackets_in_text_or_in_many_shallow_lists_do_not_make_a_response_too_deep() -> None:
+    text = {"choices": [{"message": {"content": "[{" * 400}}]}
+    wide = {"choices": [[i] for i in range(500)]}
+    assert check_response(text) is text and check_response(wide) is wide
+
+
+def test_a_too_deep_response_that_json_cannot_hold_either_is_refused_for_its_depth() -> None:
+    response = _nested(MAX_DEPTH + 5)
+    response["bad"] = object()
+    with pytest.raises(InvalidRequestError, match="nested deeper than"):
+        check_response(response)
+    with pytest.raises(InvalidRequestError, match="cannot be stored as JSON"):
+        check_response({"choices": [], "bad": object()})
