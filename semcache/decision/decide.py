@@ -32,7 +32,7 @@ OFFERED = 4096
 """Documents a process remembers having offered a token state (:meth:`GuardedDecision._learn`)."""
 OFFER_AGAIN_S = 60.0
 """Seconds after which a document whose search row still says it has no state is offered it again:
-the write went with a round trip that did not land (Redis went away at that moment)."""
+its write did not land (Redis refused it, or the round trip it went with failed)."""
 HAS_TOKENS = "tkn"
 """A one-byte document field saying the entry holds :data:`TOKENS`. The search returns it (the
 state itself, ~5 KB, it does not), so a lookup reads the state only of an entry that has one: an
