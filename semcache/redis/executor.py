@@ -2,9 +2,8 @@
 embedder. The sync and async executors are the only code that sends a cache's commands.
 
 On a single node every batch goes in one round trip on a kept connection, each run of GETs in it
-as one MGET (an exact hit's reads are one plain MGET); on a cluster a batch of one command (or of
-GETs only) goes as a plain command, anything else as one non-transactional pipeline; errors come
-back in place. Index creation is an ordinary command (see ``commands.create_index``).
+as one MGET (an exact hit's reads are one plain MGET); on a cluster a batch of one command goes as
+a plain command, anything else as one non-transactional pipeline; errors come back in place. Index creation is an ordinary command (see ``commands.create_index``).
 """
 
 from __future__ import annotations
@@ -34,16 +33,13 @@ from semcache.redis.cluster import AsyncClient, Client, Detector, aconnect, conn
 log = logging.getLogger("semcache")
 
 Command = tuple[Any, ...]
-Unpack = Callable[[Any], list[Any]]
 
 
-def as_one(batch: tuple[Command, ...], cluster: bool) -> tuple[Command, Unpack] | None:
-    """A batch that one plain command can carry (a single command, or GETs as one MGET on a
-    single node), with how to turn its reply back into one reply per command; None otherwise."""
-    if len(batch) == 1 and not (cluster and commands.needs_routing(batch[0])):
-        return batch[0], lambda reply: [reply]
-    if not cluster and len(batch) > 1 and all(commands.is_get(c) for c in batch):
-        return commands.get_many(c[1] for c in batch), list
+def plain(batch: tuple[Command, ...]) -> Command | None:
+    """A cluster batch that one plain command carries (a single command that needs no routing of
+    ours), or None: a pipeline sends it."""
+    if len(batch) == 1 and not commands.needs_routing(batch[0]):
+        return batch[0]
     return None
 
 
@@ -608,13 +604,12 @@ class SyncExecutor:
         if self.lane is not None:  # a single node: one round trip on a kept connection
             sent, counts = merge_gets(batch)
             return spread(_bulk(self.client, sent, self.lane), counts)
-        one = as_one(batch, self.cluster)
+        one = plain(batch)  # a cluster from here on
         if one is not None:
-            command, unpack = one
             try:
-                return unpack(self.client.execute_command(*command))  # type: ignore[no-untyped-call]
+                return [self.client.execute_command(*one)]  # type: ignore[no-untyped-call]
             except ResponseError as exc:
-                return [exc] * len(batch)
+                return [exc]
         pipe = self.client.pipeline(transaction=False)
         for command in batch:
             pipe.execute_command(*command)
@@ -718,13 +713,12 @@ class AsyncExecutor:
         if self.lane is not None:  # see SyncExecutor.commands
             sent, counts = merge_gets(batch)
             return spread(await _abulk(self.client, sent, self.lane), counts)
-        one = as_one(batch, self.cluster)
+        one = plain(batch)  # a cluster from here on
         if one is not None:
-            command, unpack = one
             try:
-                return unpack(await self.client.execute_command(*command))
+                return [await self.client.execute_command(*one)]
             except ResponseError as exc:
-                return [exc] * len(batch)
+                return [exc]
         pipe = self.client.pipeline(transaction=False)
         for command in batch:
             pipe.execute_command(*command)

@@ -50,8 +50,7 @@ def _name(value: Any) -> str:
 
 def _pairs(flat: Iterable[Any]) -> dict[str, Any]:
     items = flat if isinstance(flat, list) else list(flat)
-    names = _NAMES
-    return {names.get(k) or text(k): v for k, v in zip(items[::2], items[1::2], strict=False)}
+    return {_name(k): v for k, v in zip(items[::2], items[1::2], strict=False)}
 
 
 def parse_search(reply: Any) -> list[tuple[str, dict[str, Any]]]:
