@@ -204,11 +204,7 @@ def _normal(value: Any, where: Where, depth: int) -> Any:
             raise InvalidRequestError(f"{root} is nested deeper than {MAX_DEPTH} levels")
         if kind is list:
             return [_normal(v, (where, i), depth + 1) for i, v in enumerate(value)]
-        out = {}
-        for k, v in value.items():
-            key = k if type(k) is str and k.isascii() else _unicode(str(k), where)
-            out[key] = _normal(v, (where, key), depth + 1)
-        return out
+        return _items(value, where, depth)
     if isinstance(value, str):  # a str subclass
         return _unicode(value, where)
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
@@ -223,15 +219,21 @@ def _normal(value: Any, where: Where, depth: int) -> Any:
         root = _path(where).split(".", 1)[0].split("[", 1)[0]
         raise InvalidRequestError(f"{root} is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, Mapping):
-        return {
-            _unicode(str(k), where): _normal(v, (where, str(k)), depth + 1)
-            for k, v in value.items()
-        }
+        return _items(value, where, depth)
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         return [_normal(v, (where, i), depth + 1) for i, v in enumerate(value)]
     if hasattr(value, "model_dump"):  # pydantic models from the openai SDK
         return _normal(value.model_dump(mode="json", exclude_none=True), where, depth)
     raise InvalidRequestError(f"{_path(where)} has a value of type {type(value).__name__}")
+
+
+def _items(value: Mapping[Any, Any], where: Where, depth: int) -> dict[str, Any]:
+    """A mapping's JSON-ready copy (``depth``: its own), its keys as valid Unicode strings."""
+    out = {}
+    for k, v in value.items():
+        key = k if type(k) is str and k.isascii() else _unicode(str(k), where)
+        out[key] = _normal(v, (where, key), depth + 1)
+    return out
 
 
 def check_depth(value: Any, where: str, *, start: int = 1) -> None:
