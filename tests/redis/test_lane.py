@@ -392,8 +392,8 @@ def test_an_async_cache_used_from_one_event_loop_after_another_serves_every_hit(
     admin.close()
 
 
-def _sent(executor: object) -> list[list[str]]:
-    """The commands each round trip of ``executor``'s lane puts on the wire (patched in place)."""
+def _sent(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The commands each round trip of a single node's lane puts on the wire, from now on."""
     from semcache.redis import executor as module
 
     wire: list[list[str]] = []
@@ -403,22 +403,19 @@ def _sent(executor: object) -> list[list[str]]:
         wire.append([str(c[0]) for c in batch])
         return original(client, batch, lane)  # type: ignore[arg-type]
 
-    module._bulk = bulk  # type: ignore[assignment]
+    monkeypatch.setattr(module, "_bulk", bulk)
     return wire
 
 
 def test_a_mixed_batchs_gets_go_as_one_mget_and_each_command_gets_its_own_reply(
     redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from semcache.redis import executor as module
-
     admin = redis.Redis.from_url(redis_url)
     a, b, h = f"{namespace}:a", f"{namespace}:b", f"{namespace}:h"
     admin.set(a, b"one")
     admin.hset(h, "f", "x")
-    monkeypatch.setattr(module, "_bulk", module._bulk)  # restored after the test
     with semcache.Cache(redis_url=redis_url, embedder=hash_embedder(), namespace=namespace) as c:
-        wire = _sent(c._executor)
+        wire = _sent(monkeypatch)
         batch = (("GET", a), ("GET", b), ("GET", h), ("HGET", h, "f"), ("GET", a), ("INCR", h),
                  ("GET", b), ("GET", a))  # fmt: skip
         replies = c._executor.commands(batch)
