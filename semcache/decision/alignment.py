@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,17 +76,23 @@ class TokenState:
 
 
 class TokenModel:
-    """Token states of texts from the default embedder's ONNX graph. It shares the embedder's model
-    (:meth:`OnnxModel.shared`): a query or an entry the embedder has just embedded is not run again.
+    """Token states of texts from the default embedder's ONNX graph. Without ``encoder`` it shares
+    the embedder's model (:meth:`OnnxModel.shared`): a query or an entry the embedder has just
+    embedded is not run again. With one, the same graph runs the encoder's fine-tuned layers (the
+    word embeddings stay the model package's) in a session of its own.
 
     Args:
         idf: the IDF weight of every word piece (the artifact's).
         threads: ONNX Runtime intra-op threads (the default embedder's 1: the same session).
+        encoder: a ``.safetensors`` file of fine-tuned layers (the artifact's), or None.
     """
 
-    def __init__(self, idf: Array, *, threads: int = 1) -> None:
+    def __init__(self, idf: Array, *, threads: int = 1, encoder: Path | None = None) -> None:
         self.idf = idf
         self.threads = threads
+        self.encoder = encoder
+        self.tag = PACKED if encoder is None else _tag(encoder)
+        """The stored form's tag: states of another encoder are another form (not read)."""
         self._model: Any = None
         self._lock = threading.Lock()
         self.held: LRU[str, TokenState] = LRU(HELD)
@@ -98,7 +104,8 @@ class TokenModel:
                 from semcache.embedding.onnx import MANIFEST, _spec
                 from semcache.embedding.onnx_runtime import OnnxModel
 
-                self._model = OnnxModel.shared(_spec(MANIFEST, None), threads=self.threads).load()
+                spec = replace(_spec(MANIFEST, None), overlay=self.encoder)
+                self._model = OnnxModel.shared(spec, threads=self.threads).load()
         return self
 
     def knows(self, texts: Sequence[str]) -> bool:
@@ -124,15 +131,20 @@ class TokenModel:
         """The stored form (:func:`pack`) of a text the model has just run, else None (no run);
         None too past ``most`` content tokens."""
         rows = self._model.recent.get(text) if self._model is not None else None
+        if rows is None and self.encoder is not None:  # the embedder ran it: so does the encoder
+            from semcache.embedding.onnx_runtime import OnnxModel
+
+            if OnnxModel.ran(text):
+                rows = self.load()._model.tokens([text], keep=True)[0]
         state = self.state(rows.ids, rows.hidden) if rows is not None else None
-        return pack(state) if state is not None and len(state.ids) <= most else None
+        return pack(state, self.tag) if state is not None and len(state.ids) <= most else None
 
     def hold(self, text: str, blob: Any) -> bool:
         """Keep the state a stored entry gave for ``text`` (:func:`unpack`); False when ``blob``
         is not one (missing, corrupt, of another format), and nothing is kept."""
         model = self.load()._model
         dim = int(model.spec.dimension or DIMENSION)
-        state = unpack(blob, self.idf, dim) if isinstance(blob, bytes) else None
+        state = unpack(blob, self.idf, dim, self.tag) if isinstance(blob, bytes) else None
         if state is not None:
             self.held.put(text, state)
         return state is not None
@@ -154,10 +166,24 @@ DIMENSION = 384
 """Stored entries' token states a verifier keeps (~5 KB each for a 12-token question)."""
 PACKED = b"smtk"
 """The stored form's tag, version 1 (all-MiniLM-L6-v2's token vectors): another tag, another form."""
+ENCODER = "encoder.safetensors"
+"""An artifact's fine-tuned layers, beside its ``model.npz`` (none: the embedder's own graph)."""
 _HEAD = struct.Struct("<4sHHf")
 
 
-def pack(state: TokenState) -> bytes:
+def _tag(encoder: Path) -> bytes:
+    """A fine-tuned encoder's stored-form tag: ``sm`` and two bytes of its file's digest."""
+    import hashlib
+
+    try:
+        with encoder.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "blake2b").digest()
+    except OSError as exc:
+        raise ConfigurationError(f"no readable verifier encoder at {encoder}: {exc}") from exc
+    return b"sm" + digest[:2]
+
+
+def pack(state: TokenState, tag: bytes = PACKED) -> bytes:
     """A state as an entry stores it: the sentence vector and each content token's unit vector
     in int8 with a float32 scale, and the token ids (uint16): ~390 bytes a token. Scores from
     the unpacked state match the model's own on 1,998 of 2,000 held-out Quora pairs (probed)."""
@@ -166,7 +192,7 @@ def pack(state: TokenState) -> bytes:
     scale = np.maximum(np.abs(tokens).max(axis=1, initial=0.0), 1e-12).astype("<f4")
     top = max(float(np.abs(state.sentence).max(initial=0.0)), 1e-12)
     return b"".join((
-        _HEAD.pack(PACKED, len(state.ids), dim, top),
+        _HEAD.pack(tag, len(state.ids), dim, top),
         _int8(state.sentence / top).tobytes(),
         np.asarray(state.ids, dtype="<u2").tobytes(),
         scale.tobytes(),
@@ -174,14 +200,14 @@ def pack(state: TokenState) -> bytes:
     ))  # fmt: skip
 
 
-def unpack(blob: bytes, idf: Array, dim: int) -> TokenState | None:
+def unpack(blob: bytes, idf: Array, dim: int, tag: bytes = PACKED) -> TokenState | None:
     """The state :func:`pack` stored, or None when ``blob`` is not one: another tag or dimension,
     a length that does not add up, a token id outside the vocabulary, a scale not finite and
     positive."""
     if len(blob) < _HEAD.size:
         return None
-    tag, n, found, top = _HEAD.unpack_from(blob)
-    if tag != PACKED or found != dim or len(blob) != _HEAD.size + dim + n * (6 + dim):
+    found_tag, n, found, top = _HEAD.unpack_from(blob)
+    if found_tag != tag or found != dim or len(blob) != _HEAD.size + dim + n * (6 + dim):
         return None
     at = _HEAD.size
     sentence = np.frombuffer(blob, np.int8, dim, at).astype(np.float32) * np.float32(top / 127)
@@ -428,7 +454,10 @@ class AlignmentScorer:
                 arrays = {k: data[k] for k in data.files}
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"no readable alignment verifier at {path}: {exc}") from exc
-        return cls(TokenModel(arrays.pop("idf"), threads=threads).load(), Trees(arrays))
+        encoder = path.parent / ENCODER
+        model = TokenModel(arrays.pop("idf"), threads=threads,
+                           encoder=encoder if encoder.exists() else None)  # fmt: skip
+        return cls(model.load(), Trees(arrays))
 
     def knows(self, texts: Sequence[str]) -> bool:
         """Whether every text's token rows are in the model's memory (no model run for them)."""

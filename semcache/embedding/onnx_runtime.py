@@ -42,6 +42,9 @@ class GraphSpec:
         max_length: tokens per text (or pair) after truncation.
         output: the graph output to return.
         dimension: the size of the output's last axis, when the manifest records it.
+        overlay: a ``.safetensors`` file whose tensors replace those of the same names in
+            ``weights`` (a fine-tuned copy of some layers, such as the verifier's encoder; fp16
+            values are widened to float32).
     """
 
     graph: Path
@@ -51,6 +54,7 @@ class GraphSpec:
     max_length: int = 256
     output: str = "last_hidden_state"
     dimension: int | None = None
+    overlay: Path | None = None
 
     @classmethod
     def from_manifest(cls, manifest: Path, model_dir: Path) -> GraphSpec:
@@ -96,7 +100,7 @@ class OnnxModel:
         """The process's one model for this graph, weights and thread count: the default embedder
         and the verifier hold the same session (one copy of the weights) and the same recent rows,
         so the verifier does not run the model again on a query the embedder has just embedded."""
-        key = (spec.graph, spec.weights, spec.tokenizer, threads)
+        key = (spec.graph, spec.weights, spec.overlay, spec.tokenizer, threads)
         with _SHARED_LOCK:
             model = _SHARED.get(key)
             if model is None:
@@ -188,7 +192,7 @@ RECENT = 512
 """Texts whose token rows a model remembers (at most ~50 MB at :data:`KEEP_TOKENS`, ~8 MB for
 typical 20-token questions)."""
 KEEP_TOKENS = 128
-_SHARED: dict[tuple[Path, Path, Path, int], OnnxModel] = {}
+_SHARED: dict[tuple[Path, Path, Path | None, Path, int], OnnxModel] = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -220,6 +224,8 @@ def _session(spec: GraphSpec, threads: int) -> Any:
     from safetensors.numpy import load_file
 
     tensors = load_file(str(spec.weights))
+    if spec.overlay is not None:
+        tensors.update((k, v.astype(np.float32)) for k, v in load_file(str(spec.overlay)).items())
     missing = sorted(set(spec.initializers.values()) - set(tensors))
     if missing:
         raise ValueError(f"{spec.weights} lacks the tensors {missing[:3]} the graph needs")
