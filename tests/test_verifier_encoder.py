@@ -5,6 +5,7 @@ another form, never read as the embedder's (or another encoder's) states."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,7 @@ def test_a_verifier_artifact_with_an_encoder_scores_with_it(tmp_path: Path) -> N
     own, tuned = Verifier(shipped), Verifier(folder)
     assert tuned._load().model.encoder == folder / ENCODER
     assert own._load().model.encoder is None
-    assert tuned.score(*pair[:1], [pair[1]]) != pytest.approx(own.score(pair[0], [pair[1]]))
+    assert tuned.score(pair[0], [pair[1]]) != pytest.approx(own.score(pair[0], [pair[1]]))
 
 
 def test_an_unreadable_encoder_is_a_configuration_error(tmp_path: Path) -> None:
@@ -77,3 +78,37 @@ def test_an_unreadable_encoder_is_a_configuration_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigurationError, match="verifier encoder"):
         TokenModel(np.ones(3), encoder=tmp_path / "missing.safetensors")
+
+
+def test_an_overlay_that_replaces_none_of_the_graphs_tensors_is_refused(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    from semcache.embedding.onnx import MANIFEST, _spec
+    from semcache.embedding.onnx_runtime import _session
+
+    spec = _spec(MANIFEST, None)
+    for name, tensors in {
+        "unknown": {"encoder.layer.9.output.dense.bias": np.zeros(384, np.float16)},
+        "shape": {LAYER: np.zeros(383, np.float16)},
+    }.items():
+        save_file(tensors, str(tmp_path / f"{name}.safetensors"))
+        bad = replace(spec, overlay=tmp_path / f"{name}.safetensors")
+        with pytest.raises(ValueError, match="replace none of the graph's"):
+            _session(bad, 1)
+
+
+def test_a_store_that_embedded_the_text_stores_the_encoders_state(tmp_path: Path) -> None:
+    from semcache.embedding.onnx import OnnxEmbedder
+
+    idf = np.ones(30522, dtype=np.float32)
+    tuned = TokenModel(idf, encoder=overlay(tmp_path, 0.5)).load()
+    text = "Which is the tallest mountain in Wales?"
+    assert tuned.packed(text, 64) is None  # nothing ran the text: no model run for a store
+    OnnxEmbedder().embed([text])  # the store's embedding
+    blob = tuned.packed(text, 64)
+    assert blob is not None and blob.startswith(tuned.tag)
+    again = TokenModel(idf, encoder=tmp_path / ENCODER)
+    assert again.hold(text, blob)
+    held = again.held.get(text)
+    ran = tuned.states([text])[0]
+    assert held is not None and float(held.sentence @ ran.sentence) > 0.999

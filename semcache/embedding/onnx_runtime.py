@@ -219,13 +219,27 @@ def _tokenizer(spec: GraphSpec) -> Any:
     return tokenizer
 
 
+def _overlay(spec: GraphSpec, tensors: Mapping[str, Array]) -> dict[str, Array]:
+    """The overlay's tensors as float32; each must replace one the graph reads, in its shape (an
+    overlay of other names or shapes would change nothing, or break the graph, without a word)."""
+    from safetensors.numpy import load_file
+
+    overlay = load_file(str(spec.overlay))
+    used = set(spec.initializers.values())
+    wrong = sorted(k for k, v in overlay.items()
+                   if k not in used or k not in tensors or v.shape != tensors[k].shape)  # fmt: skip
+    if wrong:
+        raise ValueError(f"{spec.overlay}: tensors {wrong[:3]} replace none of the graph's")
+    return {k: v.astype(np.float32) for k, v in overlay.items()}
+
+
 def _session(spec: GraphSpec, threads: int) -> Any:
     import onnxruntime as ort
     from safetensors.numpy import load_file
 
     tensors = load_file(str(spec.weights))
     if spec.overlay is not None:
-        tensors.update((k, v.astype(np.float32)) for k, v in load_file(str(spec.overlay)).items())
+        tensors.update(_overlay(spec, tensors))
     missing = sorted(set(spec.initializers.values()) - set(tensors))
     if missing:
         raise ValueError(f"{spec.weights} lacks the tensors {missing[:3]} the graph needs")
