@@ -47,9 +47,8 @@ def main() -> None:
         embedder.embed([candidate])  # the store's embedding
         tuned._load().model.states([candidate])  # its store ran the encoder on the entry
         times["embedding"].append(timed(lambda q=query: embedder.embed([q])))
-        first, second = ("shipped", "tuned") if i % 2 else ("tuned", "shipped")
-        for name in (first, second):
-            verifier = shipped if name == "shipped" else tuned
+        order = (("shipped", shipped), ("tuned", tuned))
+        for name, verifier in order if i % 2 else order[::-1]:
             times[name].append(timed(lambda v=verifier, q=query, c=candidate: v.score(q, [c])))
     embed = summary(times["embedding"])
     out = {name: summary(t) for name, t in times.items()}

@@ -20,8 +20,8 @@ Steps, each logged with its wall time:
 
 Measured on this machine (2 cores, 2026-12-03): 2,797 s for step 2 (903 batches).
 
-Usage: python scripts/train_verifier_encoder.py [--out DIR] [--export-only CHECKPOINT]
-(needs torch and sentence-transformers: ``pip install -e '.[torch,train]'``)
+Usage: python scripts/train_verifier_encoder.py [--checkpoint DIR] [--out DIR] [--export-only]
+(needs torch and sentence-transformers: ``pip install -e '.[train]'``)
 """
 
 from __future__ import annotations
