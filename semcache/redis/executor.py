@@ -97,15 +97,23 @@ except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
 def _packed(connection: Any, batch: tuple[Command, ...]) -> Any:
     """The batch in the wire protocol: hiredis packs each command in C (redis-py's packer walks
     every argument in Python first: 12 µs of a semantic lookup's 5 commands). These are the bytes
-    redis-py sends with hiredis installed (its packer then calls the same function, whatever the
-    client's encoding); anything hiredis refuses goes through redis-py's packer and its errors. No
-    command name of ours holds a space, which redis-py's packer would split."""
-    if _pack_one is not None:
+    redis-py sends with hiredis installed for a client that encodes text as UTF-8 (hiredis's own
+    encoding; redis-py before 8.2 sent them whatever the client's encoding, 8.2 encodes with the
+    client's first): a client of another encoding, and anything hiredis refuses, go through
+    redis-py's packer and its errors. No command name of ours holds a space, which redis-py's
+    packer would split."""
+    if _pack_one is not None and _utf8(getattr(connection, "encoder", None)):
         try:
             return _chunks([_pack_one(command) for command in batch])
         except TypeError:
             pass
     return connection.pack_commands(batch)
+
+
+def _utf8(encoder: Any) -> bool:
+    """Whether a redis-py encoder writes text as hiredis does: UTF-8, strict."""
+    encoding = str(getattr(encoder, "encoding", "")).lower().replace("_", "-")
+    return encoding in ("utf-8", "utf8") and getattr(encoder, "encoding_errors", "") == "strict"
 
 
 _CHUNK = 6000
