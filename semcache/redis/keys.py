@@ -9,6 +9,7 @@ digests: no user text reaches a key or a query.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from semcache.core.canonical import sha256
@@ -20,8 +21,18 @@ CHANNELS = f"{PREFIX}:l1:*"
 
 
 def tenant_tag(tenant: str | None) -> str:
-    """Tenants appear in keys and tag filters only as digests: no user text reaches a query."""
+    """Tenants appear in keys and tag filters only as digests: no user text reaches a query.
+    A string's digest is remembered (a lookup asks for it twice)."""
+    if tenant is None or type(tenant) is str:
+        return _tenant_tag(tenant)
+    return _tenant_digest(tenant)
+
+
+def _tenant_digest(tenant: object) -> str:
     return sha256(f"tenant:{tenant or ''}")[:16]
+
+
+_tenant_tag = functools.lru_cache(maxsize=4096)(_tenant_digest)
 
 
 def tag_digest(tag: str) -> str:
