@@ -97,6 +97,10 @@ class TokenModel:
         self._lock = threading.Lock()
         self.held: LRU[str, TokenState] = LRU(HELD)
         """States read from stored entries (:func:`unpack`): texts this process never ran."""
+        self._made: LRU[str, tuple[Any, TokenState]] = LRU(MADE)
+        """The states last made from the model's remembered rows, with the rows they came from:
+        a query verified against several candidates, or a hot entry verified again, is not
+        rebuilt (~55 µs a text). Read only while the model still holds those same rows."""
 
     def load(self) -> TokenModel:
         with self._lock:
@@ -121,11 +125,21 @@ class TokenModel:
         todo = [t for t in dict.fromkeys(texts) if t not in found]
         for t, rows in zip(todo, model.tokens(todo, keep=keep) if todo else (), strict=True):
             found[t] = self.state(rows.ids, rows.hidden)
+            kept = model.recent.get(t) if keep else None
+            if kept is not None:  # the rows it keeps are float16: this state is the run's own
+                self._made.put(t, (kept, found[t]))
         return [found[t] for t in texts]
 
     def _known(self, model: Any, text: str) -> TokenState | None:
         rows = model.recent.get(text)
-        return self.state(rows.ids, rows.hidden) if rows is not None else self.held.get(text)
+        if rows is None:
+            return self.held.get(text)
+        made = self._made.get(text)
+        if made is not None and made[0] is rows:
+            return made[1]
+        state = self.state(rows.ids, rows.hidden)
+        self._made.put(text, (rows, state))
+        return state
 
     def packed(self, text: str, most: int) -> bytes | None:
         """The stored form (:func:`pack`) of a text the model has just run, else None (no run);
@@ -161,9 +175,11 @@ class TokenModel:
 
 
 HELD = 512
+"""Stored entries' token states a verifier keeps (~5 KB each for a 12-token question)."""
+MADE = 64
+"""States made from the model's rows that a verifier keeps (float32: ~20 KB for 12 tokens)."""
 DIMENSION = 384
 """all-MiniLM-L6-v2's, when the graph's manifest does not say."""
-"""Stored entries' token states a verifier keeps (~5 KB each for a 12-token question)."""
 PACKED = b"smtk"
 """The stored form's tag, version 1 (all-MiniLM-L6-v2's token vectors): another tag, another form."""
 ENCODER = "encoder.safetensors"

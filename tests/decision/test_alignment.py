@@ -89,6 +89,21 @@ def test_the_embedder_and_the_verifier_share_one_model_and_its_recent_texts(
     assert all(t in model._model.recent for t in batch)
 
 
+def test_a_state_is_made_once_from_the_same_rows_and_again_from_new_ones(model: TokenModel) -> None:
+    """A query verified against four candidates is not rebuilt four times; rows the model ran
+    afresh (another run of the text, the memory dropped) make a new state, never the old one."""
+    from semcache.embedding.onnx_runtime import TokenRows
+
+    text = "Which train goes from Paris to Lyon in the morning?"
+    first, again = model.states([text]), model.states([text])
+    assert first[0] is again[0]
+    rows = model._model.recent.get(text)
+    model._model.recent.put(text, TokenRows(rows.ids, (-rows.hidden).astype(rows.hidden.dtype)))
+    (flipped,) = model.states([text])
+    assert flipped is not first[0]
+    assert float(flipped.sentence @ first[0].sentence) == pytest.approx(-1.0, abs=1e-4)
+
+
 def test_a_text_without_content_tokens_still_scores(model: TokenModel) -> None:
     empty, other = model.states(["?", "What is love?"])
     assert len(empty.ids) == 1  # "?" alone
