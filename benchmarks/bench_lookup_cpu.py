@@ -9,7 +9,7 @@ the whole ``cache.lookup`` call; CPU is the calling thread's. On a shared machin
 with the load, so each path is also given against its floor measured beside it, and the trees are
 compared on those ratios too (the steadier figure).
 
-Usage: python benchmarks/bench_lookup_cpu.py [--ref main] [--rounds 3] [--out FILE]
+Usage: python benchmarks/bench_lookup_cpu.py [--ref main] [--rounds 3] [--tenant NAME] [--out FILE]
 (writes benchmarks/results/lookup_cpu.json, or FILE, with the load average)
 """
 
@@ -31,7 +31,7 @@ RESULTS = Path(__file__).parent / "results" / "lookup_cpu.json"
 PATHS = ("exact", "semantic")
 
 
-def child(url: str) -> dict[str, Any]:
+def child(url: str, tenant: str | None = None) -> dict[str, Any]:
     """One tree's figures (runs with that tree's ``semcache`` importable)."""
     import redis
 
@@ -59,15 +59,15 @@ def child(url: str) -> dict[str, Any]:
     embedder = semcache.Batching(default_local_embedder())
     with semcache.Cache(redis_url=url, embedder=embedder, namespace=namespace) as cache:
         for text in texts:
-            cache.store(chat(text), answer)
+            cache.store(chat(text), answer, tenant=tenant)
         probes = [f"Quick question: {t[0].lower()}{t[1:]}" for t in texts]
-        hits = [cache.lookup(chat(p)).layer for p in probes]
+        hits = [cache.lookup(chat(p), tenant=tenant).layer for p in probes]
         floors = {}
         for text, probe in zip(texts, probes, strict=True):
-            plan = cache.plan(chat(probe))
-            vector = cache._core.embeddings.recall(plan.text)
+            plan = cache.plan(chat(probe), tenant=tenant)
+            vector = cache._core.embeddings.recall(plan.text, plan.tenant)
             assert vector is not None
-            floors[probe] = (cache.plan(chat(text)).exact_key, plan.exact_key, knn(
+            floors[probe] = (cache.plan(chat(text), tenant=tenant).exact_key, plan.exact_key, knn(
                 plan.keys, vector=vector.tobytes(), scope=plan.scope, k=cache.config.top_k,
                 ef=None, fields=cache.decision.return_fields))  # fmt: skip
 
@@ -82,13 +82,13 @@ def child(url: str) -> dict[str, Any]:
                 exact_key, probe_key, search = floors[probe]
                 calls = [
                     ("get", lambda k=exact_key: client.get(k)),
-                    ("exact", lambda q=text: cache.lookup(chat(q))),
+                    ("exact", lambda q=text: cache.lookup(chat(q), tenant=tenant)),
                     ("pipe", lambda k=probe_key, s=search: pipe(k, s)),
-                    ("semantic", lambda q=probe: cache.lookup(chat(q))),
+                    ("semantic", lambda q=probe: cache.lookup(chat(q), tenant=tenant)),
                 ]
                 for name, fn in calls if round_ % 2 == 0 else calls[::-1]:
                     timed(name, fn)
-        layers = [cache.lookup(chat(p)).layer for p in probes[:50]]
+        layers = [cache.lookup(chat(p), tenant=tenant).layer for p in probes[:50]]
         cache.flush()
     out: dict[str, Any] = {
         name: {
@@ -102,10 +102,10 @@ def child(url: str) -> dict[str, Any]:
     return out
 
 
-def run_tree(tree: Path, url: str) -> dict[str, Any]:
+def run_tree(tree: Path, url: str, tenant: str | None) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1"}
     code = f"import json, runpy; m = runpy.run_path({str(Path(__file__))!r}); "
-    code += f"print(json.dumps(m['child']({url!r})))"
+    code += f"print(json.dumps(m['child']({url!r}, {tenant!r})))"
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tree, capture_output=True,
                          text=True, check=True)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -128,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ref", default="main", help="the git ref to compare with")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tenant", default=None, help="the tenant every entry and lookup has")
     parser.add_argument("--out", default=str(RESULTS), help="the results file")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -144,7 +145,7 @@ def main() -> None:
         for i in range(args.rounds):
             trees = [("this", ROOT), (args.ref, ref_tree)]
             for name, tree in trees if i % 2 == 0 else trees[::-1]:
-                rows[name].append(run_tree(tree, server.url))
+                rows[name].append(run_tree(tree, server.url, args.tenant))
                 print(f"round {i} {name}: {json.dumps(rows[name][-1])}")
     load.append(round(os.getloadavg()[0], 2))
     this, ref = summary(rows["this"]), summary(rows[args.ref])
@@ -159,6 +160,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "load_average_1min": load,
         "ref": args.ref,
+        "tenant": args.tenant,
         "this": this,
         args.ref: ref,
         "versus": versus,
