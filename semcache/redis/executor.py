@@ -9,8 +9,10 @@ a plain command, anything else as one non-transactional pipeline; errors come ba
 from __future__ import annotations
 
 import asyncio
+import codecs
 import collections
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -112,8 +114,17 @@ def _packed(connection: Any, batch: tuple[Command, ...]) -> Any:
 
 def _utf8(encoder: Any) -> bool:
     """Whether a redis-py encoder writes text as hiredis does: UTF-8, strict."""
-    encoding = str(getattr(encoder, "encoding", "")).lower().replace("_", "-")
-    return encoding in ("utf-8", "utf8") and getattr(encoder, "encoding_errors", "") == "strict"
+    return _utf8_codec(str(getattr(encoder, "encoding", "")),
+                       str(getattr(encoder, "encoding_errors", "")))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=16)
+def _utf8_codec(encoding: str, errors: str) -> bool:
+    """Whether ``encoding`` names UTF-8 under any of its aliases (``utf8``, ``U8``), strictly."""
+    try:
+        return errors == "strict" and codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
 
 
 _CHUNK = 6000

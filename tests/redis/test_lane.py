@@ -220,6 +220,10 @@ def test_the_batch_packs_to_the_bytes_redis_py_would_send() -> None:
     latin = redis.Connection(encoding="latin-1")
     texts = (commands.get("semcache:x:ns:t:é"), commands.put("k", "välue", 1500))
     assert b"".join(_packed(latin, texts)) == b"".join(latin.pack_commands(texts))
+    u8 = redis.Connection(encoding="U8")  # an alias of UTF-8 keeps hiredis's packer
+    expected = b"".join(u8.pack_commands(texts))
+    u8.pack_commands = lambda *_: pytest.fail("packed by redis-py")  # type: ignore[method-assign]
+    assert _packed(u8, texts) == [expected]
     with pytest.raises(redis.DataError):  # what hiredis refuses gets redis-py's error
         _packed(connection, (("SET", "k", None),))
 
