@@ -132,8 +132,10 @@ class TokenModel:
 
     def _known(self, model: Any, text: str) -> TokenState | None:
         rows = model.recent.get(text)
-        if rows is None:
-            return self.held.get(text)
+        return self._from_rows(text, rows) if rows is not None else self.held.get(text)
+
+    def _from_rows(self, text: str, rows: Any) -> TokenState:
+        """The state of the model's remembered ``rows`` of ``text``, made once while it holds them."""
         made = self._made.get(text)
         if made is not None and made[0] is rows:
             return made[1]
@@ -145,12 +147,13 @@ class TokenModel:
         """The stored form (:func:`pack`) of a text the model has just run, else None (no run);
         None too past ``most`` content tokens."""
         rows = self._model.recent.get(text) if self._model is not None else None
+        state = self._from_rows(text, rows) if rows is not None else None
         if rows is None and self.encoder is not None:  # the embedder ran it: so does the encoder
             from semcache.embedding.onnx_runtime import OnnxModel
 
             if OnnxModel.ran(text):
                 rows = self.load()._model.tokens([text], keep=True)[0]
-        state = self.state(rows.ids, rows.hidden) if rows is not None else None
+                state = self.state(rows.ids, rows.hidden)
         return pack(state, self.tag) if state is not None and len(state.ids) <= most else None
 
     def hold(self, text: str, blob: Any) -> bool:
