@@ -219,3 +219,13 @@ def test_subclasses_of_the_json_types_key_as_the_types_they_extend() -> None:
     plain = chat("hello", metadata_like={"a": ["b", 1]})
     odd = chat(Text("hello"), metadata_like=_Dict(a=("b", 1.0)))
     assert key(plain) == key(odd)
+
+
+def test_a_tenants_digest_is_remembered_for_strings_only() -> None:
+    # the memo keys on the tenant itself: a value that cannot be hashed (invalidate() takes the
+    # tenant unchecked) is digested as it always was, not refused with a TypeError
+    from semcache.redis.keys import tenant_tag
+
+    assert tenant_tag("acme") == sha256("tenant:acme")[:16] == tenant_tag("acme")
+    assert tenant_tag(None) == tenant_tag("") == sha256("tenant:")[:16]
+    assert tenant_tag(["acme"]) == sha256("tenant:['acme']")[:16]  # type: ignore[arg-type]
