@@ -40,9 +40,13 @@ QUICKSTART = [
     "hit.layer, hit.similarity, hit.response['choices'][0]['message']['content']",
     "## The semantic layer\n\nA paraphrase hits the semantic layer, with its cosine similarity.",
     "hit = cache.lookup(ask('how can I reset my password'))\nhit.layer, round(hit.similarity, 3)",
-    "A different question misses; `best_similarity` says how close the nearest entry was.",
+    "A different question misses. The search asks Redis only for entries the decision could "
+    "accept (a range query down to the threshold, `CacheConfig(search='range')`, the default), "
+    "so this miss found no candidate and has no nearest entry to report; "
+    "`CacheConfig(search='knn')` fetches the nearest however far, and `best_similarity` then "
+    "says how close it was.",
     "miss = cache.lookup(ask('How do I delete my account?'))\n"
-    "miss.layer, miss.reason, round(miss.best_similarity, 3)",
+    "miss.layer, miss.reason, miss.best_similarity",
     "## Scope: tenants, system prompts, parameters\n\nA semantic match only happens inside one scope: "
     "another tenant, system prompt or answer-changing parameter never matches.",
     "[cache.lookup(ask('How do I reset my password?'), tenant='acme').layer,\n"

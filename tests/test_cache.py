@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -52,8 +53,19 @@ def test_semantic_hit_on_a_paraphrase_reports_its_similarity(
 
 
 def test_threshold_override_turns_the_same_match_into_a_miss(cache: Cache) -> None:
+    """A range search (the default) fetches nothing below the decision's floor: the miss has no
+    candidate to report. A KNN search reports its nearest, below the threshold."""
     cache.store(chat(PARAPHRASE[0]), answer("x"))
+    assert cache.lookup(chat(PARAPHRASE[1])).layer == "semantic"
     result = cache.lookup(chat(PARAPHRASE[1]), threshold=0.999)
+    assert result.layer is None
+    assert result.reason == "no-candidates" and result.best_similarity is None
+    knn = Cache(
+        redis_client=cache.client,
+        embedder=cache._core.embeddings.embedder,
+        config=dataclasses.replace(cache.config, search="knn"),
+    )
+    result = knn.lookup(chat(PARAPHRASE[1]), threshold=0.999)
     assert result.layer is None
     assert result.reason == "below-threshold"
     assert result.best_similarity is not None and 0.9 < result.best_similarity < 0.999

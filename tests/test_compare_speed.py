@@ -86,7 +86,9 @@ def test_forget_empties_the_memories_a_verified_lookup_fills(
     from semcache.decision import guard
     from semcache.embedding import onnx_runtime
 
-    ours = sp.SemcacheBulk("semcache", redis_url, semcache.CacheConfig(), None, namespace)
+    # a KNN search: its miss reports the nearest similarity
+    config = semcache.CacheConfig(search="knn")
+    ours = sp.SemcacheBulk("semcache", redis_url, config, None, namespace)
     try:
         ours.store("How do I learn Python fast?", "answer", "scope")
         query = "What is the quickest way to learn Python?"

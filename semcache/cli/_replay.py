@@ -169,7 +169,8 @@ def _run(
             guard=semcache.Guard(), per_entry=thresholds,
             verifier=getattr(default, "verifier", None) if verifier else None,
         )  # fmt: skip
-    config = semcache.CacheConfig(namespace=name, ttl=None, decision=decision)
+    # a KNN search: the report shows each miss's nearest entry, and --feedback labels it
+    config = semcache.CacheConfig(namespace=name, ttl=None, decision=decision, search="knn")
     model = load_embedder(embedder) if embedder else None
     url = connect(url)
     with semcache.Cache(redis_url=url, config=config, embedder=model) as cache:

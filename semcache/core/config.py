@@ -8,6 +8,7 @@ from semcache._errors import ConfigurationError
 from semcache.core.canonical import SemanticPolicy
 from semcache.core.types import (
     IndexParams,
+    SearchPolicy,
     StochasticPolicy,
     check_namespace,
     check_threshold,
@@ -29,6 +30,15 @@ class CacheConfig:
         version: part of every key; changing it retires every entry of older versions.
         semantic: enable the semantic layer.
         top_k: candidates fetched per semantic lookup.
+        search: how the semantic layer looks for them. ``"range"`` (the default) asks only for
+            candidates the decision stage could accept (a range query down to its lowest
+            acceptable similarity: the threshold, the low end of the verifier's or the second
+            opinion's band, the per-entry thresholds' floor), so a miss finds nothing and returns
+            early; such a miss reports no nearest candidate (``best_similarity`` None) unless one
+            was near enough to be judged. ``"knn"`` always fetches the ``top_k`` nearest however
+            far, so every miss reports its nearest (and :meth:`semcache.Cache.feedback` on a miss
+            can record evidence below the threshold); a decision of your own that declares no
+            ``floor(threshold)`` is searched this way too.
         stochastic: what to do with temperature > 0 or n > 1 requests: ``"cache"`` the first answer
             (default) or ``"bypass"`` the cache entirely.
         read_only: look up but never store.
@@ -60,6 +70,7 @@ class CacheConfig:
     version: str = "1"
     semantic: bool = True
     top_k: int = 4
+    search: SearchPolicy = "range"
     stochastic: StochasticPolicy = "cache"
     read_only: bool = False
     max_semantic_chars: int = 8192
@@ -83,6 +94,8 @@ class CacheConfig:
             raise ConfigurationError("ttl_jitter must be in [0, 1)")
         if self.top_k < 1:
             raise ConfigurationError("top_k must be at least 1")
+        if self.search not in ("range", "knn"):
+            raise ConfigurationError("search must be 'range' or 'knn'")
         if self.stochastic not in ("cache", "bypass"):
             raise ConfigurationError("stochastic must be 'cache' or 'bypass'")
         if self.early_refresh is not None and self.early_refresh <= 0:

@@ -16,6 +16,7 @@ from semcache.core.hybrid import HybridPlans
 from semcache.core.ops import Commands, Defer, Flow
 from semcache.core.plan import Plan, Planner
 from semcache.core.types import Entry, LookupResult
+from semcache.decision.decide import search_floor
 from semcache.decision.protocol import Candidate, Decision, Verdict
 from semcache.embedding.embedders import Vectors
 from semcache.redis import commands
@@ -39,6 +40,11 @@ Command = tuple[Any, ...]
 #: Seconds the semantic layer stays off after the server's ACL refused a search.
 DENIED_S = 60
 
+#: How far past the decision's floor a range search reaches (a cosine distance): RediSearch
+#: computes distances in float32, so a candidate exactly at the floor may come back a rounding
+#: error beyond it; the decision stage still judges it against the floor itself.
+RADIUS_SLACK = 1e-5
+
 
 class SemanticLayer:
     """The namespace indexes this process has checked, and the search over them."""
@@ -57,8 +63,11 @@ class SemanticLayer:
         self._ready: set[str] = set()
         self._denied_until = 0.0  # a search the server's ACL refused: none until then
         self._had: set[str] = set()  # namespaces whose index this process saw: a lookup remakes it
-        # the graph's plan for scoped searches; a FLAT index has no graph to walk
-        self.plans = HybridPlans() if config.index.algorithm == "hnsw" else None
+        # the graph's plan for scoped KNN searches; a FLAT index has no graph to walk, and a range
+        # search no hybrid plan to choose
+        hnsw = config.index.algorithm == "hnsw"
+        self.plans = HybridPlans() if hnsw and config.search == "knn" else None
+        self._epsilon = commands.RANGE_EPSILON if hnsw else None
 
     # --- the index ------------------------------------------------------------------------------
 
@@ -172,7 +181,18 @@ class SemanticLayer:
         policy = self.plans.plan(index, plan.scope) if self.plans is not None else None
         return commands.knn(plan.keys, vector=blob, scope=plan.scope, k=self.config.top_k,
                             ef=None, fields=self.decision.return_fields, shard=shard,
-                            policy=policy)  # fmt: skip
+                            policy=policy, radius=self.radius(plan.threshold),
+                            epsilon=self._epsilon)  # fmt: skip
+
+    def radius(self, threshold: float) -> float | None:
+        """The cosine distance a range search reaches at ``threshold``: down to the lowest
+        similarity the decision stage can accept (a hair below, for the float rounding of
+        distances). None: a KNN (``CacheConfig(search="knn")``, or a decision that declares no
+        floor)."""
+        if self.config.search != "range":
+            return None
+        floor = search_floor(self.decision, threshold)
+        return None if floor is None else 1.0 - floor + RADIUS_SLACK
 
     def answer(self, plan: Plan, replies: Sequence[Any], **extra: Any) -> Flow[LookupResult]:
         """The verdict over the replies of :meth:`queries` (``extra``: more fields of the result)."""

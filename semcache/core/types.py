@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover - a dependency; json reads the same entr
 
 Layer = Literal["l1", "exact", "semantic"]
 StochasticPolicy = Literal["cache", "bypass"]
+SearchPolicy = Literal["range", "knn"]
 
 ENTRY_FORMAT = 1
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -184,9 +185,12 @@ class LookupResult:
         key: the exact key's digest of the request (pass to ``invalidate(keys=...)``).
         matched_key: the digest of the entry that answered (differs from ``key`` on semantic hits).
         reason: why a miss missed, or why the cache stepped aside (``"bypass"``, ``"stochastic"``,
-            ``"below-threshold"``, ``"no-candidates"``, ``"no-semantic-text"``, ``"no-index"`` (a
-            namespace nothing was stored in), ``"unavailable"``, ...).
-        best_similarity: the closest candidate's similarity, even when below the threshold.
+            ``"below-threshold"``, ``"no-candidates"`` (the search fetched none: nothing in scope
+            at or above the decision's floor, or with ``search="knn"`` nothing in scope at all),
+            ``"no-semantic-text"``, ``"no-index"`` (a namespace nothing was stored in),
+            ``"unavailable"``, ...).
+        best_similarity: the closest candidate's similarity, even when below the threshold (None
+            when the search fetched none: a range search fetches only what could be accepted).
         lookup_ms: time spent in the lookup.
     """
 

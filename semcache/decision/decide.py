@@ -46,6 +46,10 @@ class ThresholdDecision:
 
     return_fields: tuple[str, ...] = ()
 
+    def floor(self, threshold: float) -> float:
+        """The lowest similarity it accepts: the threshold."""
+        return threshold
+
     def decide(
         self, query: str, candidates: Sequence[Candidate], threshold: float
     ) -> Generator[Any, Any, Verdict]:
@@ -124,9 +128,11 @@ class GuardedDecision:
         return ((TOKENS, packed), (HAS_TOKENS, b"1")) if packed else ()
 
     def floor(self, threshold: float) -> float:
-        """The lowest similarity this decision can accept at ``threshold`` (the bands' low end)."""
-        lows = [b.band(threshold)[0] for b in (self.opinion, self.verifier) if b is not None]
-        return min(lows) if lows else threshold
+        """The lowest similarity this decision can accept at ``threshold``: the bands' low end,
+        at the per-entry thresholds' floor when that is lower (an entry's own cut-off may be)."""
+        cutoff = min(threshold, self.per_entry.floor) if self.per_entry else threshold
+        lows = [b.band(cutoff)[0] for b in (self.opinion, self.verifier) if b is not None]
+        return min(lows) if lows else cutoff
 
     def decide(
         self, query: str, candidates: Sequence[Candidate], threshold: float
@@ -291,8 +297,16 @@ def offline(decision: Any) -> Any:
 def decision_floor(decision: Any, threshold: float) -> float:
     """The lowest similarity ``decision`` can accept at ``threshold`` (the threshold itself unless
     the decision has a band reaching below it, as the verifier's does)."""
+    floor = search_floor(decision, threshold)
+    return threshold if floor is None else floor
+
+
+def search_floor(decision: Any, threshold: float) -> float | None:
+    """The lowest similarity a search must reach for ``decision`` at ``threshold``, or None when
+    the decision does not say (one of the user's own without ``floor``: it may accept any
+    candidate, so the search fetches the nearest however far)."""
     floor = getattr(decision, "floor", None)
-    return float(floor(threshold)) if callable(floor) else threshold
+    return float(floor(threshold)) if callable(floor) else None
 
 
 def default_decision() -> Decision:

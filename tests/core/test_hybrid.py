@@ -86,8 +86,9 @@ def load(cache: Cache, vectors: np.ndarray, n: int, tenant: str | None = None) -
     assert cache.store_many(pairs, tenant=tenant, vectors=vectors[:n]) == n
 
 
-#: The searches are under test, not the decision: a plain cut-off serves what is near.
-CONFIG = semcache.CacheConfig(decision=semcache.ThresholdDecision())
+#: The searches are under test, not the decision: a plain cut-off serves what is near. The plan is
+#: a KNN's (a range search, the default, has none to choose).
+CONFIG = semcache.CacheConfig(decision=semcache.ThresholdDecision(), search="knn")
 
 
 def near(vector: np.ndarray) -> np.ndarray:

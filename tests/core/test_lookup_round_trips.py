@@ -28,7 +28,7 @@ GETS = ["GET", "GET", "GET"]  # the exact entry and the two generations it depen
 def names(batch: tuple[tuple[Any, ...], ...]) -> list[str]:
     """The commands of a batch, but the counts that choose a search's hybrid plan (they ride with
     the first search of a scope now and then: tests/core/test_hybrid.py)."""
-    return [str(c[0]) for c in batch if not (c[0] == "FT.SEARCH" and "KNN" not in str(c[2]))]
+    return [str(c[0]) for c in batch if not (c[0] == "FT.SEARCH" and "$vec" not in str(c[2]))]
 
 
 class Counted:
