@@ -6,10 +6,12 @@ the scope and the index now and then and names ``BATCHES`` when the scope is big
 the index. This measures, for each index size, on one embedded Redis:
 
 - bare searches (the cache's own KNN command, sent with redis-py): RediSearch's choice, ``BATCHES``
-  and ``ADHOC_BF``, for a scope holding most of the index and for a small tenant (0.5%);
+  and ``ADHOC_BF``, and the default range search at the cut-off, for a scope holding most of the
+  index and for a small tenant (0.5%);
 - ``Cache.lookup`` with the vector given (so nothing is embedded), with the cache's plans on and
-  off, interleaved: misses (real embeddings of unrelated questions) and near hits (a stored vector
-  plus noise, cosine ~0.99). The decision is a plain cut-off: the search is what is measured.
+  off and a cache of the default range search on the same namespace, interleaved: misses (real embeddings of unrelated questions) and near hits (a stored vector
+  plus noise, cosine ~0.99). The decision is a plain cut-off: the search is what is measured. The
+  caches search by KNN (``CacheConfig(search="knn")``); the default range search has no plan.
 
 Data: vectors drawn around real all-MiniLM-L6-v2 embeddings of 2,000 generated support questions
 (``benchmarks/_data.py``), loaded through ``Cache.store_many``.
@@ -21,9 +23,8 @@ Usage: python benchmarks/bench_hybrid.py [--sizes 5000,20000,100000] [--rounds 3
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,8 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import semcache
 from benchmarks._data import drawn, near, support_questions
+from benchmarks._results import Run
 from benchmarks.bench_scale import wait_indexed
-from semcache.redis.commands import knn
+from semcache.core.semantic import RADIUS_SLACK
+from semcache.redis.commands import RANGE_EPSILON, knn
 from semcache.server import EmbeddedServer
 
 RESULTS = Path(__file__).parent / "results" / "hybrid.json"
@@ -86,42 +89,49 @@ def bare(client: redis.Redis, cache: semcache.Cache, tenant: str, queries: np.nd
     """p50 ms of the cache's KNN command under each hybrid plan, sent bare."""
     plan = cache.plan(chat("probe"), tenant=tenant)
     fields = cache.decision.return_fields
-    times: dict[str, list[float]] = {"redisearch_choice": [], "BATCHES": [], "ADHOC_BF": []}
+    names = ("redisearch_choice", "BATCHES", "ADHOC_BF", "range")
+    times: dict[str, list[float]] = {name: [] for name in names}
+    radius = 1 - cache.config.threshold + RADIUS_SLACK  # the range search's, at a plain cut-off
     for _ in range(rounds):
         for q in queries:
             blob = q.astype(np.float32).tobytes()
             for name in times:
-                policy = None if name == "redisearch_choice" else name
+                policy = None if name in ("redisearch_choice", "range") else name
+                ranged = {"radius": radius, "epsilon": RANGE_EPSILON} if name == "range" else {}
                 command = list(knn(plan.keys, vector=blob, scope=plan.scope, k=4, ef=None,
-                                   fields=fields, policy=policy))  # fmt: skip
+                                   fields=fields, policy=policy, **ranged))  # fmt: skip
                 start = time.perf_counter()
                 client.execute_command(*command)
                 times[name].append((time.perf_counter() - start) * 1000)
     return {name: p50(t) for name, t in times.items()}
 
 
-def lookups(cache: semcache.Cache, tenant: str, queries: dict[str, np.ndarray],
-            rounds: int) -> dict[str, Any]:  # fmt: skip
-    """p50 ms of ``Cache.lookup(vector=...)`` with the cache's plans on and off, interleaved."""
+def lookups(cache: semcache.Cache, ranged: semcache.Cache, tenant: str,
+            queries: dict[str, np.ndarray], rounds: int) -> dict[str, Any]:  # fmt: skip
+    """p50 ms of ``Cache.lookup(vector=...)``, interleaved: the KNN cache with its plans on and
+    off, and ``ranged`` (the same namespace, the default range search)."""
     semantic = cache._core.semantic
     plans = semantic.plans
     out: dict[str, Any] = {}
+    names = ("plans_on", "plans_off", "range")
     for kind, rows in queries.items():
-        times: dict[str, list[float]] = {"plans_on": [], "plans_off": []}
-        layers: dict[str, list[Any]] = {"plans_on": [], "plans_off": []}
+        times: dict[str, list[float]] = {name: [] for name in names}
+        layers: dict[str, list[Any]] = {name: [] for name in names}
         for r in range(rounds):
-            order = ("plans_on", "plans_off") if r % 2 == 0 else ("plans_off", "plans_on")
+            order = names if r % 2 == 0 else names[::-1]
             for i, q in enumerate(rows):
                 for name in order:
                     semantic.plans = plans if name == "plans_on" else None
+                    asking = ranged if name == "range" else cache
                     start = time.perf_counter()
-                    result = cache.lookup(chat(f"{kind} {tenant} {i} {r} {name}"), tenant=tenant,
-                                          vector=q)  # fmt: skip
+                    result = asking.lookup(chat(f"{kind} {tenant} {i} {r} {name}"), tenant=tenant,
+                                           vector=q)  # fmt: skip
                     times[name].append((time.perf_counter() - start) * 1000)
                     layers[name].append(result.layer)
         semantic.plans = plans
         out[kind] = {name: p50(t) for name, t in times.items()}
         out[kind]["on_to_off"] = round(out[kind]["plans_on"] / out[kind]["plans_off"], 3)
+        out[kind]["range_to_on"] = round(out[kind]["range"] / out[kind]["plans_on"], 3)
         out[kind]["hit_rate"] = {n: got.count("semantic") / len(got) for n, got in layers.items()}
     index = cache.plan(chat("probe"), tenant=tenant).keys.index_of(0)
     scope = cache.plan(chat("probe"), tenant=tenant).scope
@@ -134,10 +144,16 @@ def run_size(url: str, n: int, centres: np.ndarray, unrelated: np.ndarray,
     rng = np.random.default_rng(n)
     small = max(1, int(n * SMALL_SHARE))
     vectors = drawn(centres, n, rng)
-    config = semcache.CacheConfig(decision=semcache.ThresholdDecision())
+    # the KNN search (a range search, the default, has no hybrid plan)
+    config = semcache.CacheConfig(decision=semcache.ThresholdDecision(), search="knn")
     row: dict[str, Any] = {"entries": n, "small_tenant_entries": small}
-    with semcache.Cache(redis_url=url, embedder=given_only(centres.shape[1]),
-                        namespace=f"hybrid-{n}", config=config) as cache:  # fmt: skip
+    config = dataclasses.replace(config, namespace=f"hybrid-{n}")
+    embedder = given_only(centres.shape[1])
+    with (
+        semcache.Cache(redis_url=url, embedder=embedder, config=config) as cache,
+        semcache.Cache(redis_url=url, embedder=embedder,
+                       config=dataclasses.replace(config, search="range")) as ranged,
+    ):  # fmt: skip
         row["load_per_s"] = round(load(cache, vectors[: n - small], "big", 0), 1)
         load(cache, vectors[n - small :], "small", n)
         client = redis.Redis.from_url(url)
@@ -145,10 +161,13 @@ def run_size(url: str, n: int, centres: np.ndarray, unrelated: np.ndarray,
         for tenant, rows in (("big", vectors[: n - small]), ("small", vectors[n - small :])):
             hits = near(rows[rng.integers(0, len(rows), 16)], rng, 0.004)
             cache.lookup(chat(f"warm {tenant}"), tenant=tenant, vector=hits[0])  # counts once
+            ranged.lookup(chat(f"warm {tenant} ranged"), tenant=tenant, vector=hits[0])
             row[tenant] = {
                 "bare_miss_ms": bare(client, cache, tenant, unrelated, rounds),
                 "bare_hit_ms": bare(client, cache, tenant, hits, rounds),
-                "lookup_ms": lookups(cache, tenant, {"miss": unrelated, "hit": hits}, rounds),
+                "lookup_ms": lookups(
+                    cache, ranged, tenant, {"miss": unrelated, "hit": hits}, rounds
+                ),
             }
         cache.flush()
     return row
@@ -165,22 +184,13 @@ def main() -> None:
     embedder = default_local_embedder()
     centres = embedder.embed(support_questions(2000))
     unrelated = embedder.embed(UNRELATED)
-    load_before = round(os.getloadavg()[0], 2)
-    began = time.perf_counter()
+    run = Run()
     rows = []
     with tempfile.TemporaryDirectory() as tmp, EmbeddedServer(tmp, persist=False) as server:
         for n in (int(s) for s in args.sizes.split(",")):
             rows.append(run_size(server.url, n, centres, unrelated, args.rounds))
             print(json.dumps(rows[-1]), flush=True)
-    result = {
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores",
-        "load_average_1min": [load_before, round(os.getloadavg()[0], 2)],
-        "seconds": round(time.perf_counter() - began, 1),
-        "sizes": rows,
-    }
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    run.write(Path(args.out), sizes=rows)
 
 
 if __name__ == "__main__":

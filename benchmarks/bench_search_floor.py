@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ import semcache
 from benchmarks import _compare_eval as ev
 from benchmarks import _compare_speed as sp
 from benchmarks import compare as cp
+from benchmarks._results import Run
 from benchmarks.bench_accuracy import embed_all
 from benchmarks.bench_scale import wait_indexed
 from semcache.redis.commands import knn
@@ -53,6 +53,7 @@ RESULTS = Path(__file__).parent / "results" / "search_floor.json"
 RADIUS = 0.1
 EPSILONS = (0.01, 0.05, 0.2)
 PROBES = 200
+Searches = dict[str, tuple[Any, ...]]
 
 
 def ranged(index: str, scope: str, blob: bytes, epsilon: float, k: int) -> tuple[Any, ...]:
@@ -78,26 +79,33 @@ def first(reply: Any) -> tuple[str, float] | None:
     return values["text"].decode(), float(values["dist"])
 
 
-def commands_for(cache: semcache.Cache, blob: bytes) -> dict[str, tuple[Any, ...]]:
-    """Each measured search of one query vector."""
+def searches(cache: semcache.Cache, knn_cache: semcache.Cache) -> Callable[[bytes], Searches]:
+    """Each measured search, for a query vector: ``semcache``, the search a lookup of ``cache``
+    sends (a range query at its decision's floor, by default); ``knn``, the one a
+    ``search="knn"`` cache sends (``knn_cache``, under the hybrid plan it learned); the KNN under
+    ``HYBRID_POLICY BATCHES``; RedisVL-style range queries at :data:`RADIUS` and each of
+    :data:`EPSILONS`. The plan is made once."""
     plan = cache.plan(sp.sy.chat("probe"), tenant="lat")
-    semantic = cache._core.semantic
+    ours, theirs = cache._core.semantic, knn_cache._core.semantic
     index = plan.keys.index_of(0)
-    policy = semantic.plans.plan(index, plan.scope) if semantic.plans is not None else None
     k, fields = cache.config.top_k, cache.decision.return_fields
-    out = {
-        "semcache_knn": knn(plan.keys, vector=blob, scope=plan.scope, k=k, ef=None,
-                            fields=fields, policy=policy),
-        "knn_batches": knn(plan.keys, vector=blob, scope=plan.scope, k=k, ef=None,
-                           fields=fields, policy="BATCHES"),
-    }  # fmt: skip
-    for epsilon in EPSILONS:
-        out[f"range_eps_{epsilon}"] = ranged(index, plan.scope, blob, epsilon, k)
-    return out
+
+    def make(blob: bytes) -> Searches:
+        out = {
+            "semcache": ours._knn(plan, blob, 0),
+            "knn": theirs._knn(plan, blob, 0),
+            "knn_batches": knn(plan.keys, vector=blob, scope=plan.scope, k=k, ef=None,
+                               fields=fields, policy="BATCHES"),
+        }  # fmt: skip
+        for epsilon in EPSILONS:
+            out[f"range_eps_{epsilon}"] = ranged(index, plan.scope, blob, epsilon, k)
+        return out
+
+    return make
 
 
-def measure(client: redis.Redis, cache: semcache.Cache, texts: dict[str, Any], table: Any,
-            stored: list[str], rounds: int) -> dict[str, Any]:  # fmt: skip
+def measure(client: redis.Redis, make: Callable[[bytes], Searches], texts: dict[str, Any],
+            table: Any, stored: list[str], rounds: int) -> dict[str, Any]:  # fmt: skip
     """p50 ms per command and probe kind, and each command's recall of the paraphrases."""
     rng = random.Random(7)
     kinds = {"miss": texts["unrelated"], "paraphrase": texts["paraphrase"]}
@@ -107,7 +115,7 @@ def measure(client: redis.Redis, cache: semcache.Cache, texts: dict[str, Any], t
         for kind, probes in kinds.items():
             for text, source in probes:
                 blob = table.one(text).astype(np.float32).tobytes()
-                named = [*commands_for(cache, blob).items(), ("bare_get", ("GET", "x"))]
+                named = [*make(blob).items(), ("bare_get", ("GET", "x"))]
                 rng.shuffle(named)
                 for name, command in named:
                     start = time.perf_counter()
@@ -122,7 +130,7 @@ def measure(client: redis.Redis, cache: semcache.Cache, texts: dict[str, Any], t
         p50 = {name: statistics.median(t) for name, t in rows.items()}
         out[kind] = {
             "p50_ms": {name: round(v, 4) for name, v in p50.items()},
-            "to_semcache_knn": {n: round(v / p50["semcache_knn"], 3) for n, v in p50.items()},
+            "to_knn": {n: round(v / p50["knn"], 3) for n, v in p50.items()},
         }
     out["paraphrase_recall"] = {n: v / len(texts["paraphrase"]) for n, v in found.items()}
     return out
@@ -133,16 +141,22 @@ def run_size(url: str, n: int, table: Any, texts: dict[str, Any], rounds: int) -
     client.flushall()
     stored = list(texts["stored"])
     vectors = np.vstack([table.one(t) for t in stored])
-    with semcache.Cache(redis_url=url, embedder=table.embedder(f"floor-{n}"),
-                        namespace=f"floor-{n}") as cache:  # fmt: skip
+    embedder, name = table.embedder(f"floor-{n}"), f"floor-{n}"
+    knn_config = semcache.CacheConfig(namespace=name, search="knn")
+    with (
+        semcache.Cache(redis_url=url, embedder=embedder, namespace=name) as cache,
+        semcache.Cache(redis_url=url, embedder=embedder, config=knn_config) as knn_cache,
+    ):
         for lo in range(0, n, sp.BATCH):
             pairs = [(sp.sy.chat(t), sp.sy.response(sp.answer_of(lo + i)))
                      for i, t in enumerate(stored[lo : lo + sp.BATCH])]  # fmt: skip
             assert cache.store_many(pairs, tenant="lat", vectors=vectors[lo : lo + sp.BATCH])
         wait_indexed(client, cache.plan(sp.sy.chat("probe")).keys.index_of(0))
-        for text, _ in texts["unrelated"][:20]:  # the hybrid plan's counts, connections
+        for text, _ in texts["unrelated"][:20]:  # the KNN's hybrid plan's counts, connections
             cache.lookup(sp.sy.chat(text), tenant="lat")
-        row = {"entries": n, **measure(client, cache, texts, table, stored, rounds)}
+            knn_cache.lookup(sp.sy.chat(text), tenant="lat")
+        make = searches(cache, knn_cache)
+        row = {"entries": n, **measure(client, make, texts, table, stored, rounds)}
     return row
 
 
@@ -165,23 +179,13 @@ def main() -> None:
     bulk = semcache.OnnxEmbedder(threads=2, batch_size=64)
     rows = embed_all(cp.speed_batch(speed, args.real), bulk)
     table = cp.Table(rows | sp.drawn_rows(speed, rows), bulk)
-    load_before = round(os.getloadavg()[0], 2)
-    began = time.perf_counter()
+    run = Run()
     out = []
     with tempfile.TemporaryDirectory() as tmp, EmbeddedServer(tmp, persist=False) as server:
         for n in sizes:
             out.append(run_size(server.url, n, table, speed[n], args.rounds))
             print(json.dumps(out[-1]), flush=True)
-    result = {
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores",
-        "load_average_1min": [load_before, round(os.getloadavg()[0], 2)],
-        "seconds": round(time.perf_counter() - began, 1),
-        "radius": RADIUS,
-        "sizes": out,
-    }
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    run.write(Path(args.out), radius=RADIUS, sizes=out)
 
 
 if __name__ == "__main__":
