@@ -1,17 +1,19 @@
 """Where a miss's time goes against RedisVL: the search command itself, sent bare.
 
-``benchmarks/compare.py --speed-only`` finds semcache's miss slower than RedisVL's SemanticCache
-(1.25-1.49x). The two send different searches: semcache a scoped KNN (the ``k`` nearest
-candidates, whatever their distance, under the hybrid plan ``semcache/core/hybrid.py`` picks),
+``benchmarks/compare.py --speed-only`` found semcache's miss slower than RedisVL's SemanticCache
+(1.25-1.49x, when it searched by KNN). The two sent different searches: semcache a scoped KNN
+(the ``k`` nearest candidates, whatever their distance, under the hybrid plan
+``semcache/core/hybrid.py`` picks),
 RedisVL a range query (``VECTOR_RANGE`` at its distance threshold, HNSW ``EPSILON`` 0.01), which on
 a miss returns nothing and can stop early. This measures both commands bare (redis-py,
 ``execute_command``) on the texts and vectors of the compare's speed run, interleaved, at each size,
 on one embedded Redis, with a bare GET in the same run as the floor:
 
-- the cache's KNN exactly as a lookup sends it (``semcache.redis.commands.knn``, its fields and
-  plan), and the same KNN under ``HYBRID_POLICY BATCHES``;
+- the cache's own search exactly as a lookup sends it (``semcache``: the range query at its
+  decision's floor, the default since ``CacheConfig(search=...)``), the KNN a ``search="knn"``
+  cache sends (``knn``, its fields and hybrid plan), and that KNN under ``HYBRID_POLICY BATCHES``;
 - range queries at radius 0.1 (cosine 0.9, the compare's cut-off) with ``EPSILON`` 0.01 (RedisVL's
-  setting there), 0.05 and 0.2;
+  setting there), 0.02, 0.03 and 0.05 (the cache's own, ``RANGE_EPSILON``);
 
 for misses (unrelated PAWS sentences) and paraphrases of stored texts, with the share of
 paraphrases whose first result is their own source within the radius (recall). What a range query
@@ -51,7 +53,7 @@ from semcache.server import EmbeddedServer
 
 RESULTS = Path(__file__).parent / "results" / "search_floor.json"
 RADIUS = 0.1
-EPSILONS = (0.01, 0.05, 0.2)
+EPSILONS = (0.01, 0.02, 0.03, 0.05)
 PROBES = 200
 Searches = dict[str, tuple[Any, ...]]
 
