@@ -28,6 +28,7 @@ from semcache.redis.replies import (
     parse_index_dimension,
     parse_index_fields,
     parse_search,
+    refused_range,
     refused_vector_params,
     text,
 )
@@ -68,6 +69,7 @@ class SemanticLayer:
         hnsw = config.index.algorithm == "hnsw"
         self.plans = HybridPlans() if hnsw and config.search == "knn" else None
         self._epsilon = commands.RANGE_EPSILON if hnsw else None
+        self.ranged = config.search == "range"  # False from the first range search refused
 
     # --- the index ------------------------------------------------------------------------------
 
@@ -189,7 +191,7 @@ class SemanticLayer:
         similarity the decision stage can accept (a hair below, for the float rounding of
         distances). None: a KNN (``CacheConfig(search="knn")``, or a decision that declares no
         floor)."""
-        if self.config.search != "range":
+        if not self.ranged:
             return None
         floor = search_floor(self.decision, threshold)
         return None if floor is None else 1.0 - floor + RADIUS_SLACK
@@ -202,7 +204,13 @@ class SemanticLayer:
             self._deny(failed[0])
             return self.planner.miss(plan, "search-denied", **extra)
         if failed:
-            if self.plans is not None and any(map(refused_vector_params, failed)):
+            if self.ranged and any(map(refused_range, failed)):
+                # a server before range queries, or an index not of this config's kind (EPSILON
+                # asked of a FLAT index another process made): KNN searches from now on
+                log.warning("semcache: the server refused the range search (%s); KNN searches "
+                            "from now on", failed[0])  # fmt: skip
+                self.ranged = False
+            elif self.plans is not None and any(map(refused_vector_params, failed)):
                 # a server before HYBRID_POLICY (RediSearch 2.6): it chooses from now on
                 log.warning("semcache: the server refused the search's hybrid plan (%s); "
                             "RediSearch chooses from now on", failed[0])  # fmt: skip

@@ -32,6 +32,16 @@ def refused_vector_params(reply: Any) -> bool:
     return isinstance(reply, Exception) and "vector similarity parameters" in str(reply).lower()
 
 
+def refused_range(reply: Any) -> bool:
+    """True for a range search RediSearch refused: its parameters (EPSILON of a FLAT index), its
+    attributes, or its syntax (a server before range queries)."""
+    said = str(reply).lower() if isinstance(reply, Exception) else ""
+    return any(
+        words in said
+        for words in ("vector similarity parameters", "invalid attribute", "syntax error")
+    )
+
+
 def text(value: Any) -> str:
     """A reply value as text (bytes decoded as UTF-8, bad bytes replaced)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

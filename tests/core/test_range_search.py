@@ -146,3 +146,26 @@ def test_the_floor_reaches_the_per_entry_thresholds_floor() -> None:
 def test_an_unknown_search_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="search"):
         CacheConfig(search="nearest")  # type: ignore[arg-type]
+
+
+def test_a_refused_range_search_turns_to_knn_and_loses_nothing(
+    redis_url: str, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process made the namespace's index FLAT; this cache, configured for HNSW, asks the
+    range search with HNSW's EPSILON, which the real server refuses. That lookup misses (logged,
+    not an error, not an outage) and the next ones search by KNN and hit."""
+    flat = CacheConfig(namespace=namespace, decision=ThresholdDecision(),
+                       index=semcache.IndexParams(algorithm="flat"))  # fmt: skip
+    with Cache(redis_url=redis_url, embedder=table_embedder(SIMILAR), config=flat) as maker:
+        maker.store(chat(STORED), answer("1.83 m"))
+    with build(redis_url, namespace, "range", ThresholdDecision()) as cache:
+        first = cache.lookup(chat("a"))
+        assert first.layer is None and first.reason == "search-failed"
+        assert "refused the range search" in caplog.text
+        assert cache.available and not cache._core.semantic.ranged
+        searches = Searches(cache)
+        hit = cache.lookup(chat("a"))
+        assert hit.layer == "semantic" and hit.response == answer("1.83 m")
+        assert cache.lookup(chat("c")).best_similarity == pytest.approx(0.8996, abs=1e-4)
+        assert searches.sent and all("KNN" in q for q in searches.sent)
+        cache.flush()
