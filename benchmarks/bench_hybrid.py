@@ -9,8 +9,8 @@ the index. This measures, for each index size, on one embedded Redis:
   and ``ADHOC_BF``, and the default range search at the cut-off, for a scope holding most of the
   index and for a small tenant (0.5%);
 - ``Cache.lookup`` with the vector given (so nothing is embedded), with the cache's plans on and
-  off and a cache of the default range search on the same namespace, interleaved: misses (real embeddings of unrelated questions) and near hits (a stored vector
-  plus noise, cosine ~0.99). The decision is a plain cut-off: the search is what is measured. The
+  off and a cache of the default range search on the same namespace, interleaved: misses (real
+  embeddings of unrelated questions) and near hits (a stored vector plus noise, cosine ~0.99). The decision is a plain cut-off: the search is what is measured. The
   caches search by KNN (``CacheConfig(search="knn")``); the default range search has no plan.
 
 Data: vectors drawn around real all-MiniLM-L6-v2 embeddings of 2,000 generated support questions
@@ -41,7 +41,6 @@ import semcache
 from benchmarks._data import drawn, near, support_questions
 from benchmarks._results import Run
 from benchmarks.bench_scale import wait_indexed
-from semcache.core.semantic import RADIUS_SLACK
 from semcache.redis.commands import RANGE_EPSILON, knn
 from semcache.server import EmbeddedServer
 
@@ -84,14 +83,15 @@ def load(cache: semcache.Cache, vectors: np.ndarray, tenant: str, start: int) ->
     return len(vectors) / (time.perf_counter() - began)
 
 
-def bare(client: redis.Redis, cache: semcache.Cache, tenant: str, queries: np.ndarray,
-         rounds: int) -> dict[str, float]:  # fmt: skip
-    """p50 ms of the cache's KNN command under each hybrid plan, sent bare."""
+def bare(client: redis.Redis, cache: semcache.Cache, ranged: semcache.Cache, tenant: str,
+         queries: np.ndarray, rounds: int) -> dict[str, float]:  # fmt: skip
+    """p50 ms of the cache's KNN command under each hybrid plan, and of ``ranged``'s range
+    search at its cut-off, sent bare."""
     plan = cache.plan(chat("probe"), tenant=tenant)
     fields = cache.decision.return_fields
     names = ("redisearch_choice", "BATCHES", "ADHOC_BF", "range")
     times: dict[str, list[float]] = {name: [] for name in names}
-    radius = 1 - cache.config.threshold + RADIUS_SLACK  # the range search's, at a plain cut-off
+    radius = ranged._core.semantic.radius(ranged.config.threshold)
     for _ in range(rounds):
         for q in queries:
             blob = q.astype(np.float32).tobytes()
@@ -145,9 +145,9 @@ def run_size(url: str, n: int, centres: np.ndarray, unrelated: np.ndarray,
     small = max(1, int(n * SMALL_SHARE))
     vectors = drawn(centres, n, rng)
     # the KNN search (a range search, the default, has no hybrid plan)
-    config = semcache.CacheConfig(decision=semcache.ThresholdDecision(), search="knn")
+    config = semcache.CacheConfig(namespace=f"hybrid-{n}", decision=semcache.ThresholdDecision(),
+                                  search="knn")  # fmt: skip
     row: dict[str, Any] = {"entries": n, "small_tenant_entries": small}
-    config = dataclasses.replace(config, namespace=f"hybrid-{n}")
     embedder = given_only(centres.shape[1])
     with (
         semcache.Cache(redis_url=url, embedder=embedder, config=config) as cache,
@@ -163,8 +163,8 @@ def run_size(url: str, n: int, centres: np.ndarray, unrelated: np.ndarray,
             cache.lookup(chat(f"warm {tenant}"), tenant=tenant, vector=hits[0])  # counts once
             ranged.lookup(chat(f"warm {tenant} ranged"), tenant=tenant, vector=hits[0])
             row[tenant] = {
-                "bare_miss_ms": bare(client, cache, tenant, unrelated, rounds),
-                "bare_hit_ms": bare(client, cache, tenant, hits, rounds),
+                "bare_miss_ms": bare(client, cache, ranged, tenant, unrelated, rounds),
+                "bare_hit_ms": bare(client, cache, ranged, tenant, hits, rounds),
                 "lookup_ms": lookups(
                     cache, ranged, tenant, {"miss": unrelated, "hit": hits}, rounds
                 ),

@@ -36,10 +36,7 @@ def refused_range(reply: Any) -> bool:
     """True for a range search RediSearch refused: its parameters (EPSILON of a FLAT index), its
     attributes, or its syntax (a server before range queries)."""
     said = str(reply).lower() if isinstance(reply, Exception) else ""
-    return any(
-        words in said
-        for words in ("vector similarity parameters", "invalid attribute", "syntax error")
-    )
+    return refused_vector_params(reply) or "invalid attribute" in said or "syntax error" in said
 
 
 def text(value: Any) -> str:

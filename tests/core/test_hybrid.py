@@ -72,12 +72,22 @@ class Sent:
             str(c[2]) for b in self.batches for c in b if c[0] == "FT.SEARCH" and "KNN" in str(c[2])
         ]
 
-    def counts(self) -> list[str]:
+    def searches(self) -> list[str]:
+        """The query strings of the vector searches sent (KNN or range)."""
         return [
             str(c[2])
             for b in self.batches
             for c in b
-            if c[0] == "FT.SEARCH" and "KNN" not in str(c[2])
+            if c[0] == "FT.SEARCH" and "$vec" in str(c[2])
+        ]
+
+    def counts(self) -> list[str]:
+        """The query strings of the plan's counts (searches without a vector)."""
+        return [
+            str(c[2])
+            for b in self.batches
+            for c in b
+            if c[0] == "FT.SEARCH" and "$vec" not in str(c[2])
         ]
 
 

@@ -17,25 +17,11 @@ from semcache.core.semantic import RADIUS_SLACK
 from semcache.decision.protocol import Candidate, Verdict
 from semcache.redis import commands
 from tests.conftest import answer, chat
+from tests.core.test_hybrid import Sent
 from tests.decision.test_decide import STORED, table_embedder
 
 #: Cosine similarities to STORED around the cut-off 0.9, and far from it.
 SIMILAR = {"a": 0.95, "b": 0.9004, "c": 0.8996, "d": 0.86, "e": 0.3}
-
-
-class Searches:
-    """The query strings of the searches a cache sends (its executor's batches, passed through)."""
-
-    def __init__(self, cache: Cache) -> None:
-        self.sent: list[str] = []
-        executor = cache._executor
-        original = executor.commands
-
-        def commands_(batch: tuple[tuple[Any, ...], ...]) -> Any:
-            self.sent += [str(c[2]) for c in batch if c[0] == "FT.SEARCH" and "$vec" in str(c[2])]
-            return original(batch)
-
-        executor.commands = commands_
 
 
 def build(redis_url: str, namespace: str, search: str, decision: Any) -> Cache:
@@ -54,7 +40,7 @@ def test_a_range_search_decides_as_the_knn_and_reports_only_what_it_fetched(
         knn = Cache(redis_client=ranged.client, embedder=table_embedder(SIMILAR),
                     config=dataclasses.replace(ranged.config, search="knn"))  # fmt: skip
         ranged.store(chat(STORED), answer("1.83 m"))
-        searches = Searches(ranged)
+        sent = Sent(ranged._executor)
         for text, similarity in SIMILAR.items():
             r, k = ranged.lookup(chat(text)), knn.lookup(chat(text))
             assert r.layer == k.layer == ("semantic" if similarity >= 0.9 else None), text
@@ -66,8 +52,8 @@ def test_a_range_search_decides_as_the_knn_and_reports_only_what_it_fetched(
                 assert k.best_similarity == pytest.approx(similarity, abs=1e-4)
                 assert k.reason == "below-threshold"
         radius = f"VECTOR_RANGE {1 - 0.9 + RADIUS_SLACK:.6f} $vec"
-        assert searches.sent and all(radius in q and "KNN" not in q for q in searches.sent)
-        assert all(f"$EPSILON: {commands.RANGE_EPSILON}" in q for q in searches.sent)
+        assert sent.searches() and all(radius in q and "KNN" not in q for q in sent.searches())
+        assert all(f"$EPSILON: {commands.RANGE_EPSILON}" in q for q in sent.searches())
         ranged.flush()
 
 
@@ -85,11 +71,11 @@ def test_a_range_search_reaches_down_to_the_second_opinions_band(
     decision = semcache.GuardedDecision(opinion=SecondOpinion(judge, below=0.1, above=0.0))
     with build(redis_url, namespace, "range", decision) as cache:
         cache.store(chat(STORED), answer("1.83 m"))
-        searches = Searches(cache)
+        sent = Sent(cache._executor)
         hit = cache.lookup(chat("d"))
         assert hit.layer == "semantic" and asked == ["d"]
         assert cache.lookup(chat("e")).layer is None and asked == ["d"]
-        assert all(f"VECTOR_RANGE {0.2 + RADIUS_SLACK:.6f} " in q for q in searches.sent)
+        assert all(f"VECTOR_RANGE {0.2 + RADIUS_SLACK:.6f} " in q for q in sent.searches())
         cache.flush()
 
 
@@ -110,10 +96,12 @@ def test_a_decision_without_a_floor_is_given_the_nearest_by_a_knn(
 ) -> None:
     with build(redis_url, namespace, "range", Anything()) as cache:
         cache.store(chat(STORED), answer("1.83 m"))
-        searches = Searches(cache)
+        sent = Sent(cache._executor)
         far = cache.lookup(chat("e"))
         assert far.layer == "semantic" and far.similarity == pytest.approx(0.3, abs=1e-4)
-        assert searches.sent and all("KNN" in q and "VECTOR_RANGE" not in q for q in searches.sent)
+        assert sent.searches() and all(
+            "KNN" in q and "VECTOR_RANGE" not in q for q in sent.searches()
+        )
         cache.flush()
 
 
@@ -124,11 +112,11 @@ def test_a_flat_index_is_range_searched_without_hnsws_epsilon(
                          index=semcache.IndexParams(algorithm="flat"))  # fmt: skip
     with Cache(redis_url=redis_url, embedder=table_embedder(SIMILAR), config=config) as cache:
         cache.store(chat(STORED), answer("1.83 m"))
-        searches = Searches(cache)
+        sent = Sent(cache._executor)
         assert cache.lookup(chat("b")).layer == "semantic"
         assert cache.lookup(chat("c")).layer is None
-        assert searches.sent and all(
-            "VECTOR_RANGE" in q and "EPSILON" not in q for q in searches.sent
+        assert sent.searches() and all(
+            "VECTOR_RANGE" in q and "EPSILON" not in q for q in sent.searches()
         )
         cache.flush()
 
@@ -163,9 +151,9 @@ def test_a_refused_range_search_turns_to_knn_and_loses_nothing(
         assert first.layer is None and first.reason == "search-failed"
         assert "refused the range search" in caplog.text
         assert cache.available and not cache._core.semantic.ranged
-        searches = Searches(cache)
+        sent = Sent(cache._executor)
         hit = cache.lookup(chat("a"))
         assert hit.layer == "semantic" and hit.response == answer("1.83 m")
         assert cache.lookup(chat("c")).best_similarity == pytest.approx(0.8996, abs=1e-4)
-        assert searches.sent and all("KNN" in q for q in searches.sent)
+        assert sent.searches() and all("KNN" in q for q in sent.searches())
         cache.flush()
